@@ -1,0 +1,71 @@
+// Typed errors: every failure that crosses a module boundary is an EngineError with a
+// stable code (for metrics, tests and the failure policy) and one human sentence.
+
+export type ErrorCode =
+  // input the caller gave us
+  | "INVALID_REFERENCE"
+  | "INVALID_POLICY"
+  | "INVALID_CONFIG"
+  // the registry and the network (transient: the failure policy decides)
+  | "REGISTRY_UNAVAILABLE"
+  | "REGISTRY_TIMEOUT"
+  | "REGISTRY_AUTH"
+  | "REGISTRY_ERROR"
+  | "NOT_FOUND"
+  // content that does not match what was asked for, or breaks a cap
+  | "DIGEST_MISMATCH"
+  | "TOO_LARGE"
+  | "TOO_MANY"
+  | "MALFORMED"
+  | "UNSUPPORTED"
+  // signature verification results that are errors rather than verdicts
+  | "REVOCATION_UNAVAILABLE"
+  | "CANCELLED"
+  | "INTERNAL";
+
+/** Codes for which a verification "could not complete" (failure policy applies). */
+export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "REGISTRY_UNAVAILABLE",
+  "REGISTRY_TIMEOUT",
+  "REGISTRY_ERROR",
+  "REVOCATION_UNAVAILABLE",
+  "CANCELLED",
+  "INTERNAL",
+]);
+
+export class EngineError extends Error {
+  readonly code: ErrorCode;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = "EngineError";
+    this.code = code;
+    this.details = opts.details;
+  }
+
+  get transient(): boolean {
+    return TRANSIENT_CODES.has(this.code);
+  }
+
+  toJSON(): { code: ErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isEngineError(e: unknown): e is EngineError {
+  return e instanceof EngineError;
+}
+
+/** Wraps anything thrown into an EngineError without losing the original as `cause`. */
+export function toEngineError(e: unknown, fallback: ErrorCode = "INTERNAL"): EngineError {
+  if (e instanceof EngineError) return e;
+  if (e instanceof Error && e.name === "AbortError")
+    return new EngineError("CANCELLED", "operation was cancelled", { cause: e });
+  const msg = e instanceof Error ? e.message : String(e);
+  return new EngineError(fallback, msg, { cause: e });
+}

@@ -1,0 +1,109 @@
+// The engine's boundary types. Everything here is plain data (JSON-serialisable), so the
+// agent, the CLI, the audit log and the pull verifier can carry it without engine code.
+
+/** An OCI content descriptor. */
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  artifactType?: string;
+  platform?: { os?: string; architecture?: string; variant?: string };
+}
+
+/** What is being verified: a normalised reference and the top-level digest containerd resolved. */
+export interface Subject {
+  /** Normalised reference, e.g. "docker.io/library/busybox:1.36" or "127.0.0.1:5000/a/b@sha256:…". */
+  reference: string;
+  /** Top-level (index or manifest) digest, "sha256:<hex>". */
+  digest: string;
+  /** The top-level descriptor when known (the pull verifier gets it on stdin). */
+  descriptor?: Descriptor;
+}
+
+/** An OCI image manifest as far as signature artifacts need it. */
+export interface OciManifest {
+  schemaVersion: number;
+  mediaType?: string;
+  artifactType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+  subject?: Descriptor;
+  annotations?: Record<string, string>;
+}
+
+/** How a signature artifact was found. */
+export type DiscoverySource = "referrers-api" | "referrers-tag" | "cosign-tag";
+
+/** A signature artifact found for a subject; its manifest was fetched and digest-checked. */
+export interface DiscoveredArtifact {
+  /** Digest of the artifact's manifest. */
+  digest: string;
+  /** Classified artifact type: manifest.artifactType, else config.mediaType. */
+  artifactType: string;
+  manifest: OciManifest;
+  source: DiscoverySource;
+}
+
+/** What the signature verifiers get from the registry layer for one subject. */
+export interface ArtifactSource {
+  subject: Subject;
+  artifacts: DiscoveredArtifact[];
+  /** Fetches a blob of the subject's repository, verified against its digest and size-capped. */
+  fetchBlob(desc: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
+}
+
+export type VerifierKind = "notation" | "cosign";
+
+/** The result of checking one signature artifact (or the absence of any) with one verifier. */
+export interface SignatureCheck {
+  /** Name of the verifier entry in the policy. */
+  verifier: string;
+  kind: VerifierKind;
+  /** Digest of the signature artifact's manifest; absent when nothing was found to check. */
+  artifactDigest?: string;
+  artifactType?: string;
+  result: "passed" | "failed" | "error";
+  /** Which check decided, e.g. "integrity", "authenticity", "trustedIdentity", "expiry", "payload-digest". */
+  check?: string;
+  /** Human sentence: why it failed (or what passed). */
+  reason: string;
+  signer?: string;
+  issuer?: string;
+  signingTime?: string;
+  /** Checks that failed but were only logged (Notary "audit"/"log" actions). */
+  warnings?: string[];
+  details?: Record<string, unknown>;
+}
+
+export type Mode = "Enforce" | "Audit";
+export type FailurePolicy = "Closed" | "Open";
+
+/**
+ * verified   – signature requirements met
+ * rejected   – requirements not met (a verdict, not a failure)
+ * failed     – verification could not complete; failurePolicy decided `allowed`
+ * exempt     – image or namespace exempt by configuration
+ * ungoverned – the policy does not govern this image and lets it through
+ */
+export type Outcome = "verified" | "rejected" | "failed" | "exempt" | "ungoverned";
+
+/** The verdict report (design.md "Verdict report"). */
+export interface Verdict {
+  allowed: boolean;
+  outcome: Outcome;
+  mode: Mode;
+  policy: { name: string; revision: string };
+  subject: { reference: string; digest: string };
+  /** Human sentences; the first one is the headline used in denial messages. */
+  reasons: string[];
+  verifiers: SignatureCheck[];
+  cached: boolean;
+  durationMs: number;
+  /** ISO time the verification finished (not when a cached copy was served). */
+  decidedAt: string;
+  /** Set when outcome is "failed". */
+  failure?: { code: string; message: string };
+  /** True when the policy would deny but mode Audit (or break-glass) allowed it. */
+  auditOnly?: boolean;
+}

@@ -1,0 +1,90 @@
+// Daemons started by tests: each one is recorded by pid and stopped by that pid only.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdirSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+
+export interface Daemon {
+  name: string;
+  pid: number;
+  logFile: string;
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  logDir: string;
+  /** Put the daemon in its own process group, so stop() reaches its children too. */
+  group?: boolean;
+}
+
+export function startDaemon(name: string, cmd: string, args: string[], opts: StartOptions): Daemon {
+  mkdirSync(opts.logDir, { recursive: true });
+  const logFile = path.join(opts.logDir, `${name}.log`);
+  const log = createWriteStream(logFile, { flags: "a" });
+  const child = spawn(cmd, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: opts.group ?? false,
+  });
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
+  if (child.pid === undefined) throw new Error(`failed to start ${name} (${cmd})`);
+  const pid = child.pid;
+  let exited = child.exitCode !== null;
+  const exitPromise = new Promise<void>((resolve) => {
+    child.once("exit", () => {
+      exited = true;
+      resolve();
+    });
+  });
+  return {
+    name,
+    pid,
+    logFile,
+    child,
+    async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000) {
+      if (exited) return;
+      const target = opts.group ? -pid : pid;
+      try {
+        process.kill(target, signal);
+      } catch {
+        return;
+      }
+      const timer = setTimeout(() => {
+        try {
+          process.kill(target, "SIGKILL");
+        } catch {}
+      }, graceMs);
+      await exitPromise;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      srv.close(() => (typeof addr === "object" && addr ? resolve(addr.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      if (await check()) return;
+    } catch {}
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
