@@ -1,0 +1,256 @@
+// ParsedPolicy → CompiledPolicy: resolves Secret/ConfigMap references through the injected
+// TrustMaterialResolver, re-validates resolved material with the same checks as inline
+// material, loads the Rego module, and computes the revision. Any problem rejects the whole
+// policy (the caller keeps the last good revision: invalid configuration never widens access).
+import { createPublicKey, X509Certificate } from "node:crypto";
+import { isEngineError } from "../errors.js";
+import { type PolicyIssue, PolicyValidationError } from "./errors.js";
+import {
+  API_VERSION,
+  type CompiledPolicy,
+  type CompiledRego,
+  type CompiledVerifier,
+  type CosignConfig,
+  type MaterialSource,
+  type NotationConfig,
+  type ParsedPolicy,
+  type TrustMaterialRef,
+  type TrustMaterialResolver,
+} from "./model.js";
+import { compilePatterns } from "./patterns.js";
+import { parseCertificateBundle, parsePublicKeyPem } from "./pem.js";
+import { loadRego } from "./rego.js";
+import { canonicalJson, revisionOf, sha256Hex } from "./revision.js";
+import { checkTrustedRoot, checkWasmBase64, parsePolicy } from "./validate.js";
+
+export interface CompileOptions {
+  /** Needed when the policy references Secrets or ConfigMaps. */
+  resolver?: TrustMaterialResolver;
+  signal?: AbortSignal;
+}
+
+const MAX_RESOLVED_BYTES = 16 << 20;
+
+class Resolver {
+  readonly issues: PolicyIssue[] = [];
+  constructor(private readonly opts: CompileOptions) {}
+
+  /** Returns the material's bytes, or undefined after recording an issue. */
+  async bytes(src: MaterialSource, path: string): Promise<{ bytes: Uint8Array; where: string } | undefined> {
+    if (src.inline !== undefined) return { bytes: Buffer.from(src.inline, "utf8"), where: `${path}` };
+    const kind = src.secretRef ? "Secret" : "ConfigMap";
+    const ref = (src.secretRef ?? src.configMapRef)!;
+    const where = `${path}.${src.secretRef ? "secretRef" : "configMapRef"}`;
+    const full: TrustMaterialRef = { kind, ...ref };
+    const label = `${kind} ${ref.namespace}/${ref.name} key "${ref.key}"`;
+    if (!this.opts.resolver) {
+      this.issues.push({
+        path: where,
+        message: `${label} cannot be read: no trust material resolver is configured`,
+      });
+      return undefined;
+    }
+    try {
+      const v = await this.opts.resolver.resolve(full, this.opts.signal);
+      const bytes = typeof v === "string" ? Buffer.from(v, "utf8") : v;
+      if (bytes.byteLength > MAX_RESOLVED_BYTES) {
+        this.issues.push({ path: where, message: `${label} is larger than ${MAX_RESOLVED_BYTES} bytes` });
+        return undefined;
+      }
+      return { bytes, where };
+    } catch (e) {
+      this.issues.push({
+        path: where,
+        message: `${label} cannot be read: ${(e as Error)?.message ?? String(e)}`,
+      });
+      return undefined;
+    }
+  }
+
+  async text(src: MaterialSource, path: string, inlineKey: string) {
+    const r = await this.bytes(src, path);
+    if (!r) return undefined;
+    const where = src.inline !== undefined ? `${path}.${inlineKey}` : r.where;
+    return { text: Buffer.from(r.bytes).toString("utf8"), where };
+  }
+}
+
+/** Validates, resolves and compiles a raw ImagePolicy document. Throws PolicyValidationError. */
+export async function compilePolicy(doc: unknown, opts: CompileOptions = {}): Promise<CompiledPolicy> {
+  return compileParsed(parsePolicy(doc), opts);
+}
+
+export async function compileParsed(
+  parsed: ParsedPolicy,
+  opts: CompileOptions = {},
+): Promise<CompiledPolicy> {
+  const { name, spec } = parsed;
+  const res = new Resolver(opts);
+  const verifiers: CompiledVerifier[] = [];
+  const fingerprints: unknown[] = [];
+
+  for (const [i, v] of spec.verifiers.entries()) {
+    const path = `spec.verifiers[${i}]`;
+    if (v.notation) {
+      const n = v.notation;
+      const stores: NotationConfig["trustStores"] = [];
+      const storeFps: unknown[] = [];
+      for (const [j, s] of n.trustStores.entries()) {
+        const t = await res.text(s.certificates, `${path}.notation.trustStores[${j}]`, "certificates");
+        if (!t) continue;
+        const parsedCerts = parseCertificateBundle(t.text);
+        if ("error" in parsedCerts) {
+          res.issues.push({ path: t.where, message: parsedCerts.error });
+          continue;
+        }
+        stores.push({ type: s.type, name: s.name, certificates: parsedCerts.certs });
+        storeFps.push({
+          type: s.type,
+          name: s.name,
+          certificates: parsedCerts.certs.map((c) => sha256Hex(new X509Certificate(c).raw)),
+        });
+      }
+      const notation: NotationConfig = {
+        trustPolicies: [
+          {
+            name: v.name,
+            // spec.images decides which images the policy governs; within it the verifier applies to all.
+            registryScopes: ["*"],
+            signatureVerification: { level: n.level, ...(n.override ? { override: n.override } : {}) },
+            trustStores: n.trustStores.map((s) => `${s.type}:${s.name}`),
+            trustedIdentities: n.trustedIdentities,
+          },
+        ],
+        trustStores: stores,
+      };
+      verifiers.push({ name: v.name, kind: "notation", notation });
+      fingerprints.push({
+        name: v.name,
+        notation: {
+          level: n.level,
+          override: n.override,
+          trustedIdentities: n.trustedIdentities,
+          trustStores: storeFps,
+        },
+      });
+    } else {
+      const c = v.cosign;
+      const cfg: CosignConfig = {};
+      const fp: Record<string, unknown> = {};
+      if (c.keys) {
+        cfg.keys = [];
+        const keyFps: unknown[] = [];
+        for (const [j, k] of c.keys.entries()) {
+          const t = await res.text(k.pem, `${path}.cosign.keys[${j}]`, "pem");
+          if (!t) continue;
+          const pk = parsePublicKeyPem(t.text);
+          if ("error" in pk) {
+            res.issues.push({ path: t.where, message: pk.error });
+            continue;
+          }
+          cfg.keys.push({ ...(k.name !== undefined ? { name: k.name } : {}), pem: pk.pem });
+          const der = createPublicKey(pk.pem).export({ type: "spki", format: "der" });
+          keyFps.push({ name: k.name, spki: sha256Hex(der) });
+        }
+        fp.keys = keyFps;
+      }
+      if (c.keyless) {
+        const kl = c.keyless;
+        const t = await res.text(kl.trustedRoot, `${path}.cosign.keyless`, "trustedRoot");
+        if (t) {
+          const why = checkTrustedRoot(t.text);
+          if (why) res.issues.push({ path: t.where, message: why });
+          else {
+            const trustedRoot = JSON.parse(t.text) as unknown;
+            cfg.keyless = {
+              trustedRoot,
+              identities: kl.identities,
+              requireTlog: kl.requireTlog,
+              requireSct: kl.requireSct,
+            };
+            fp.keyless = {
+              trustedRoot: sha256Hex(canonicalJson(trustedRoot)),
+              identities: kl.identities,
+              requireTlog: kl.requireTlog,
+              requireSct: kl.requireSct,
+            };
+          }
+        }
+      }
+      if (c.annotations) {
+        cfg.annotations = c.annotations;
+        fp.annotations = c.annotations;
+      }
+      verifiers.push({ name: v.name, kind: "cosign", cosign: cfg });
+      fingerprints.push({ name: v.name, cosign: fp });
+    }
+  }
+
+  let rego: CompiledRego | undefined;
+  let regoFp: unknown;
+  if (spec.rego) {
+    const r = spec.rego;
+    const got = await res.bytes(r.module, "spec.rego.module");
+    if (got) {
+      let wasm = got.bytes;
+      const where = r.module.inline !== undefined ? "spec.rego.module" : got.where;
+      // Referenced modules may hold raw .wasm (ConfigMap binaryData) or base64 text.
+      const isRaw = wasm.byteLength >= 4 && Buffer.from(wasm).readUInt32BE(0) === 0x0061736d;
+      let ok = true;
+      if (!isRaw) {
+        const text = Buffer.from(wasm).toString("utf8");
+        const why = checkWasmBase64(text);
+        if (why) {
+          res.issues.push({ path: where, message: why });
+          ok = false;
+        } else wasm = Buffer.from(text.replace(/\s+/g, ""), "base64");
+      }
+      if (ok) {
+        try {
+          rego = await loadRego(wasm, r.entrypoint, r.data);
+          regoFp = { module: sha256Hex(wasm), entrypoint: r.entrypoint, data: r.data };
+        } catch (e) {
+          const msg = isEngineError(e) ? e.message : String(e);
+          res.issues.push({
+            path: msg.startsWith("entrypoint") ? "spec.rego.entrypoint" : where,
+            message: msg,
+          });
+        }
+      }
+    }
+  }
+
+  if (res.issues.length > 0) throw new PolicyValidationError(name, res.issues);
+
+  const revision = revisionOf({
+    apiVersion: API_VERSION,
+    name,
+    spec: {
+      images: spec.images,
+      unmatchedImages: spec.unmatchedImages,
+      exemptImages: spec.exemptImages,
+      match: spec.match,
+      mode: spec.mode,
+      failurePolicy: spec.failurePolicy,
+      cache: spec.cache,
+      verifiers: fingerprints,
+      rego: regoFp,
+    },
+  });
+  const governs = compilePatterns(spec.images);
+  const isExempt = compilePatterns(spec.exemptImages);
+  return Object.freeze({
+    name,
+    revision,
+    spec,
+    mode: spec.mode,
+    failurePolicy: spec.failurePolicy,
+    match: spec.match,
+    unmatchedImages: spec.unmatchedImages,
+    verifiers,
+    ...(rego ? { rego } : {}),
+    cache: spec.cache,
+    governs,
+    isExempt,
+  });
+}

@@ -1,0 +1,232 @@
+// The ImagePolicy model (tollgate.dev/v1alpha1, kind ImagePolicy, cluster-scoped).
+//
+// Three layers, data flowing one way:
+//   raw document (YAML/JSON object, untrusted)
+//     → PolicySpec: validated and normalised, trust material still *referenced*  (validate.ts)
+//     → CompiledPolicy: references resolved, revision computed, Rego loaded       (compile.ts)
+// Only a CompiledPolicy reaches the engine's `verify`.
+
+import type { FailurePolicy, Mode, SignatureCheck } from "../types.js";
+
+export const API_VERSION = "tollgate.dev/v1alpha1";
+export const KIND = "ImagePolicy";
+
+/** A key inside a namespaced Secret or ConfigMap (the policy is cluster-scoped, so namespace is required). */
+export interface ObjectKeyRef {
+  name: string;
+  namespace: string;
+  key: string;
+}
+
+/** What a TrustMaterialResolver is asked to fetch. */
+export interface TrustMaterialRef extends ObjectKeyRef {
+  kind: "Secret" | "ConfigMap";
+}
+
+/**
+ * Resolves Secret/ConfigMap references to bytes. The Kubernetes policy source implements it
+ * against the API server; the file source and tests implement it with a map. It must throw
+ * (anything) when the object or key does not exist: a missing reference makes the policy
+ * invalid, it never means "no trust material".
+ */
+export interface TrustMaterialResolver {
+  resolve(ref: TrustMaterialRef, signal?: AbortSignal): Promise<Uint8Array | string>;
+}
+
+/** Inline value or a reference: exactly one of the fields is set after validation. */
+export interface MaterialSource {
+  inline?: string;
+  secretRef?: ObjectKeyRef;
+  configMapRef?: ObjectKeyRef;
+}
+
+export type Match = "AnyOf" | "AllOf";
+export type UnmatchedImages = "Allow" | "Deny";
+
+export type NotationLevel = "strict" | "permissive" | "audit";
+export type NotationCheckName = "integrity" | "authenticity" | "authenticTimestamp" | "expiry" | "revocation";
+export type NotationAction = "enforce" | "log" | "skip";
+export type NotationTrustStoreType = "ca" | "signingAuthority" | "tsa";
+
+export interface NotationTrustStoreSpec {
+  type: NotationTrustStoreType;
+  name: string;
+  /** PEM bundle (one or more CERTIFICATE blocks), inline or referenced. */
+  certificates: MaterialSource;
+}
+
+export interface NotationVerifierSpec {
+  level: NotationLevel;
+  override?: Partial<Record<NotationCheckName, NotationAction>>;
+  /** "*" or "x509.subject: <DN>" entries (Notary Project trust policy syntax). */
+  trustedIdentities: string[];
+  trustStores: NotationTrustStoreSpec[];
+}
+
+export interface CosignKeySpec {
+  name?: string;
+  /** A PEM public key, inline (`pem`) or referenced. */
+  pem: MaterialSource;
+}
+
+export interface CosignIdentitySpec {
+  issuer?: string;
+  issuerRegExp?: string;
+  subject?: string;
+  subjectRegExp?: string;
+}
+
+export interface CosignKeylessSpec {
+  /** Sigstore trusted root JSON (inline text or object, or a ConfigMap reference). */
+  trustedRoot: MaterialSource;
+  identities: CosignIdentitySpec[];
+  requireTlog: boolean;
+  requireSct: boolean;
+}
+
+export interface CosignVerifierSpec {
+  keys?: CosignKeySpec[];
+  keyless?: CosignKeylessSpec;
+  /** Annotations every accepted signature's payload must carry (exact values). */
+  annotations?: Record<string, string>;
+}
+
+export type VerifierSpec =
+  | { name: string; notation: NotationVerifierSpec; cosign?: undefined }
+  | { name: string; cosign: CosignVerifierSpec; notation?: undefined };
+
+export interface RegoSpec {
+  /** The compiled OPA policy (.wasm): inline base64 or a Secret/ConfigMap reference. */
+  module: MaterialSource;
+  /** Entrypoint name as compiled, e.g. "tollgate/allow". */
+  entrypoint: string;
+  /** Optional `data` document handed to the policy. */
+  data?: unknown;
+}
+
+export interface CacheSpec {
+  positiveTTLSeconds: number;
+  negativeTTLSeconds: number;
+}
+
+/** A validated, normalised ImagePolicy spec with every default filled in. */
+export interface PolicySpec {
+  images: string[];
+  unmatchedImages: UnmatchedImages;
+  exemptImages: string[];
+  verifiers: VerifierSpec[];
+  match: Match;
+  rego?: RegoSpec;
+  mode: Mode;
+  failurePolicy: FailurePolicy;
+  cache: CacheSpec;
+}
+
+/** The result of validation: name + normalised spec (nothing resolved yet). */
+export interface ParsedPolicy {
+  name: string;
+  spec: PolicySpec;
+}
+
+export const DEFAULTS = {
+  images: ["**"],
+  unmatchedImages: "Deny" as UnmatchedImages,
+  match: "AllOf" as Match,
+  mode: "Enforce" as Mode,
+  failurePolicy: "Closed" as FailurePolicy,
+  positiveTTLSeconds: 300,
+  negativeTTLSeconds: 30,
+} as const;
+
+/** Upper bound for configured TTLs: a verdict older than a day is not a verdict. */
+export const MAX_TTL_SECONDS = 86_400;
+
+// ---- What the signature verifiers get (shapes agreed with src/engine/notation and cosign) ----
+
+export interface NotationTrustPolicy {
+  name: string;
+  registryScopes: string[];
+  signatureVerification: {
+    level: NotationLevel;
+    override?: Partial<Record<NotationCheckName, NotationAction>>;
+  };
+  /** "type:name" entries, e.g. "ca:acme". */
+  trustStores: string[];
+  trustedIdentities: string[];
+}
+
+export interface NotationTrustStore {
+  type: NotationTrustStoreType;
+  name: string;
+  /** One PEM CERTIFICATE block per entry. */
+  certificates: string[];
+}
+
+export interface NotationConfig {
+  trustPolicies: NotationTrustPolicy[];
+  trustStores: NotationTrustStore[];
+}
+
+export interface CosignConfig {
+  keys?: { name?: string; pem: string }[];
+  keyless?: {
+    /** Parsed sigstore trusted root JSON document. */
+    trustedRoot: unknown;
+    identities: CosignIdentitySpec[];
+    requireTlog?: boolean;
+    requireSct?: boolean;
+  };
+  annotations?: Record<string, string>;
+}
+
+export type CompiledVerifier =
+  | { name: string; kind: "notation"; notation: NotationConfig }
+  | { name: string; kind: "cosign"; cosign: CosignConfig };
+
+// ---- Rego ----
+
+/**
+ * The documented input of a Rego policy (docs: ImagePolicy `spec.rego`):
+ *   subject   – { reference, digest }
+ *   policy    – { name, revision, mode, match }
+ *   verifiers – every SignatureCheck the policy's verifiers produced
+ *   match     – { allowed, reason }: the built-in AnyOf/AllOf decision
+ * The entrypoint returns either a boolean (allow) or { allow: boolean, reasons?: string[] }.
+ * An undefined result (empty result set) denies.
+ */
+export interface RegoInput {
+  subject: { reference: string; digest: string };
+  policy: { name: string; revision: string; mode: Mode; match: Match };
+  verifiers: SignatureCheck[];
+  match: { allowed: boolean; reason: string };
+}
+
+export interface RegoDecision {
+  allow: boolean;
+  reasons: string[];
+}
+
+export interface CompiledRego {
+  entrypoint: string;
+  /** Evaluates the module; throws EngineError("INVALID_POLICY") when the module misbehaves. */
+  evaluate(input: RegoInput): RegoDecision;
+}
+
+/** A policy ready for the engine. Immutable; a new revision is a new object. */
+export interface CompiledPolicy {
+  name: string;
+  /** "sha256:<hex>" over the canonical spec, resolved trust material and Rego module bytes. */
+  revision: string;
+  spec: PolicySpec;
+  mode: Mode;
+  failurePolicy: FailurePolicy;
+  match: Match;
+  unmatchedImages: UnmatchedImages;
+  verifiers: CompiledVerifier[];
+  rego?: CompiledRego;
+  cache: CacheSpec;
+  /** True when one of spec.images matches the (normalised) reference. */
+  governs(reference: string): boolean;
+  /** True when one of spec.exemptImages matches the (normalised) reference. */
+  isExempt(reference: string): boolean;
+}
