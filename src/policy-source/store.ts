@@ -1,0 +1,276 @@
+// State shared by both policy sources: compiled policies with last-good semantics, the
+// namespaces' metadata, rejections, and change notification. Sources feed it documents;
+// it compiles them and decides what stays in force.
+
+import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
+import { refKey } from "./model.js";
+import { type NamespaceMeta, selectPolicy } from "./select.js";
+import type {
+  PolicyStatusEntry,
+  RejectedUpdate,
+  Selection,
+  SelectionConfig,
+  SourceLogger,
+  SourceStatus,
+  SyncState,
+} from "./types.js";
+
+const MAX_REJECTIONS = 50;
+
+interface Entry<P> {
+  policy: P;
+  origin: string;
+  loadedAt: string;
+  /** Trust material the compiled revision was built from. */
+  deps: Set<string>;
+  rejectedUpdate?: { reason: string; at: string; origin: string };
+}
+
+export class PolicyStore<P extends CompiledPolicyLike> {
+  private readonly entries = new Map<string, Entry<P>>();
+  private readonly seq = new Map<string, number>();
+  private readonly namespaces = new Map<string, NamespaceMeta>();
+  private readonly rejections: RejectedUpdate[] = [];
+  private readonly listeners = new Set<() => void>();
+  private readonly pending = new Set<Promise<unknown>>();
+  /** Deps of the latest compile attempt, good or bad, so a fixed Secret triggers a retry. */
+  private readonly attemptDeps = new Map<string, Set<string>>();
+  private readonly lastDocs = new Map<string, { doc: unknown; origin: string }>();
+  syncState: SyncState = "starting";
+  lastSyncAt: string | undefined;
+  lastError: { message: string; at: string } | undefined;
+  ready = false;
+
+  constructor(
+    private readonly sourceKind: "files" | "kubernetes",
+    private readonly config: SelectionConfig,
+    private readonly compile: PolicyCompiler<P>,
+    private readonly log: SourceLogger,
+  ) {}
+
+  // ---- documents in -----------------------------------------------------------------
+
+  /**
+   * Compiles `doc` as policy `name`. On success it replaces the policy in force; on failure
+   * the last good revision (if any) stays and the rejection is recorded. Only the newest
+   * request per name may land (an older compile finishing late is dropped).
+   */
+  async upsert(
+    name: string,
+    doc: unknown,
+    origin: string,
+    resolver: TrustMaterialResolver,
+  ): Promise<boolean> {
+    const n = (this.seq.get(name) ?? 0) + 1;
+    this.seq.set(name, n);
+    this.lastDocs.set(name, { doc, origin });
+    const used = new Set<string>();
+    const recording: TrustMaterialResolver = {
+      resolve: (ref: TrustMaterialRef, signal?: AbortSignal) => {
+        used.add(refKey(ref));
+        return resolver.resolve(ref, signal);
+      },
+    };
+    const work = (async () => {
+      try {
+        const policy = await this.compile(doc, recording);
+        if (this.seq.get(name) !== n) return false;
+        this.attemptDeps.set(name, used);
+        if (policy.name !== name) {
+          throw new Error(`compiled policy is named "${policy.name}", expected "${name}"`);
+        }
+        const prev = this.entries.get(name);
+        this.entries.set(name, { policy, origin, loadedAt: new Date().toISOString(), deps: used });
+        if (prev?.policy.revision !== policy.revision || prev?.rejectedUpdate) {
+          this.log.info(
+            { policy: name, revision: policy.revision, previous: prev?.policy.revision, origin },
+            "policy loaded",
+          );
+          this.emit();
+        }
+        return true;
+      } catch (e) {
+        if (this.seq.get(name) !== n) return false;
+        this.attemptDeps.set(name, used);
+        this.reject(name, origin, errorMessage(e));
+        return false;
+      }
+    })();
+    this.pending.add(work);
+    try {
+      return await work;
+    } finally {
+      this.pending.delete(work);
+    }
+  }
+
+  /** A policy was deleted at its source: a valid change, namespaces naming it now fail closed. */
+  remove(name: string, origin: string): void {
+    this.seq.set(name, (this.seq.get(name) ?? 0) + 1);
+    this.lastDocs.delete(name);
+    this.attemptDeps.delete(name);
+    const prev = this.entries.get(name);
+    if (this.entries.delete(name)) {
+      this.log.info({ policy: name, revision: prev?.policy.revision, origin }, "policy removed");
+      this.emit();
+    }
+  }
+
+  /** Records a rejection that is not tied to a compile (e.g. a whole file that does not parse). */
+  reject(policy: string | undefined, origin: string, reason: string): void {
+    const at = new Date().toISOString();
+    const kept = policy !== undefined ? this.entries.get(policy) : undefined;
+    if (kept) kept.rejectedUpdate = { reason, at, origin };
+    const r: RejectedUpdate = { origin, reason, at };
+    if (policy !== undefined) r.policy = policy;
+    if (kept) r.keptRevision = kept.policy.revision;
+    this.rejections.unshift(r);
+    if (this.rejections.length > MAX_REJECTIONS) this.rejections.length = MAX_REJECTIONS;
+    this.log.warn(
+      { policy, origin, reason, keptRevision: r.keptRevision },
+      "policy update rejected; last good revision stays in force",
+    );
+    this.emit();
+  }
+
+  /** Policies whose last compile (good or bad) read any of the trust material `keys`. */
+  dependentsOf(keys: ReadonlySet<string>): string[] {
+    return [...this.attemptDeps].filter(([, deps]) => [...deps].some((d) => keys.has(d))).map(([n]) => n);
+  }
+
+  /** Recompiles the named policies from their last documents (trust material changed). */
+  async recompile(names: Iterable<string>, resolver: TrustMaterialResolver): Promise<void> {
+    await Promise.all(
+      [...names].map((n) => {
+        const last = this.lastDocs.get(n);
+        return last ? this.upsert(n, last.doc, last.origin, resolver) : Promise.resolve(false);
+      }),
+    );
+  }
+
+  /** Trust material keys any current policy (or pending retry) depends on. */
+  referencedKeys(): Set<string> {
+    const out = new Set<string>();
+    for (const deps of this.attemptDeps.values()) for (const d of deps) out.add(d);
+    for (const e of this.entries.values()) for (const d of e.deps) out.add(d);
+    return out;
+  }
+
+  policyNames(): string[] {
+    return [...this.lastDocs.keys()];
+  }
+
+  /** Waits for compiles in flight (used by sources to report readiness after a sync). */
+  async settle(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  setNamespace(meta: NamespaceMeta): void {
+    const prev = this.namespaces.get(meta.name);
+    if (prev && sameAnnotations(prev.annotations, meta.annotations)) return;
+    this.namespaces.set(meta.name, meta);
+    this.emit();
+  }
+
+  deleteNamespace(name: string): void {
+    if (this.namespaces.delete(name)) this.emit();
+  }
+
+  replaceNamespaces(all: NamespaceMeta[]): void {
+    const next = new Map(all.map((m) => [m.name, m]));
+    let changed = next.size !== this.namespaces.size;
+    for (const [n, m] of next) {
+      const prev = this.namespaces.get(n);
+      if (!prev || !sameAnnotations(prev.annotations, m.annotations)) changed = true;
+    }
+    this.namespaces.clear();
+    for (const [n, m] of next) this.namespaces.set(n, m);
+    if (changed) this.emit();
+  }
+
+  // ---- answers out --------------------------------------------------------------------
+
+  select(namespace: string, now: Date, unknownNamespace: "empty" | "unknown"): Selection<P> {
+    if (!this.ready && !(this.config.exemptNamespaces ?? []).includes(namespace)) {
+      return {
+        kind: "error",
+        namespace,
+        message: `policy source (${this.sourceKind}) has not synced yet`,
+        failurePolicy: "Closed",
+      };
+    }
+    let meta = this.namespaces.get(namespace);
+    if (meta === undefined && unknownNamespace === "empty") meta = { name: namespace, annotations: {} };
+    const policies = new Map([...this.entries].map(([n, e]) => [n, e.policy]));
+    return selectPolicy({ namespace, meta, policies, config: this.config, now });
+  }
+
+  policies(): P[] {
+    return [...this.entries.values()].map((e) => e.policy);
+  }
+
+  get(name: string): P | undefined {
+    return this.entries.get(name)?.policy;
+  }
+
+  defaultPolicy(): P | undefined {
+    return this.config.defaultPolicy === undefined ? undefined : this.get(this.config.defaultPolicy);
+  }
+
+  onChange(cb: () => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  emit(): void {
+    for (const cb of [...this.listeners]) {
+      try {
+        cb();
+      } catch (e) {
+        this.log.error({ err: errorMessage(e) }, "policy change listener threw");
+      }
+    }
+  }
+
+  status(): SourceStatus {
+    const policies: PolicyStatusEntry[] = [...this.entries].map(([name, e]) => {
+      const s: PolicyStatusEntry = {
+        name,
+        revision: e.policy.revision,
+        mode: e.policy.mode,
+        failurePolicy: e.policy.failurePolicy,
+        origin: e.origin,
+        loadedAt: e.loadedAt,
+      };
+      if (e.rejectedUpdate) s.rejectedUpdate = { ...e.rejectedUpdate };
+      return s;
+    });
+    const sync: SourceStatus["sync"] = { state: this.syncState };
+    if (this.lastSyncAt) sync.lastSyncAt = this.lastSyncAt;
+    if (this.lastError) {
+      sync.lastError = this.lastError.message;
+      sync.lastErrorAt = this.lastError.at;
+    }
+    const out: SourceStatus = {
+      source: this.sourceKind,
+      ready: this.ready,
+      sync,
+      policies: policies.sort((a, b) => a.name.localeCompare(b.name)),
+      rejected: this.rejections.map((r) => ({ ...r })),
+      namespaces: this.namespaces.size,
+    };
+    if (this.config.defaultPolicy !== undefined) out.defaultPolicy = this.config.defaultPolicy;
+    return out;
+  }
+}
+
+function sameAnnotations(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
+}
+
+export function errorMessage(e: unknown): string {
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
