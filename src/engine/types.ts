@@ -35,8 +35,13 @@ export interface OciManifest {
 /** How a signature artifact was found. */
 export type DiscoverySource = "referrers-api" | "referrers-tag" | "cosign-tag";
 
+/** What discovery classified a signature artifact as (from its fetched manifest, never the index entry). */
+export type ArtifactKind = "notation" | "cosign-bundle" | "cosign-artifact-sig" | "cosign-simplesigning";
+
 /** A signature artifact found for a subject; its manifest was fetched and digest-checked. */
 export interface DiscoveredArtifact {
+  /** Classification by the registry layer; set by discoverSignatures. */
+  kind?: ArtifactKind;
   /** Digest of the artifact's manifest. */
   digest: string;
   /** Classified artifact type: manifest.artifactType, else config.mediaType. */
@@ -49,6 +54,8 @@ export interface DiscoveredArtifact {
 export interface ArtifactSource {
   subject: Subject;
   artifacts: DiscoveredArtifact[];
+  /** True when a cap (referrers count/pages, artifacts fetched) cut discovery short. */
+  truncated?: boolean;
   /** Fetches a blob of the subject's repository, verified against its digest and size-capped. */
   fetchBlob(desc: Descriptor, signal?: AbortSignal): Promise<Uint8Array>;
 }

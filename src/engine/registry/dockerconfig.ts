@@ -1,0 +1,96 @@
+// Credentials from Docker-style config files (~/.docker/config.json, kubelet's
+// config.json, containers-auth.json): `auths` entries with base64 `auth` ("user:pass"),
+// separate `username`/`password`, or an OAuth2 `identitytoken`. Credential helpers
+// (credsStore/credHelpers) would mean executing binaries on the verification path and are
+// not supported; entries that need them are simply absent.
+import { readFileSync } from "node:fs";
+import { EngineError } from "../errors.js";
+
+export interface Credential {
+  username?: string;
+  password?: string;
+  /** OAuth2 refresh token ("identitytoken"); exchanged at the token endpoint. */
+  identityToken?: string;
+}
+
+/** registry host ("docker.io", "127.0.0.1:5000") → credential */
+export type CredentialMap = Map<string, Credential>;
+
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** Maps a config `auths` key to the registry host it is for. */
+export function authKeyToHost(key: string): string {
+  let k = key.trim();
+  k = k.replace(/^[a-z]+:\/\//i, "");
+  const slash = k.indexOf("/");
+  if (slash >= 0) k = k.slice(0, slash);
+  k = k.toLowerCase();
+  if (k === "index.docker.io" || k === "registry-1.docker.io" || k === "registry.hub.docker.com")
+    return "docker.io";
+  return k;
+}
+
+/** Parses the text of one Docker config file. Throws INVALID_CONFIG on malformed input. */
+export function parseDockerConfig(text: string, source = "docker config"): CredentialMap {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (e) {
+    throw new EngineError("INVALID_CONFIG", `${source} is not valid JSON`, { cause: e });
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
+    throw new EngineError("INVALID_CONFIG", `${source} is not a JSON object`);
+  }
+  const out: CredentialMap = new Map();
+  const auths = (doc as Record<string, unknown>).auths;
+  if (auths === undefined) return out;
+  if (typeof auths !== "object" || auths === null || Array.isArray(auths)) {
+    throw new EngineError("INVALID_CONFIG", `${source}: "auths" must be an object`);
+  }
+  for (const [key, raw] of Object.entries(auths as Record<string, unknown>)) {
+    if (typeof raw !== "object" || raw === null) continue;
+    const e = raw as Record<string, unknown>;
+    const cred: Credential = {};
+    if (typeof e.auth === "string" && e.auth !== "") {
+      const decoded = Buffer.from(e.auth, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      if (colon <= 0)
+        throw new EngineError("INVALID_CONFIG", `${source}: "auth" for ${key} is not base64 "user:password"`);
+      cred.username = decoded.slice(0, colon);
+      cred.password = decoded.slice(colon + 1);
+    } else {
+      if (typeof e.username === "string") cred.username = e.username;
+      if (typeof e.password === "string") cred.password = e.password;
+    }
+    if (typeof e.identitytoken === "string" && e.identitytoken !== "") cred.identityToken = e.identitytoken;
+    if (cred.username === undefined && cred.identityToken === undefined) continue;
+    const host = authKeyToHost(key);
+    // First file / first entry wins, like docker's lookup order.
+    if (!out.has(host)) out.set(host, cred);
+  }
+  return out;
+}
+
+/**
+ * Loads credentials from a list of files, in priority order (earlier wins). Missing files are
+ * skipped; unreadable or malformed files are an INVALID_CONFIG error (never silently
+ * anonymous for a registry the operator configured credentials for).
+ */
+export function loadDockerConfigs(files: readonly string[]): CredentialMap {
+  const out: CredentialMap = new Map();
+  for (const f of files) {
+    let text: string;
+    try {
+      const buf = readFileSync(f);
+      if (buf.length > MAX_CONFIG_BYTES)
+        throw new EngineError("INVALID_CONFIG", `${f} is larger than ${MAX_CONFIG_BYTES} bytes`);
+      text = buf.toString("utf8");
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
+      if (e instanceof EngineError) throw e;
+      throw new EngineError("INVALID_CONFIG", `cannot read ${f}: ${(e as Error).message}`, { cause: e });
+    }
+    for (const [host, cred] of parseDockerConfig(text, f)) if (!out.has(host)) out.set(host, cred);
+  }
+  return out;
+}
