@@ -175,15 +175,9 @@ describe("tenant-controlled pod metadata cannot influence selection", () => {
     type Keys = keyof Parameters<typeof selectPolicy>[0];
     const keys: Record<Keys, true> = { namespace: true, meta: true, policies: true, config: true, now: true };
     expect(Object.keys(keys).sort()).toEqual(["config", "meta", "namespace", "now", "policies"]);
+    const base = { namespace: "a", meta: undefined, policies, config, now };
     // @ts-expect-error pod labels/annotations are not an input of selection
-    const bad: Parameters<typeof selectPolicy>[0] = {
-      namespace: "a",
-      meta: undefined,
-      policies,
-      config,
-      now,
-      podAnnotations: {},
-    };
+    const bad: Parameters<typeof selectPolicy>[0] = { ...base, podAnnotations: {} };
     expect(bad).toBeDefined();
   });
 });
