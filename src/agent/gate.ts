@@ -1,0 +1,316 @@
+// The create-time gate: pod namespace → policy, container image → top-level digest (from
+// containerd, never from the tenant), verdict from the cache or a verification bounded by
+// a budget derived from containerd's NRI request timeout. Every call yields exactly one
+// Decision, recorded once. The NRI adapter (nri.ts) turns a denial into PERMISSION_DENIED.
+//
+// Why a budget: containerd drops a plugin that misses the request deadline and then
+// creates the container WITHOUT it (fail-open), and it serialises CreateContainer for the
+// whole node. So the gate answers well inside the deadline: when the budget runs out it
+// answers with the policy's failure policy and lets the verification continue in the
+// engine (single flight + cache), so kubelet's retry is answered from the cache.
+import type { Subject, Verdict } from "../engine/types.js";
+import type { DecisionSink } from "./audit.js";
+import {
+  type Decision,
+  type DecisionEvent,
+  formatMessage,
+  judge,
+  judgeFailure,
+  oneLine,
+  type VerdictSource,
+} from "./decision.js";
+import type { ExemptImages } from "./exempt.js";
+import type { AgentMetrics } from "./metrics.js";
+import {
+  breakGlassUntil,
+  type ImageResolver,
+  type PolicyRef,
+  type PolicySelector,
+  type Selection,
+  type VerifyEngine,
+} from "./ports.js";
+
+/** The CRI annotation carrying the image name kubelet asked for (protocols.md §3.1). */
+export const IMAGE_NAME_ANNOTATION = "io.kubernetes.cri.image-name";
+
+export interface GateOptions<P extends PolicyRef> {
+  selector: PolicySelector<P>;
+  engine: VerifyEngine<P>;
+  resolver: ImageResolver;
+  exemptImages: ExemptImages;
+  exemptNamespaces: readonly string[];
+  /** Fraction of the NRI request timeout the gate may spend. */
+  budgetFraction: number;
+  /** The request timeout containerd announced in Configure (or the configured default). */
+  requestTimeoutMs: () => number;
+  sink: DecisionSink;
+  metrics?: AgentMetrics;
+  now?: () => number;
+}
+
+/** The parts of an NRI CreateContainer request the gate reads. */
+export interface GatePod {
+  id?: string;
+  name?: string;
+  namespace?: string;
+}
+export interface GateContainer {
+  id?: string;
+  name?: string;
+  annotations?: Record<string, string>;
+}
+
+export interface EvaluateInput {
+  event: DecisionEvent;
+  namespace: string;
+  imageName: string;
+  /** A digest the runtime itself supplied (a newer NRI); preferred over a lookup. */
+  digestHint?: string;
+  container?: { id: string; name: string; pod: string };
+  /** Epoch ms by which the answer must be given; undefined = wait for the verification. */
+  answerBy?: number;
+}
+
+const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+
+export class Gate<P extends PolicyRef = PolicyRef> {
+  private readonly now: () => number;
+  private readonly exemptNs: Set<string>;
+
+  constructor(private readonly o: GateOptions<P>) {
+    this.now = o.now ?? Date.now;
+    this.exemptNs = new Set(o.exemptNamespaces);
+  }
+
+  /** The CreateContainer check. `deadline` is containerd's deadline for this request (epoch ms). */
+  async createContainer(
+    pod: GatePod,
+    container: GateContainer,
+    ctx: { deadline?: number } = {},
+  ): Promise<Decision> {
+    const start = this.now();
+    const t = this.o.requestTimeoutMs();
+    const f = this.o.budgetFraction;
+    let answerBy = start + f * t;
+    // If part of the deadline already went by (e.g. in containerd's queue), keep the same
+    // safety margin before it.
+    if (ctx.deadline !== undefined && Number.isFinite(ctx.deadline))
+      answerBy = Math.min(answerBy, ctx.deadline - (1 - f) * t);
+    const annotations = container.annotations ?? {};
+    return this.evaluate({
+      event: "create",
+      namespace: pod.namespace ?? "",
+      imageName: annotations[IMAGE_NAME_ANNOTATION] ?? "",
+      digestHint: digestFromRequest(container),
+      container: { id: container.id ?? "", name: container.name ?? "", pod: pod.name ?? "" },
+      answerBy,
+    });
+  }
+
+  /** Decides one (namespace, image) and records the decision. Never throws. */
+  async evaluate(input: EvaluateInput): Promise<Decision> {
+    const start = this.now();
+    const d = await this.decide(input, start).catch(
+      (e): Decision =>
+        this.finish(input, start, {
+          allowed: false,
+          kind: "failed",
+          reason: `internal error: ${oneLine(e instanceof Error ? e.message : String(e), 300)}`,
+          source: "none",
+        }),
+    );
+    this.o.sink.record(d);
+    return d;
+  }
+
+  private async decide(input: EvaluateInput, start: number): Promise<Decision> {
+    const { namespace } = input;
+    if (this.exemptNs.has(namespace)) {
+      return this.finish(input, start, {
+        allowed: true,
+        kind: "exempt",
+        reason: `namespace "${namespace}" is exempt by configuration`,
+        source: "none",
+        exemptBy: `namespace:${namespace}`,
+      });
+    }
+    let sel: Selection<P>;
+    try {
+      sel = this.o.selector.select(namespace, new Date(start));
+    } catch (e) {
+      sel = { kind: "error", namespace, message: (e as Error).message, failurePolicy: "Closed" };
+    }
+    if (sel.kind === "exempt") {
+      return this.finish(input, start, {
+        allowed: true,
+        kind: "exempt",
+        reason: oneLine(sel.reason),
+        source: "none",
+        exemptBy: `namespace:${namespace}`,
+      });
+    }
+    if (sel.kind === "error") {
+      return this.finish(input, start, {
+        allowed: false,
+        kind: "failed",
+        reason: `no usable policy for namespace: ${oneLine(sel.message, 300)}`,
+        source: "none",
+      });
+    }
+    const policy = sel.policy;
+    const bgUntil = breakGlassUntil(sel.breakGlass);
+    const pol = { name: policy.name, revision: policy.revision };
+    const failed = (reason: string, source: VerdictSource, extra: Partial<Decision> = {}) => {
+      const j = judgeFailure(policy, policy.failurePolicy, bgUntil, this.now());
+      return this.finish(input, start, {
+        ...j,
+        reason,
+        source,
+        policy: pol,
+        mode: policy.mode,
+        breakGlassUntil: bgUntil,
+        ...extra,
+      });
+    };
+
+    // Image → digest, from containerd (or the request itself, if a newer NRI carries it).
+    let reference = input.imageName;
+    let digest: string;
+    if (input.digestHint && DIGEST_RE.test(input.digestHint)) {
+      digest = input.digestHint;
+    } else {
+      if (!input.imageName)
+        return failed("the request names no image (annotation io.kubernetes.cri.image-name missing)", "none");
+      try {
+        const r = await this.o.resolver.resolve(input.imageName, {
+          deadline: input.answerBy ?? this.now() + 10_000,
+        });
+        reference = r.reference;
+        digest = r.digest;
+      } catch (e) {
+        return failed(
+          `cannot resolve the image digest in containerd: ${oneLine((e as Error).message, 300)}`,
+          "none",
+        );
+      }
+    }
+    input = { ...input, imageName: reference };
+
+    const exemptBy = this.o.exemptImages.match(reference, digest);
+    if (exemptBy !== undefined) {
+      return this.finish(input, start, {
+        allowed: true,
+        kind: "exempt",
+        reason: `image matches exempt pattern "${exemptBy}"`,
+        digest,
+        source: "none",
+        exemptBy: `image:${exemptBy}`,
+      });
+    }
+
+    // Verdict: cache, else a verification bounded by what is left of the budget.
+    let verdict = this.o.engine.cached(digest, policy);
+    let source: VerdictSource = "cache";
+    if (verdict) this.o.metrics?.cache.inc({ result: "hit" });
+    else {
+      this.o.metrics?.cache.inc({ result: "miss" });
+      const subject: Subject = { reference, digest };
+      const r = await this.bounded(subject, policy, input.answerBy);
+      if (r.kind === "timeout") {
+        this.o.metrics?.budgetExhausted.inc();
+        return failed(
+          `verification did not finish within the ${Math.max(0, Math.round((input.answerBy ?? start) - start))} ms create-time budget (failure policy ${policy.failurePolicy}; still verifying in the background)`,
+          "budget",
+          { digest },
+        );
+      }
+      if (r.kind === "error")
+        return failed(`verification could not complete: ${oneLine(r.message, 300)}`, "verify", { digest });
+      verdict = r.verdict;
+      source = "verify";
+    }
+    const j = judge(verdict, policy, bgUntil, this.now());
+    return this.finish(input, start, {
+      ...j,
+      digest,
+      source,
+      policy: { name: verdict.policy.name || pol.name, revision: verdict.policy.revision || pol.revision },
+      mode: policy.mode,
+      verdict,
+      breakGlassUntil: j.kind === "break-glass" ? bgUntil : undefined,
+    });
+  }
+
+  private async bounded(
+    subject: Subject,
+    policy: P,
+    answerBy: number | undefined,
+  ): Promise<
+    { kind: "verdict"; verdict: Verdict } | { kind: "timeout" } | { kind: "error"; message: string }
+  > {
+    let p: Promise<Verdict>;
+    try {
+      // No abort signal: a verification we stop waiting for must keep running and fill the cache.
+      p = this.o.engine.verify(subject, policy);
+    } catch (e) {
+      return { kind: "error", message: (e as Error).message };
+    }
+    const settled = p.then(
+      (verdict) => ({ kind: "verdict" as const, verdict }),
+      (e: unknown) => ({ kind: "error" as const, message: e instanceof Error ? e.message : String(e) }),
+    );
+    if (answerBy === undefined) return settled;
+    const remaining = answerBy - this.now();
+    if (remaining <= 0) return { kind: "timeout" };
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<{ kind: "timeout" }>((resolve) => {
+      timer = setTimeout(() => resolve({ kind: "timeout" }), remaining);
+    });
+    try {
+      return await Promise.race([settled, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private finish(
+    input: EvaluateInput,
+    start: number,
+    d: Pick<Decision, "allowed" | "kind" | "reason" | "source"> &
+      Partial<Omit<Decision, "breakGlassUntil">> & { breakGlassUntil?: number | string },
+  ): Decision {
+    const bg = d.breakGlassUntil;
+    const decision: Decision = {
+      event: input.event,
+      allowed: d.allowed,
+      kind: d.kind,
+      reason: d.reason,
+      message: "",
+      image: input.imageName,
+      digest: d.digest,
+      namespace: input.namespace,
+      policy: d.policy,
+      mode: d.mode,
+      source: d.source,
+      durationMs: this.now() - start,
+      container: input.container,
+      verdict: d.verdict,
+      breakGlassUntil:
+        bg === undefined ? undefined : typeof bg === "number" ? new Date(bg).toISOString() : bg,
+      exemptBy: d.exemptBy,
+    };
+    decision.message = formatMessage(decision);
+    return decision;
+  }
+}
+
+/**
+ * NRI v0.8.0 requests carry no image digest (protocols.md §3.1). Newer NRI versions may
+ * add one; read it defensively so the gate prefers it the day the runtime supplies it.
+ */
+export function digestFromRequest(container: GateContainer): string | undefined {
+  const c = container as GateContainer & { imageDigest?: unknown; image?: { digest?: unknown } };
+  if (typeof c.imageDigest === "string" && c.imageDigest) return c.imageDigest;
+  if (c.image && typeof c.image.digest === "string" && c.image.digest) return c.image.digest;
+  return undefined;
+}

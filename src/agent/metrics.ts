@@ -1,0 +1,85 @@
+// Prometheus metrics of the agent, in a private registry (no global state, testable).
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
+import type { Decision } from "./decision.js";
+
+export class AgentMetrics {
+  readonly registry = new Registry();
+  readonly decisions = new Counter({
+    name: "tollgate_decisions_total",
+    help: "Decisions by event (create|pull|sync), result (allow|deny), kind, mode, policy and verdict source.",
+    labelNames: ["event", "result", "kind", "mode", "policy", "source"] as const,
+    registers: [this.registry],
+  });
+  readonly cache = new Counter({
+    name: "tollgate_verdict_cache_total",
+    help: "Verdict cache lookups made by the create-time gate, by result (hit|miss).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+  readonly verifyLatency = new Histogram({
+    name: "tollgate_verification_duration_seconds",
+    help: "Time to a verdict as seen by the caller (cache hits excluded), by event.",
+    labelNames: ["event"] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly registryErrors = new Counter({
+    name: "tollgate_registry_errors_total",
+    help: "Verifications that could not complete, by error code.",
+    labelNames: ["code"] as const,
+    registers: [this.registry],
+  });
+  readonly budgetExhausted = new Counter({
+    name: "tollgate_budget_exhausted_total",
+    help: "Create-time checks answered by the failure policy because the budget ran out.",
+    registers: [this.registry],
+  });
+  readonly nriConnected = new Gauge({
+    name: "tollgate_nri_connected",
+    help: "1 while the NRI plugin is registered with containerd.",
+    registers: [this.registry],
+  });
+  readonly nriState = new Gauge({
+    name: "tollgate_nri_state",
+    help: "NRI plugin connection state (1 for the current state).",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+  });
+  readonly nonCompliant = new Gauge({
+    name: "tollgate_noncompliant_containers",
+    help: "Running containers found non-compliant by the last Synchronize audit.",
+    registers: [this.registry],
+  });
+  readonly syncAudits = new Counter({
+    name: "tollgate_sync_audits_total",
+    help: "Synchronize audits completed.",
+    registers: [this.registry],
+  });
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tollgate_process_" });
+  }
+
+  recordDecision(d: Decision): void {
+    this.decisions.inc({
+      event: d.event,
+      result: d.allowed ? "allow" : "deny",
+      kind: d.kind,
+      mode: d.mode ?? "",
+      policy: d.policy?.name ?? "",
+      source: d.source,
+    });
+    if (d.source === "verify" || d.source === "budget")
+      this.verifyLatency.observe({ event: d.event }, d.durationMs / 1000);
+    if (d.verdict?.outcome === "failed" && d.verdict.failure)
+      this.registryErrors.inc({ code: d.verdict.failure.code });
+  }
+
+  setNriState(state: string): void {
+    this.nriState.reset();
+    this.nriState.set({ state }, 1);
+    this.nriConnected.set(
+      state === "registered" || state === "connected" || state === "synchronized" ? 1 : 0,
+    );
+  }
+}

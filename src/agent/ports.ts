@@ -1,0 +1,45 @@
+// The shapes the agent needs from the engine and the policy source, stated structurally so
+// the gate, the pull API and the Synchronize audit can be tested with small fakes. The real
+// `Engine` (src/engine) and `PolicySource` (src/policy-source) satisfy these.
+import type { FailurePolicy, Mode, Subject, Verdict } from "../engine/types.js";
+
+/** What the agent reads from a compiled policy. */
+export interface PolicyRef {
+  name: string;
+  revision: string;
+  mode: Mode;
+  failurePolicy: FailurePolicy;
+}
+
+export interface VerifyEngine<P extends PolicyRef = PolicyRef> {
+  /** Verifies (single flight, cached inside). A verify we stop waiting for keeps running. */
+  verify(subject: Subject, policy: P, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Verdict>;
+  /** A cached verdict for (digest, policy revision), if one is live. */
+  cached(digest: string, policy: P): Verdict | undefined;
+}
+
+export type BreakGlass = { until: Date | string | number };
+
+export type Selection<P extends PolicyRef = PolicyRef> =
+  | { kind: "policy"; namespace: string; policy: P; breakGlass?: BreakGlass }
+  | { kind: "exempt"; namespace: string; reason: string }
+  | { kind: "error"; namespace: string; message: string; failurePolicy: "Closed" };
+
+export interface PolicySelector<P extends PolicyRef = PolicyRef> {
+  select(namespace: string, now?: Date): Selection<P>;
+  /** Compiled policies in use (referenced by a namespace or the default). */
+  policies(): P[];
+  defaultPolicy(): P | undefined;
+}
+
+/** Resolves the container's image to the top-level digest containerd holds for it. */
+export interface ImageResolver {
+  resolve(name: string, opts: { deadline: number }): Promise<{ reference: string; digest: string }>;
+}
+
+export function breakGlassUntil(bg: BreakGlass | undefined): number | undefined {
+  if (!bg) return undefined;
+  const u = bg.until;
+  const t = u instanceof Date ? u.getTime() : typeof u === "number" ? u : Date.parse(u);
+  return Number.isFinite(t) ? t : undefined;
+}

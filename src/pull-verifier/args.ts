@@ -1,0 +1,104 @@
+// containerd's bindir verifier contract (protocols.md §4): argv
+// `-name <ref> -digest <alg:hex> -stdin-media-type application/vnd.oci.descriptor.v1+json`,
+// one JSON descriptor on stdin, exit 0 = allow, stdout = reason (first 32768 bytes kept).
+import type { Descriptor } from "../engine/types.js";
+
+export const DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json";
+export const MAX_STDIN_BYTES = 64 * 1024;
+/** containerd keeps the first 32768 bytes of stdout; stay below so nothing is cut mid-word. */
+export const MAX_REASON_BYTES = 32_000;
+const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}$/;
+
+export interface VerifierArgs {
+  name: string;
+  digest: string;
+  stdinMediaType?: string;
+}
+
+export class UsageError extends Error {}
+
+/** Parses Go-flag-style arguments (`-x v`, `--x v`, `-x=v`); unknown flags are ignored. */
+export function parseArgs(argv: string[]): VerifierArgs {
+  const vals: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith("-")) continue;
+    const flag = a.replace(/^--?/, "");
+    const eq = flag.indexOf("=");
+    if (eq >= 0) vals[flag.slice(0, eq)] = flag.slice(eq + 1);
+    else if (i + 1 < argv.length) vals[flag] = argv[++i]!;
+  }
+  const name = vals.name;
+  const digest = vals.digest;
+  if (!name) throw new UsageError("missing -name");
+  if (!digest || !DIGEST_RE.test(digest))
+    throw new UsageError(`missing or malformed -digest ${JSON.stringify(digest ?? "")}`);
+  const mt = vals["stdin-media-type"];
+  if (mt !== undefined && mt !== DESCRIPTOR_MEDIA_TYPE)
+    throw new UsageError(`unsupported -stdin-media-type ${mt}`);
+  return { name, digest, stdinMediaType: mt };
+}
+
+/** Parses the stdin descriptor; it must describe the same digest as -digest. */
+export function parseDescriptor(text: string, digest: string): Descriptor | undefined {
+  const t = text.trim();
+  if (t === "") return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(t.split("\n")[0]!);
+  } catch {
+    throw new UsageError("stdin is not a JSON descriptor");
+  }
+  const d = v as Record<string, unknown>;
+  if (!d || typeof d !== "object" || typeof d.mediaType !== "string" || typeof d.digest !== "string")
+    throw new UsageError("stdin descriptor lacks mediaType/digest");
+  if (d.digest !== digest)
+    throw new UsageError(`stdin descriptor digest ${d.digest} does not match -digest ${digest}`);
+  return {
+    mediaType: d.mediaType,
+    digest: d.digest,
+    size: typeof d.size === "number" ? d.size : 0,
+    ...(d.annotations && typeof d.annotations === "object"
+      ? { annotations: d.annotations as Record<string, string> }
+      : {}),
+    ...(d.platform && typeof d.platform === "object"
+      ? { platform: d.platform as Descriptor["platform"] }
+      : {}),
+  };
+}
+
+/** Reads stdin up to a cap, giving up after `timeoutMs` (containerd closes it after one line). */
+export function readStdin(stream: NodeJS.ReadableStream, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      stream.removeAllListeners("data");
+      stream.removeAllListeners("end");
+      stream.removeAllListeners("error");
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks).toString("utf8"));
+    };
+    const timer = setTimeout(() => done(), timeoutMs);
+    stream.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_STDIN_BYTES) return done(new UsageError(`stdin larger than ${MAX_STDIN_BYTES} bytes`));
+      chunks.push(c);
+      // One line is the whole contract; do not wait for EOF once it is here.
+      if (c.includes(10)) done();
+    });
+    stream.on("end", () => done());
+    stream.on("error", (e: Error) => done(e));
+  });
+}
+
+/** Caps the reason to what containerd keeps, on a UTF-8 boundary. */
+export function capReason(s: string): string {
+  const b = Buffer.from(s.replace(/[\r\n]+/g, " "), "utf8");
+  if (b.length <= MAX_REASON_BYTES) return b.toString("utf8");
+  return `${b
+    .subarray(0, MAX_REASON_BYTES - 16)
+    .toString("utf8")
+    .replace(/\uFFFD$/, "")} (truncated)`;
+}

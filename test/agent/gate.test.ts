@@ -1,0 +1,211 @@
+import { describe, expect, it } from "vitest";
+import { ExemptImages } from "../../src/agent/exempt.js";
+import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
+import type { ImageResolver, PolicyRef } from "../../src/agent/ports.js";
+import { deferred, FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
+
+const DIGEST = `sha256:${"a".repeat(64)}`;
+const SIGNED = `sha256:${"b".repeat(64)}`;
+
+function setup(
+  opts: { def?: PolicyRef; exemptNs?: string[]; exemptImages?: string[]; timeoutMs?: number } = {},
+) {
+  const strict = opts.def ?? policy("strict");
+  const selector = new FakeSelector([strict], strict);
+  const engine = new FakeEngine((s, p) => verdict(p, s, { allowed: s.digest === SIGNED }));
+  const resolved: string[] = [];
+  const resolver: ImageResolver = {
+    async resolve(name) {
+      resolved.push(name);
+      if (name.includes("missing")) throw new Error(`image "${name}" not found`);
+      return { reference: name, digest: name.includes("signed") ? SIGNED : DIGEST };
+    },
+  };
+  const sink = new MemorySink();
+  const gate = new Gate({
+    selector,
+    engine,
+    resolver,
+    exemptImages: new ExemptImages(opts.exemptImages ?? []),
+    exemptNamespaces: opts.exemptNs ?? [],
+    budgetFraction: 0.5,
+    requestTimeoutMs: () => opts.timeoutMs ?? 2000,
+    sink,
+  });
+  const create = (ns: string, image: string, ctx: { deadline?: number } = {}) =>
+    gate.createContainer(
+      { id: "pod1", name: "p", namespace: ns },
+      { id: "c1", name: "app", annotations: image ? { [IMAGE_NAME_ANNOTATION]: image } : {} },
+      ctx,
+    );
+  return { gate, selector, engine, resolver, resolved, sink, create, strict };
+}
+
+describe("create-time gate", () => {
+  it("allows a verified image and answers the retry from the cache", async () => {
+    const t = setup();
+    const d1 = await t.create("team-a", "127.0.0.1:5000/signed:v1");
+    expect(d1).toMatchObject({
+      allowed: true,
+      kind: "verified",
+      source: "verify",
+      digest: SIGNED,
+      namespace: "team-a",
+    });
+    const d2 = await t.create("team-a", "127.0.0.1:5000/signed:v1");
+    expect(d2).toMatchObject({ allowed: true, source: "cache" });
+    expect(t.engine.calls).toHaveLength(1);
+    expect(t.sink.decisions).toHaveLength(2);
+  });
+
+  it("denies with one line naming image, digest, namespace, policy, revision and reason", async () => {
+    const t = setup();
+    const d = await t.create("team-b", "127.0.0.1:5000/app:v1");
+    expect(d.allowed).toBe(false);
+    expect(d.kind).toBe("rejected");
+    expect(d.message).toBe(
+      `tollgate: denied 127.0.0.1:5000/app:v1 (${DIGEST}) in namespace "team-b" by policy "strict" (rev rev-strict-0): no cosign signature found`,
+    );
+    expect(d.message).not.toContain("\n");
+  });
+
+  it("audit mode allows and records the would-be denial", async () => {
+    const t = setup({ def: policy("watch", { mode: "Audit" }) });
+    const d = await t.create("team-c", "127.0.0.1:5000/app:v1");
+    expect(d).toMatchObject({ allowed: true, kind: "audit", mode: "Audit" });
+    expect(d.message).toContain("audit mode, would deny");
+    expect(t.sink.decisions).toEqual([d]);
+  });
+
+  it("break-glass allows while valid and denies after expiry", async () => {
+    const t = setup();
+    t.selector.byNs.set("ops", {
+      kind: "policy",
+      namespace: "ops",
+      policy: t.strict,
+      breakGlass: { until: new Date(Date.now() + 60_000) },
+    });
+    const ok = await t.create("ops", "127.0.0.1:5000/app:v1");
+    expect(ok).toMatchObject({ allowed: true, kind: "break-glass" });
+    expect(ok.breakGlassUntil).toBeDefined();
+    t.selector.byNs.set("ops", {
+      kind: "policy",
+      namespace: "ops",
+      policy: t.strict,
+      breakGlass: { until: new Date(Date.now() - 1000) },
+    });
+    const no = await t.create("ops", "127.0.0.1:5000/app:v1");
+    expect(no).toMatchObject({ allowed: false, kind: "rejected" });
+  });
+
+  it("exempt namespaces (configuration or source) allow without resolving or verifying", async () => {
+    const t = setup({ exemptNs: ["kube-system"] });
+    t.selector.byNs.set("infra", { kind: "exempt", namespace: "infra", reason: "namespace infra is exempt" });
+    expect(await t.create("kube-system", "127.0.0.1:5000/app:v1")).toMatchObject({
+      allowed: true,
+      kind: "exempt",
+    });
+    expect(await t.create("infra", "127.0.0.1:5000/app:v1")).toMatchObject({ allowed: true, kind: "exempt" });
+    expect(t.engine.calls).toHaveLength(0);
+    expect(t.resolved).toHaveLength(0);
+  });
+
+  it("exempt image patterns match the resolved digest", async () => {
+    const t = setup({ exemptImages: [`127.0.0.1:5000/pause@${DIGEST}`, "127.0.0.1:5000/tools/*:v*"] });
+    expect(await t.create("team-b", "127.0.0.1:5000/pause:3.10")).toMatchObject({
+      allowed: true,
+      kind: "exempt",
+    });
+    expect(await t.create("team-b", "127.0.0.1:5000/tools/x:v2")).toMatchObject({
+      allowed: true,
+      kind: "exempt",
+    });
+    expect(await t.create("team-b", "127.0.0.1:5000/tools/x:latest")).toMatchObject({ allowed: false });
+    expect(t.engine.calls).toHaveLength(1);
+  });
+
+  it("answers within the budget when verification hangs: Closed denies, the retry hits the cache", async () => {
+    const t = setup({ timeoutMs: 200 });
+    const hang = deferred<void>();
+    t.engine.rule = async (s, p) => {
+      await hang.promise;
+      return verdict(p, s, { allowed: false });
+    };
+    const d = await t.create("team-b", "127.0.0.1:5000/app:v1");
+    expect(d).toMatchObject({ allowed: false, kind: "failed", source: "budget" });
+    expect(d.reason).toContain("create-time budget");
+    // A second attempt joins the same verification (single flight) rather than starting another.
+    const d2 = await t.create("team-b", "127.0.0.1:5000/app:v1");
+    expect(d2.source).toBe("budget");
+    expect(t.engine.calls).toHaveLength(1);
+    hang.resolve();
+    await new Promise((r) => setImmediate(r));
+    const d3 = await t.create("team-b", "127.0.0.1:5000/app:v1");
+    expect(d3).toMatchObject({ allowed: false, kind: "rejected", source: "cache" });
+  });
+
+  it("failure policy Open allows (and says so) when the budget runs out", async () => {
+    const t = setup({ def: policy("lenient", { failurePolicy: "Open" }), timeoutMs: 100 });
+    t.engine.rule = () => new Promise(() => {});
+    const d = await t.create("team-b", "127.0.0.1:5000/app:v1");
+    expect(d).toMatchObject({ allowed: true, kind: "failed", source: "budget" });
+    expect(d.message).toContain("failure policy Open");
+  });
+
+  it("an already-spent deadline leaves no budget: cache or failure policy only", async () => {
+    const t = setup();
+    t.engine.rule = () => new Promise(() => {});
+    const d = await t.create("team-b", "127.0.0.1:5000/app:v1", { deadline: Date.now() + 10 });
+    expect(d).toMatchObject({ allowed: false, source: "budget" });
+  });
+
+  it("failures to resolve, a missing annotation, a throwing engine and a source error all fail closed", async () => {
+    const t = setup();
+    expect(await t.create("team-b", "127.0.0.1:5000/missing:v1")).toMatchObject({
+      allowed: false,
+      kind: "failed",
+    });
+    expect(await t.create("team-b", "")).toMatchObject({ allowed: false, kind: "failed" });
+    t.engine.rule = () => {
+      throw new Error("registry exploded");
+    };
+    const d = await t.create("team-b", "127.0.0.1:5000/other:v1");
+    expect(d).toMatchObject({ allowed: false, kind: "failed" });
+    expect(d.reason).toContain("registry exploded");
+    t.selector.byNs.set("broken", {
+      kind: "error",
+      namespace: "broken",
+      message: 'policy "nope" not found',
+      failurePolicy: "Closed",
+    });
+    const e = await t.create("broken", "127.0.0.1:5000/signed:v1");
+    expect(e).toMatchObject({ allowed: false, kind: "failed" });
+    expect(e.message).toContain('policy "nope" not found');
+    expect(t.sink.decisions).toHaveLength(4);
+  });
+
+  it("prefers a digest carried by the request over a lookup", async () => {
+    const t = setup();
+    const d = await t.gate.createContainer({ namespace: "team-a" }, {
+      id: "c",
+      name: "n",
+      annotations: { [IMAGE_NAME_ANNOTATION]: "127.0.0.1:5000/app:v1" },
+      imageDigest: SIGNED,
+    } as never);
+    expect(d).toMatchObject({ allowed: true, digest: SIGNED });
+    expect(t.resolved).toHaveLength(0);
+  });
+
+  it("cross-tenant: the same digest is judged by each namespace's policy", async () => {
+    const t = setup();
+    const lax = policy("lax", { mode: "Enforce" });
+    t.engine.rule = (s, p) => verdict(p, s, { allowed: p.name === "lax" });
+    t.selector.byNs.set("team-a", { kind: "policy", namespace: "team-a", policy: lax });
+    expect(await t.create("team-a", "127.0.0.1:5000/app:v1")).toMatchObject({ allowed: true });
+    expect(await t.create("team-b", "127.0.0.1:5000/app:v1")).toMatchObject({ allowed: false });
+    expect(await t.create("team-a", "127.0.0.1:5000/app:v1")).toMatchObject({
+      allowed: true,
+      source: "cache",
+    });
+  });
+});
