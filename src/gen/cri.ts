@@ -27,7 +27,9 @@ export const protobufFileName = "cri.proto";
  * Subset of the Kubernetes CRI API (k8s.io/cri-api v0.32.3, pkg/apis/runtime/v1/api.proto)
  * used by the e2e harness that plays kubelet against a real containerd. Field numbers and
  * names are upstream's; gogoproto options are dropped; unused fields/messages are omitted
- * (proto3 skips unknown fields, so the subset interoperates with the full API).
+ * (proto3 skips unknown fields, so the subset interoperates with the full API). The int64
+ * nanosecond timestamps (created_at, started_at, finished_at) are omitted on purpose: they
+ * exceed Number.MAX_SAFE_INTEGER and ts-proto's forceLong=number rejects the whole message.
  */
 
 export enum MountPropagation {
@@ -313,7 +315,6 @@ export interface PodSandbox {
   id: string;
   metadata?: PodSandboxMetadata | undefined;
   state: PodSandboxState;
-  createdAt: number;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   runtimeHandler: string;
@@ -453,7 +454,6 @@ export interface Container {
   image?: ImageSpec | undefined;
   imageRef: string;
   state: ContainerState;
-  createdAt: number;
   labels: { [key: string]: string };
   annotations: { [key: string]: string };
   imageId: string;
@@ -482,9 +482,6 @@ export interface ContainerStatus {
   id: string;
   metadata?: ContainerMetadata | undefined;
   state: ContainerState;
-  createdAt: number;
-  startedAt: number;
-  finishedAt: number;
   exitCode: number;
   image?: ImageSpec | undefined;
   imageRef: string;
@@ -2795,7 +2792,7 @@ export const ListPodSandboxRequest: MessageFns<ListPodSandboxRequest> = {
 };
 
 function createBasePodSandbox(): PodSandbox {
-  return { id: "", metadata: undefined, state: 0, createdAt: 0, labels: {}, annotations: {}, runtimeHandler: "" };
+  return { id: "", metadata: undefined, state: 0, labels: {}, annotations: {}, runtimeHandler: "" };
 }
 
 export const PodSandbox: MessageFns<PodSandbox> = {
@@ -2808,9 +2805,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
-    }
-    if (message.createdAt !== 0) {
-      writer.uint32(32).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       PodSandbox_LabelsEntry.encode({ key: key as any, value }, writer.uint32(42).fork()).join();
@@ -2861,14 +2855,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
             message.state = reader.int32() as any;
             continue;
           }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.createdAt = longToNumber(reader.int64());
-            continue;
-          }
           case 5: {
             if (tag !== 42) {
               break;
@@ -2916,11 +2902,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       metadata: isSet(object.metadata) ? PodSandboxMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? podSandboxStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
       labels: isObject(object.labels)
         ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -2968,9 +2949,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
     if (message.state !== 0) {
       obj.state = podSandboxStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
-    }
     if (message.labels) {
       const entries = globalThis.Object.entries(message.labels) as [string, string][];
       if (entries.length > 0) {
@@ -3005,7 +2983,6 @@ export const PodSandbox: MessageFns<PodSandbox> = {
       ? PodSandboxMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -5436,7 +5413,6 @@ function createBaseContainer(): Container {
     image: undefined,
     imageRef: "",
     state: 0,
-    createdAt: 0,
     labels: {},
     annotations: {},
     imageId: "",
@@ -5462,9 +5438,6 @@ export const Container: MessageFns<Container> = {
     }
     if (message.state !== 0) {
       writer.uint32(48).int32(message.state);
-    }
-    if (message.createdAt !== 0) {
-      writer.uint32(56).int64(message.createdAt);
     }
     globalThis.Object.entries(message.labels).forEach(([key, value]: [string, string]) => {
       Container_LabelsEntry.encode({ key: key as any, value }, writer.uint32(66).fork()).join();
@@ -5539,14 +5512,6 @@ export const Container: MessageFns<Container> = {
             message.state = reader.int32() as any;
             continue;
           }
-          case 7: {
-            if (tag !== 56) {
-              break;
-            }
-
-            message.createdAt = longToNumber(reader.int64());
-            continue;
-          }
           case 8: {
             if (tag !== 66) {
               break;
@@ -5605,11 +5570,6 @@ export const Container: MessageFns<Container> = {
         ? globalThis.String(object.image_ref)
         : "",
       state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
       labels: isObject(object.labels)
         ? (globalThis.Object.entries(object.labels) as [string, any][]).reduce(
           (acc: { [key: string]: string }, [key, value]: [string, any]) => {
@@ -5666,9 +5626,6 @@ export const Container: MessageFns<Container> = {
     if (message.state !== 0) {
       obj.state = containerStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
-    }
     if (message.labels) {
       const entries = globalThis.Object.entries(message.labels) as [string, string][];
       if (entries.length > 0) {
@@ -5708,7 +5665,6 @@ export const Container: MessageFns<Container> = {
       : undefined;
     message.imageRef = object.imageRef ?? "";
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
     message.labels = (globalThis.Object.entries(object.labels ?? {}) as [string, string][]).reduce(
       (acc: { [key: string]: string }, [key, value]: [string, string]) => {
         if (value !== undefined) {
@@ -6067,9 +6023,6 @@ function createBaseContainerStatus(): ContainerStatus {
     id: "",
     metadata: undefined,
     state: 0,
-    createdAt: 0,
-    startedAt: 0,
-    finishedAt: 0,
     exitCode: 0,
     image: undefined,
     imageRef: "",
@@ -6093,15 +6046,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     }
     if (message.state !== 0) {
       writer.uint32(24).int32(message.state);
-    }
-    if (message.createdAt !== 0) {
-      writer.uint32(32).int64(message.createdAt);
-    }
-    if (message.startedAt !== 0) {
-      writer.uint32(40).int64(message.startedAt);
-    }
-    if (message.finishedAt !== 0) {
-      writer.uint32(48).int64(message.finishedAt);
     }
     if (message.exitCode !== 0) {
       writer.uint32(56).int32(message.exitCode);
@@ -6171,30 +6115,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
             }
 
             message.state = reader.int32() as any;
-            continue;
-          }
-          case 4: {
-            if (tag !== 32) {
-              break;
-            }
-
-            message.createdAt = longToNumber(reader.int64());
-            continue;
-          }
-          case 5: {
-            if (tag !== 40) {
-              break;
-            }
-
-            message.startedAt = longToNumber(reader.int64());
-            continue;
-          }
-          case 6: {
-            if (tag !== 48) {
-              break;
-            }
-
-            message.finishedAt = longToNumber(reader.int64());
             continue;
           }
           case 7: {
@@ -6300,21 +6220,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       id: isSet(object.id) ? globalThis.String(object.id) : "",
       metadata: isSet(object.metadata) ? ContainerMetadata.fromJSON(object.metadata) : undefined,
       state: isSet(object.state) ? containerStateFromJSON(object.state) : 0,
-      createdAt: isSet(object.createdAt)
-        ? globalThis.Number(object.createdAt)
-        : isSet(object.created_at)
-        ? globalThis.Number(object.created_at)
-        : 0,
-      startedAt: isSet(object.startedAt)
-        ? globalThis.Number(object.startedAt)
-        : isSet(object.started_at)
-        ? globalThis.Number(object.started_at)
-        : 0,
-      finishedAt: isSet(object.finishedAt)
-        ? globalThis.Number(object.finishedAt)
-        : isSet(object.finished_at)
-        ? globalThis.Number(object.finished_at)
-        : 0,
       exitCode: isSet(object.exitCode)
         ? globalThis.Number(object.exitCode)
         : isSet(object.exit_code)
@@ -6383,15 +6288,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
     if (message.state !== 0) {
       obj.state = containerStateToJSON(message.state);
     }
-    if (message.createdAt !== 0) {
-      obj.createdAt = Math.round(message.createdAt);
-    }
-    if (message.startedAt !== 0) {
-      obj.startedAt = Math.round(message.startedAt);
-    }
-    if (message.finishedAt !== 0) {
-      obj.finishedAt = Math.round(message.finishedAt);
-    }
     if (message.exitCode !== 0) {
       obj.exitCode = Math.round(message.exitCode);
     }
@@ -6447,9 +6343,6 @@ export const ContainerStatus: MessageFns<ContainerStatus> = {
       ? ContainerMetadata.fromPartial(object.metadata)
       : undefined;
     message.state = object.state ?? 0;
-    message.createdAt = object.createdAt ?? 0;
-    message.startedAt = object.startedAt ?? 0;
-    message.finishedAt = object.finishedAt ?? 0;
     message.exitCode = object.exitCode ?? 0;
     message.image = (object.image !== undefined && object.image !== null)
       ? ImageSpec.fromPartial(object.image)

@@ -1,0 +1,128 @@
+// OCI image archives built locally (no registry, no network) for `ctr image import`: the
+// sandbox ("pause") image and pre-existing-image cases. The rootfs is Debian's static busybox.
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { tools } from "../../test/support/tools.js";
+
+export const OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json";
+export const OCI_INDEX = "application/vnd.oci.image.index.v1+json";
+export const OCI_CONFIG = "application/vnd.oci.image.config.v1+json";
+export const OCI_LAYER_TAR = "application/vnd.oci.image.layer.v1.tar";
+
+export interface OciDescriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  annotations?: Record<string, string>;
+  platform?: { architecture: string; os: string };
+}
+
+export interface ImageArchive {
+  /** path of the OCI-layout tarball (for `ctr image import`) */
+  tarball: string;
+  /** image name recorded in index.json (`io.containerd.image.name`) */
+  name: string;
+  /** top-level manifest digest */
+  digest: string;
+  /** config digest (= CRI image id) */
+  configDigest: string;
+}
+
+export interface BusyboxImageOptions {
+  /** full image name, e.g. `localhost/tollgate/pause:1` */
+  name: string;
+  /** image command (Cmd); default: a long sleep */
+  cmd?: string[];
+  /** written to /marker so distinct markers give distinct digests */
+  marker?: string;
+  /** where to create the archive (default: a new temp dir) */
+  dir?: string;
+}
+
+function sha256(data: Buffer | string): string {
+  return `sha256:${createHash("sha256").update(data).digest("hex")}`;
+}
+
+/** The busybox rootfs every test image uses, as an uncompressed tar layer. */
+function busyboxLayer(work: string, marker: string): Buffer {
+  const root = path.join(work, "rootfs");
+  mkdirSync(path.join(root, "bin"), { recursive: true });
+  copyFileSync(tools.busybox, path.join(root, "bin", "busybox"));
+  chmodSync(path.join(root, "bin", "busybox"), 0o755);
+  for (const applet of ["sh", "echo", "sleep", "cat", "ls", "true"]) {
+    symlinkSync("busybox", path.join(root, "bin", applet));
+  }
+  writeFileSync(path.join(root, "marker"), `${marker}\n`);
+  const layer = path.join(work, "layer.tar");
+  // Fixed owner and mtime so equal inputs give equal digests.
+  execFileSync("tar", ["-C", root, "--owner=0", "--group=0", "--mtime=@0", "--sort=name", "-cf", layer, "."]);
+  const data = readFileSync(layer);
+  rmSync(root, { recursive: true, force: true });
+  rmSync(layer);
+  return data;
+}
+
+/**
+ * Builds a single-platform (linux/amd64) OCI image of busybox and writes it as an OCI-layout
+ * tarball whose index names it `opts.name`, ready for `ctr -n k8s.io image import`.
+ */
+export function buildBusyboxArchive(opts: BusyboxImageOptions): ImageArchive {
+  const work = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-ociimg-"));
+  const layout = path.join(work, "layout");
+  const blobs = path.join(layout, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (data: Buffer | string): string => {
+    const d = sha256(data);
+    writeFileSync(path.join(blobs, d.slice("sha256:".length)), data);
+    return d;
+  };
+  const layer = busyboxLayer(work, opts.marker ?? opts.name);
+  const layerDigest = put(layer);
+  const config = JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config: { Env: ["PATH=/bin"], Cmd: opts.cmd ?? ["/bin/sleep", "1000000000"] },
+    rootfs: { type: "layers", diff_ids: [layerDigest] },
+  });
+  const configDigest = put(config);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: configDigest, size: Buffer.byteLength(config) },
+    layers: [{ mediaType: OCI_LAYER_TAR, digest: layerDigest, size: layer.length }],
+  });
+  const manifestDigest = put(manifest);
+  writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(
+    path.join(layout, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [
+        {
+          mediaType: OCI_MANIFEST,
+          digest: manifestDigest,
+          size: Buffer.byteLength(manifest),
+          platform: { architecture: "amd64", os: "linux" },
+          annotations: { "io.containerd.image.name": opts.name },
+        },
+      ],
+    }),
+  );
+  const tarball = path.join(work, "image.tar");
+  execFileSync("tar", ["-C", layout, "--owner=0", "--group=0", "-cf", tarball, "."]);
+  rmSync(layout, { recursive: true, force: true });
+  return { tarball, name: opts.name, digest: manifestDigest, configDigest };
+}
