@@ -100,6 +100,9 @@ function parseHostEntry(
   registry: string,
 ): RegistryEndpoint {
   let s = server;
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(s) && !/^https?:\/\//i.test(s)) {
+    throw new EngineError("INVALID_CONFIG", `hosts.toml: unsupported scheme in "${server}"`);
+  }
   if (!s.startsWith("http")) s = `https://${s}`;
   let u: URL;
   try {
