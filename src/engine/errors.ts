@@ -21,6 +21,8 @@ export type ErrorCode =
   // signature verification results that are errors rather than verdicts
   | "REVOCATION_UNAVAILABLE"
   | "CANCELLED"
+  // a caller's time budget ran out before the verification finished
+  | "TIMEOUT"
   | "INTERNAL";
 
 /** Codes for which a verification "could not complete" (failure policy applies). */
@@ -30,6 +32,7 @@ export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "REGISTRY_ERROR",
   "REVOCATION_UNAVAILABLE",
   "CANCELLED",
+  "TIMEOUT",
   "INTERNAL",
 ]);
 

@@ -54,7 +54,7 @@ describe("ImagePolicy validation", () => {
   });
 
   const withVerifier = (v: unknown) =>
-    base({ verifiers: [base().spec && (base().spec as any).verifiers[0], v] });
+    base({ verifiers: [(base().spec as { verifiers: unknown[] }).verifiers[0], v] });
   const cases: [string, unknown, string, RegExp][] = [
     ["not an object", "hello", "(document)", /must be an object/],
     ["wrong apiVersion", { ...base(), apiVersion: "v1" }, "apiVersion", /tollgate.dev\/v1alpha1/],

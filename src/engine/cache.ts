@@ -1,0 +1,139 @@
+// Verdict cache (design.md "Decisions"): keyed by image digest × policy revision, never by
+// tag, so a policy change makes old verdicts unreachable by construction. Positive, negative
+// and failed verdicts expire separately; concurrent requests for one key share a single
+// verification (single flight). Bounded by entry count and approximate bytes (lru-cache).
+import { LRUCache } from "lru-cache";
+import type { Verdict } from "./types.js";
+
+export interface VerdictCacheOptions {
+  /** Most verdicts kept (default 10 000). */
+  maxEntries?: number;
+  /** Approximate bytes of verdicts kept (default 32 MiB; a verdict's size ≈ 2 × its JSON length). */
+  maxBytes?: number;
+  /** TTL of verdicts whose verification could not complete (default 5 s; 0 = never cached). */
+  failedTTLSeconds?: number;
+  /** Clock in milliseconds (tests inject one; default Date.now). */
+  now?: () => number;
+}
+
+export interface TtlSpec {
+  positiveTTLSeconds: number;
+  negativeTTLSeconds: number;
+}
+
+export interface VerdictCacheStats {
+  entries: number;
+  bytes: number;
+  hits: number;
+  misses: number;
+  /** Requests that joined a verification already in flight. */
+  joined: number;
+  inflight: number;
+  stored: number;
+  evicted: number;
+}
+
+export const CACHE_DEFAULTS = { maxEntries: 10_000, maxBytes: 32 << 20, failedTTLSeconds: 5 } as const;
+
+export function cacheKey(digest: string, revision: string): string {
+  return `${digest}|${revision}`;
+}
+
+/** Which TTL a verdict gets; 0 means "do not cache". Exempt/ungoverned verdicts are not cached (cheap and reference-dependent). */
+export function ttlSecondsFor(v: Verdict, ttl: TtlSpec, failedTTLSeconds: number): number {
+  switch (v.outcome) {
+    case "verified":
+      return ttl.positiveTTLSeconds;
+    case "rejected":
+      return ttl.negativeTTLSeconds;
+    case "failed":
+      return failedTTLSeconds;
+    default:
+      return 0;
+  }
+}
+
+export class VerdictCache {
+  private readonly lru: LRUCache<string, Verdict>;
+  private readonly inflight = new Map<string, Promise<Verdict>>();
+  private readonly failedTTLSeconds: number;
+  private readonly counters = { hits: 0, misses: 0, joined: 0, stored: 0, evicted: 0 };
+
+  constructor(opts: VerdictCacheOptions = {}) {
+    const now = opts.now ?? Date.now;
+    this.failedTTLSeconds = opts.failedTTLSeconds ?? CACHE_DEFAULTS.failedTTLSeconds;
+    this.lru = new LRUCache<string, Verdict>({
+      max: opts.maxEntries ?? CACHE_DEFAULTS.maxEntries,
+      maxSize: opts.maxBytes ?? CACHE_DEFAULTS.maxBytes,
+      sizeCalculation: (v) => Math.max(1, JSON.stringify(v).length * 2),
+      // An expired verdict is never served; the clock is read on every access (no timers).
+      perf: { now },
+      ttlResolution: 0,
+      ttlAutopurge: false,
+      allowStale: false,
+      dispose: (_v, _k, reason) => {
+        if (reason === "evict") this.counters.evicted++;
+      },
+    });
+  }
+
+  /** A cached verdict (marked cached: true) or undefined. */
+  get(digest: string, revision: string): Verdict | undefined {
+    const v = this.lru.get(cacheKey(digest, revision));
+    if (!v) {
+      this.counters.misses++;
+      return undefined;
+    }
+    this.counters.hits++;
+    return { ...v, cached: true };
+  }
+
+  /** Looks without counting a hit/miss or touching recency. */
+  peek(digest: string, revision: string): Verdict | undefined {
+    const v = this.lru.peek(cacheKey(digest, revision));
+    return v && { ...v, cached: true };
+  }
+
+  /** Stores per the verdict's outcome; returns the TTL used (0 = not stored). */
+  set(v: Verdict, ttl: TtlSpec): number {
+    const seconds = ttlSecondsFor(v, ttl, this.failedTTLSeconds);
+    if (seconds <= 0) return 0;
+    this.lru.set(
+      cacheKey(v.subject.digest, v.policy.revision),
+      { ...v, cached: false },
+      { ttl: seconds * 1000 },
+    );
+    this.counters.stored++;
+    return seconds;
+  }
+
+  /**
+   * Single flight: the first caller for `key` starts `work`; everyone else gets the same
+   * promise. `work` must not depend on any one caller's AbortSignal.
+   */
+  shared(key: string, work: () => Promise<Verdict>): { promise: Promise<Verdict>; joined: boolean } {
+    const existing = this.inflight.get(key);
+    if (existing) {
+      this.counters.joined++;
+      return { promise: existing, joined: true };
+    }
+    const promise = work().finally(() => {
+      this.inflight.delete(key);
+    });
+    this.inflight.set(key, promise);
+    return { promise, joined: false };
+  }
+
+  clear(): void {
+    this.lru.clear();
+  }
+
+  stats(): VerdictCacheStats {
+    return {
+      entries: this.lru.size,
+      bytes: this.lru.calculatedSize,
+      inflight: this.inflight.size,
+      ...this.counters,
+    };
+  }
+}

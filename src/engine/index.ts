@@ -1,0 +1,40 @@
+// Public engine API: createEngine → Engine.verify(subject, compiledPolicy) → Verdict.
+// The engine knows nothing of containerd, NRI or Kubernetes.
+import { verifyCosign } from "./cosign/index.js";
+import { verifyNotation } from "./notation/index.js";
+import {
+  createRegistryClient,
+  discoverSignatures,
+  type RegistryClient,
+  type RegistryClientOptions,
+} from "./registry/index.js";
+import { type CoreOptions, createEngineCore, type Engine, type EngineDeps } from "./verify.js";
+
+export interface EngineOptions extends CoreOptions {
+  /** A registry client to share, or options to create one (hosts.toml dir, docker configs, limits). */
+  registry?: RegistryClientOptions | RegistryClient;
+  /** Test seams: replace discovery or a signature verifier. */
+  verifiers?: Partial<EngineDeps>;
+}
+
+function isClient(r: RegistryClientOptions | RegistryClient | undefined): r is RegistryClient {
+  return typeof (r as RegistryClient | undefined)?.listReferrers === "function";
+}
+
+export function createEngine(opts: EngineOptions = {}): Engine & { registry: RegistryClient } {
+  const registry = isClient(opts.registry) ? opts.registry : createRegistryClient(opts.registry ?? {});
+  const deps: EngineDeps = {
+    discover: (subject, o) => discoverSignatures(registry, subject, o),
+    notation: (source, cfg, o) => verifyNotation(source, cfg, o),
+    cosign: (source, cfg, o) => verifyCosign(source, cfg, o),
+    ...opts.verifiers,
+  };
+  return Object.assign(createEngineCore(deps, opts), { registry });
+}
+
+export { CACHE_DEFAULTS, cacheKey, type VerdictCacheOptions, type VerdictCacheStats } from "./cache.js";
+export { EngineError, type ErrorCode, isEngineError, toEngineError } from "./errors.js";
+export * from "./policy/index.js";
+export type * from "./types.js";
+export type { Engine, EngineDeps, EngineStats, VerifierCallOptions, VerifyOptions } from "./verify.js";
+export { createEngineCore } from "./verify.js";
