@@ -1,13 +1,64 @@
-// In-process verification when the agent is unreachable (filled in once the engine's
-// createEngine entry point lands; until then the caller applies the failure policy).
+// In-process verification when the agent is unreachable: the same policy source, engine
+// and pull decision the agent uses, built from the on-disk agent configuration. Loaded
+// with a dynamic import only on this path.
 import type { PullVerdictRequest } from "../agent/api-types.js";
 import type { AgentConfig } from "../agent/config.js";
 import type { Decision } from "../agent/decision.js";
+import { ExemptImages } from "../agent/exempt.js";
+import { PullDecider } from "../agent/pull.js";
+import { createAgentEngine, createPolicySource, normalizeName } from "../agent/wiring.js";
+
+type Diag = (msg: string, extra?: Record<string, unknown>) => void;
 
 export async function verifyInProcess(
-  _cfg: AgentConfig,
-  _req: PullVerdictRequest,
-  _opts: { deadline: number; log: (msg: string, extra?: Record<string, unknown>) => void },
+  cfg: AgentConfig,
+  req: PullVerdictRequest,
+  opts: { deadline: number; log: Diag },
 ): Promise<Decision> {
-  throw new Error("in-process verification is not wired yet");
+  const logger = {
+    info: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
+    warn: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
+    error: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
+  };
+  const source = createPolicySource(cfg, logger);
+  await withTimeout(source.start(), opts.deadline - Date.now(), "loading policies");
+  try {
+    const engine = createAgentEngine(cfg);
+    const decider = new PullDecider({
+      selector: source,
+      engine,
+      exemptImages: new ExemptImages(cfg.policy.exemptImages),
+      mode: cfg.pullVerifier.mode,
+      timeoutMs: Math.max(50, opts.deadline - Date.now() - 100),
+      failurePolicy: cfg.pullVerifier.failurePolicy,
+      normalize: normalizeName,
+      sink: {
+        record: (d) =>
+          opts.log("decision (in-process)", {
+            result: d.allowed ? "allow" : "deny",
+            kind: d.kind,
+            image: d.image,
+            digest: d.digest,
+            policy: d.policy,
+            reason: d.reason,
+          }),
+      },
+    });
+    return await decider.decide(req);
+  } finally {
+    await source.stop().catch(() => {});
+  }
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<T>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new Error(`${what} took longer than ${Math.max(0, ms)} ms`)),
+        Math.max(0, ms),
+      );
+    }),
+  ]).finally(() => clearTimeout(timer));
 }

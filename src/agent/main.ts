@@ -1,0 +1,201 @@
+// The agent process (one per node): configuration → policy source → engine → local API
+// for the pull verifier → metrics/health → NRI plugin (create-time gate + Synchronize
+// audit). Stops cleanly on SIGTERM/SIGINT.
+import http from "node:http";
+import { type Logger, pino } from "pino";
+import pkg from "../../package.json";
+import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
+import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
+import { closeServer, listenTcp, listenUnix, makeHandler } from "./api.js";
+import type { AgentStatus } from "./api-types.js";
+import { AuditLog } from "./audit.js";
+import { type AgentConfig, ConfigError, loadConfig, parseListen } from "./config.js";
+import { ExemptImages } from "./exempt.js";
+import { Gate } from "./gate.js";
+import { AgentMetrics } from "./metrics.js";
+import { NriGate } from "./nri.js";
+import { PullDecider } from "./pull.js";
+import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "./wiring.js";
+
+export const VERSION: string = pkg.version;
+
+export interface AgentHandle {
+  config: AgentConfig;
+  status(): AgentStatus;
+  /** Port of the metrics/health listener (0 when disabled). */
+  metricsPort: number;
+  engine: AgentEngine;
+  stop(): Promise<void>;
+}
+
+/** Starts every component; resolves once the local API is serving (NRI registers in the background). */
+export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHandle> {
+  const startedAt = new Date().toISOString();
+  const metrics = new AgentMetrics({ defaultMetrics: true });
+  const source: PolicySource<CompiledPolicy> = createPolicySource(
+    cfg,
+    log.child({ component: "policy-source" }),
+  );
+  const engine = createAgentEngine(cfg, (ev) => {
+    if (ev.error) metrics.registryErrors.inc({ code: ev.error });
+  });
+  const images = new ContainerdImages({
+    address: cfg.containerd.address,
+    namespace: cfg.containerd.namespace,
+  });
+  const sink = new AuditLog(log.child({ component: "audit" }), metrics);
+  const exemptImages = new ExemptImages(cfg.policy.exemptImages);
+  let nri: NriGate<CompiledPolicy> | undefined;
+
+  const gate = new Gate<CompiledPolicy>({
+    selector: source,
+    engine,
+    resolver: new ContainerdImageResolver(images),
+    exemptImages,
+    exemptNamespaces: cfg.policy.exemptNamespaces,
+    budgetFraction: cfg.gate.budgetFraction,
+    requestTimeoutMs: () => nri?.timeoutMs ?? cfg.gate.defaultRequestTimeoutMs,
+    sink,
+    metrics,
+  });
+  const pull = new PullDecider<CompiledPolicy>({
+    selector: source,
+    engine,
+    exemptImages,
+    mode: cfg.pullVerifier.mode,
+    // Leave the verifier binary time to print the answer before its own timeout.
+    timeoutMs: Math.max(100, cfg.pullVerifier.timeoutMs - 500),
+    failurePolicy: cfg.pullVerifier.failurePolicy,
+    normalize: normalizeName,
+    sink,
+  });
+
+  await source.start();
+  source.onChange(() => {
+    const st = source.status();
+    log.info(
+      {
+        policies: st.policies.map((p) => ({ name: p.name, revision: p.revision })),
+        rejected: st.rejected.length,
+      },
+      "policies changed",
+    );
+  });
+
+  const policyView = (p: CompiledPolicy) => ({
+    name: p.name,
+    revision: p.revision,
+    mode: p.mode,
+    failurePolicy: p.failurePolicy,
+  });
+  const status = (): AgentStatus => {
+    const st = source.status();
+    const notReady: string[] = [];
+    if (!st.ready) notReady.push(`policy source ${st.source} not ready (${st.sync.state})`);
+    if (nri && nri.state !== "registered") notReady.push(`NRI plugin ${nri.state}`);
+    const def = source.defaultPolicy();
+    return {
+      version: VERSION,
+      startedAt,
+      ready: notReady.length === 0,
+      notReady,
+      nri: {
+        enabled: cfg.nri.enabled,
+        state: nri ? nri.state : "disabled",
+        requestTimeoutMs: nri?.timeoutMs,
+        lastSyncAudit: nri?.lastSyncAudit,
+      },
+      policySource: st,
+      defaultPolicy: def ? policyView(def) : undefined,
+      policies: source.policies().map(policyView),
+      pullVerifier: { mode: cfg.pullVerifier.mode },
+      exemptNamespaces: cfg.policy.exemptNamespaces,
+      exemptImages: cfg.policy.exemptImages,
+    };
+  };
+  const handlers = {
+    pullVerdict: (r: Parameters<PullDecider["decide"]>[0]) => pull.decide(r),
+    status,
+    metrics: async () => ({
+      contentType: metrics.registry.contentType,
+      body: await metrics.registry.metrics(),
+    }),
+  };
+
+  const apiServer = http.createServer(makeHandler(handlers, { local: true }));
+  await listenUnix(apiServer, cfg.api.socket);
+  log.info({ socket: cfg.api.socket }, "local API listening");
+
+  let metricsServer: http.Server | undefined;
+  let metricsPort = 0;
+  if (cfg.metrics.listen !== "") {
+    const l = parseListen(cfg.metrics.listen)!;
+    metricsServer = http.createServer(makeHandler(handlers, { local: false }));
+    metricsPort = await listenTcp(metricsServer, l.host, l.port);
+    log.info({ listen: `${l.host}:${metricsPort}` }, "metrics and health listening");
+  }
+
+  if (cfg.nri.enabled) {
+    nri = new NriGate<CompiledPolicy>({ config: cfg, gate, metrics, log });
+    metrics.setNriState("connecting");
+    // Registration happens in the background and again after every reconnect.
+    nri.start().catch((e: unknown) => log.error({ err: (e as Error).message }, "NRI plugin failed to start"));
+  }
+
+  let stopped = false;
+  return {
+    config: cfg,
+    status,
+    metricsPort,
+    engine,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await nri?.stop().catch((e: unknown) => log.warn({ err: (e as Error).message }, "NRI stop failed"));
+      await closeServer(apiServer);
+      if (metricsServer) await closeServer(metricsServer);
+      await source.stop().catch(() => {});
+      images.close();
+    },
+  };
+}
+
+/** `tollgate agent [flags]`: returns the process exit code once stopped. */
+export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  let cfg: AgentConfig;
+  try {
+    cfg = await loadConfig({ argv, env });
+  } catch (e) {
+    process.stderr.write(`tollgate agent: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+    return 2;
+  }
+  const log = pino({ level: cfg.log.level, base: { component: "tollgate-agent" } });
+  let agent: AgentHandle;
+  try {
+    agent = await startAgent(cfg, log);
+  } catch (e) {
+    log.fatal({ err: (e as Error).message }, "agent failed to start");
+    return 1;
+  }
+  log.info({ version: VERSION, config: cfg.file ?? "defaults" }, "agent started");
+  return new Promise<number>((resolve) => {
+    const onSignal = (sig: NodeJS.Signals) => {
+      log.info({ signal: sig }, "shutting down");
+      process.off("SIGTERM", onSignal);
+      process.off("SIGINT", onSignal);
+      const force = setTimeout(() => resolve(1), 10_000);
+      force.unref();
+      agent.stop().then(
+        () => {
+          clearTimeout(force);
+          log.info({}, "stopped");
+          log.flush?.();
+          resolve(0);
+        },
+        () => resolve(1),
+      );
+    };
+    process.on("SIGTERM", onSignal);
+    process.on("SIGINT", onSignal);
+  });
+}
