@@ -235,14 +235,16 @@ export function parseCert(der: Uint8Array): Cert {
     else if (!isContext(n, 1) && !isContext(n, 2)) throw malformed("unexpected field in TBSCertificate");
   }
   let x509: X509Certificate;
+  let publicKey: KeyObject;
   try {
     x509 = new X509Certificate(der);
+    // The key is decoded lazily; a corrupt SPKI throws here, not in the constructor.
+    publicKey = x509.publicKey;
   } catch (e) {
     throw new EngineError("MALFORMED", `certificate rejected by the X.509 parser: ${(e as Error).message}`, {
       cause: e,
     });
   }
-  const publicKey = x509.publicKey;
   let keyType: Cert["keyType"] = "other";
   let keyBits = 0;
   const det = publicKey.asymmetricKeyDetails ?? {};
