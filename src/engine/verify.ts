@@ -428,7 +428,13 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       );
     }
     const hit = cache.get(subject.digest, policy.revision);
-    if (hit) return count({ ...hit, durationMs: Math.max(0, performance.now() - started) });
+    if (hit) {
+      return count({
+        ...hit,
+        subject: { reference: subject.reference, digest: subject.digest },
+        durationMs: Math.max(0, performance.now() - started),
+      });
+    }
 
     const key = cacheKey(subject.digest, policy.revision);
     const { promise } = cache.shared(key, () => run(subject, policy));
