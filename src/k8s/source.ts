@@ -1,0 +1,424 @@
+// Kubernetes policy source: informers on Namespaces and the cluster-scoped ImagePolicy CRD
+// (imagepolicies.tollgate.dev/v1alpha1), plus one single-object informer per Secret or
+// ConfigMap that a policy references. It implements the policy model's
+// TrustMaterialResolver against those informers' caches.
+//
+// Least privilege: the agent never lists or watches Secrets cluster-wide. For each
+// referenced object it lists+watches `/api/v1/namespaces/<ns>/secrets?fieldSelector=
+// metadata.name=<name>`; kube-apiserver authorizes a list/watch with a metadata.name field
+// selector against RBAC `resourceNames`, so RBAC can grant exactly the trust objects (or,
+// coarser, get/list/watch on secrets+configmaps in a dedicated trust namespace). Informers
+// for objects no policy references any more are stopped.
+//
+// Behaviour under failure (design: invalid configuration never widens access):
+//  - before the first full sync, select() answers error/Closed ("not synced"): not ready;
+//  - an ImagePolicy update that does not validate/compile (or whose trust material is
+//    missing) is rejected; the last good revision stays, the rejection is logged and in status;
+//  - a deleted ImagePolicy is a valid change: namespaces naming it fail closed;
+//  - 410 Gone → relist (client-node ListWatch); dropped connections and an unreachable API
+//    server → retry with exponential back-off; the last synced state stays in force meanwhile;
+//  - a namespace not (yet) in the cache → error/Closed, never the default policy.
+// Known gap: a half-open watch connection is only detected by TCP keepalive (client-node
+// sets 30 s on its sockets); there is no idle watchdog yet.
+
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+} from "@kubernetes/client-node";
+import { EngineError } from "../engine/errors.js";
+import type { CompiledPolicy, TrustMaterialRef, TrustMaterialResolver } from "../engine/policy/model.js";
+import {
+  type CompiledPolicyLike,
+  engineCompiler,
+  type PolicyCompiler,
+  refKey,
+} from "../policy-source/model.js";
+import { isRecord, stringMap, trustObjectData } from "../policy-source/objects.js";
+import { errorMessage, PolicyStore } from "../policy-source/store.js";
+import {
+  type PolicySource,
+  type Selection,
+  type SelectionConfig,
+  type SourceLogger,
+  type SourceStatus,
+  silentLogger,
+} from "../policy-source/types.js";
+import { type BackoffOptions, DEFAULT_BACKOFF, Reflector } from "./reflector.js";
+
+export const GROUP = "tollgate.dev";
+export const VERSION = "v1alpha1";
+export const PLURAL = "imagepolicies";
+
+export interface KubernetesSourceOptions<P extends CompiledPolicyLike> {
+  kubeConfig: KubeConfig;
+  config: SelectionConfig;
+  /** Defaults to the engine's compilePolicy. */
+  compile?: PolicyCompiler<P>;
+  logger?: SourceLogger;
+  backoff?: Partial<BackoffOptions>;
+  /** Abandon a list request after this long (default 30 s). */
+  listTimeoutMs?: number;
+  /** How long a compile waits for a referenced Secret/ConfigMap's first sync (default 10 s). */
+  trustSyncTimeoutMs?: number;
+  /** Cap on ImagePolicy objects held (default 1000). */
+  maxPolicies?: number;
+}
+
+type KObj = KubernetesObject & Record<string, unknown>;
+
+interface TrustWatch {
+  kind: "Secret" | "ConfigMap";
+  namespace: string;
+  name: string;
+  reflector: Reflector<KObj>;
+  synced: Promise<void>;
+}
+
+export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
+  implements PolicySource<P>
+{
+  private readonly store: PolicyStore<P>;
+  private readonly log: SourceLogger;
+  private readonly kc: KubeConfig;
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+  private readonly backoff: BackoffOptions;
+  private readonly listTimeoutMs: number;
+  private readonly trustSyncTimeoutMs: number;
+  private readonly maxPolicies: number;
+  private readonly namespaces: Reflector<KObj>;
+  private readonly imagePolicies: Reflector<KObj>;
+  private readonly trust = new Map<string, TrustWatch>();
+  private readonly failing = new Set<string>();
+  private readyWaiters: (() => void)[] = [];
+  private stopped = true;
+  private gcTimer: NodeJS.Timeout | undefined;
+
+  constructor(options: KubernetesSourceOptions<P>) {
+    this.kc = options.kubeConfig;
+    this.log = options.logger ?? silentLogger;
+    this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.listTimeoutMs = options.listTimeoutMs ?? 30_000;
+    this.trustSyncTimeoutMs = options.trustSyncTimeoutMs ?? 10_000;
+    this.maxPolicies = options.maxPolicies ?? 1000;
+    this.store = new PolicyStore<P>(
+      "kubernetes",
+      options.config,
+      options.compile ?? (engineCompiler as unknown as PolicyCompiler<P>),
+      this.log,
+    );
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.custom = this.kc.makeApiClient(CustomObjectsApi);
+
+    this.namespaces = new Reflector<KObj>(
+      this.kc,
+      "/api/v1/namespaces",
+      () =>
+        this.timed(
+          "list namespaces",
+          this.core.listNamespace() as unknown as Promise<KubernetesListObject<KObj>>,
+        ),
+      {
+        add: (o) => this.onNamespace(o),
+        update: (o) => this.onNamespace(o),
+        delete: (o) => this.store.deleteNamespace(o.metadata?.name ?? ""),
+        synced: () => this.checkReady(),
+        error: (e, retry) => this.onReflectorError("namespaces", e, retry),
+        recovered: () => this.onRecovered("namespaces"),
+      },
+      this.backoff,
+    );
+    this.imagePolicies = new Reflector<KObj>(
+      this.kc,
+      `/apis/${GROUP}/${VERSION}/${PLURAL}`,
+      () =>
+        this.timed(
+          "list imagepolicies",
+          this.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL }) as Promise<
+            KubernetesListObject<KObj>
+          >,
+        ),
+      {
+        add: (o) => this.onPolicy(o),
+        update: (o) => this.onPolicy(o),
+        delete: (o) => this.onPolicyDeleted(o),
+        synced: () => this.checkReady(),
+        error: (e, retry) => this.onReflectorError("imagepolicies", e, retry),
+        recovered: () => this.onRecovered("imagepolicies"),
+      },
+      this.backoff,
+    );
+  }
+
+  async start(): Promise<void> {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.store.syncState = "starting";
+    this.namespaces.start();
+    this.imagePolicies.start();
+  }
+
+  /** Resolves once both informers have synced and the listed policies have compiled. */
+  whenReady(timeoutMs?: number): Promise<void> {
+    if (this.store.ready) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t =
+        timeoutMs === undefined
+          ? undefined
+          : setTimeout(
+              () =>
+                reject(new EngineError("REGISTRY_TIMEOUT", "Kubernetes policy source did not sync in time")),
+              timeoutMs,
+            );
+      this.readyWaiters.push(() => {
+        if (t) clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.gcTimer) clearTimeout(this.gcTimer);
+    await Promise.all([
+      this.namespaces.stop(),
+      this.imagePolicies.stop(),
+      ...[...this.trust.values()].map((t) => t.reflector.stop()),
+    ]);
+    this.trust.clear();
+    await this.store.settle();
+    this.store.syncState = "stopped";
+  }
+
+  select(namespace: string, now: Date = new Date()): Selection<P> {
+    return this.store.select(namespace, now, "unknown");
+  }
+  policies(): P[] {
+    return this.store.policies();
+  }
+  defaultPolicy(): P | undefined {
+    return this.store.defaultPolicy();
+  }
+  onChange(cb: () => void): () => void {
+    return this.store.onChange(cb);
+  }
+  status(): SourceStatus {
+    return this.store.status();
+  }
+
+  /** Per informer: resume point (resourceVersion) and whether it has synced. */
+  informers(): { path: string; resourceVersion: string; synced: boolean }[] {
+    return [this.namespaces, this.imagePolicies, ...[...this.trust.values()].map((t) => t.reflector)].map(
+      (r) => ({
+        path: r.path,
+        resourceVersion: r.resourceVersion(),
+        synced: r.synced,
+      }),
+    );
+  }
+
+  /** Trust objects currently watched, as "Kind/namespace/name" (for status and tests). */
+  watchedTrustObjects(): string[] {
+    return [...this.trust.keys()].sort();
+  }
+
+  // ---- informer events ----------------------------------------------------------------
+
+  private onNamespace(o: KObj): void {
+    const name = o.metadata?.name;
+    if (!name) return;
+    let annotations: Record<string, string>;
+    try {
+      annotations = stringMap(o.metadata?.annotations, "metadata.annotations");
+    } catch (e) {
+      // Cannot happen with a real API server; fail closed for this namespace if it does.
+      this.log.warn(
+        { namespace: name, err: errorMessage(e) },
+        "namespace with malformed annotations ignored",
+      );
+      this.store.deleteNamespace(name);
+      return;
+    }
+    this.store.setNamespace({ name, annotations });
+  }
+
+  private onPolicy(o: KObj): void {
+    const name = o.metadata?.name;
+    if (!name) return;
+    const origin = `ImagePolicy/${name}@${o.metadata?.resourceVersion ?? "?"}`;
+    if (!this.store.policyNames().includes(name) && this.store.policyNames().length >= this.maxPolicies) {
+      this.store.reject(name, origin, `more than ${this.maxPolicies} ImagePolicies; this one is ignored`);
+      return;
+    }
+    void this.store.upsert(name, o, origin, this.resolver).then(() => this.scheduleGc());
+  }
+
+  private onPolicyDeleted(o: KObj): void {
+    const name = o.metadata?.name;
+    if (!name) return;
+    this.store.remove(name, `ImagePolicy/${name}@${o.metadata?.resourceVersion ?? "?"}`);
+    this.scheduleGc();
+  }
+
+  private onReflectorError(what: string, e: unknown, retryInMs: number): void {
+    const message = `${what}: ${describeError(e)}`;
+    this.failing.add(what);
+    this.store.lastError = { message, at: new Date().toISOString() };
+    if (this.store.ready) this.store.syncState = "reconnecting";
+    this.log.warn({ informer: what, err: message, retryInMs }, "Kubernetes watch failed; retrying");
+  }
+
+  private onRecovered(what: string): void {
+    this.failing.delete(what);
+    if (this.store.ready && this.failing.size === 0) {
+      this.store.syncState = "synced";
+      this.store.lastSyncAt = new Date().toISOString();
+      this.log.info({ informer: what }, "Kubernetes watch recovered");
+    }
+  }
+
+  private checkReady(): void {
+    if (this.store.ready || !this.namespaces.synced || !this.imagePolicies.synced) return;
+    // The listed policies' compiles were started synchronously by the list's add events.
+    void this.store.settle().then(() => {
+      if (this.store.ready || this.stopped) return;
+      this.store.ready = true;
+      this.store.syncState = this.failing.size === 0 ? "synced" : "reconnecting";
+      this.store.lastSyncAt = new Date().toISOString();
+      this.log.info({ policies: this.store.policies().length }, "Kubernetes policy source synced");
+      this.store.emit();
+      const waiters = this.readyWaiters;
+      this.readyWaiters = [];
+      for (const w of waiters) w();
+    });
+  }
+
+  // ---- trust material -------------------------------------------------------------------
+
+  private readonly resolver: TrustMaterialResolver = {
+    resolve: async (ref: TrustMaterialRef): Promise<Uint8Array> => {
+      const w = this.ensureTrustWatch(ref);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new EngineError(
+                "REGISTRY_TIMEOUT",
+                `${ref.kind} ${ref.namespace}/${ref.name} could not be read from the API server`,
+              ),
+            ),
+          this.trustSyncTimeoutMs,
+        );
+      });
+      try {
+        await Promise.race([w.synced, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      const obj = w.reflector.get(ref.name, ref.namespace);
+      if (!obj) throw new EngineError("NOT_FOUND", `${ref.kind} ${ref.namespace}/${ref.name} does not exist`);
+      const data = trustObjectData(ref.kind, obj);
+      const v = data.get(ref.key);
+      if (!v)
+        throw new EngineError(
+          "NOT_FOUND",
+          `${ref.kind} ${ref.namespace}/${ref.name} has no key "${ref.key}"`,
+        );
+      return v;
+    },
+  };
+
+  private ensureTrustWatch(ref: TrustMaterialRef): TrustWatch {
+    const key = refKey(ref);
+    const existing = this.trust.get(key);
+    if (existing) return existing;
+    const plural = ref.kind === "Secret" ? "secrets" : "configmaps";
+    const fieldSelector = `metadata.name=${ref.name}`;
+    let markSynced = () => {};
+    const synced = new Promise<void>((r) => {
+      markSynced = r;
+    });
+    const onChange = () => {
+      // Recompile the policies built from this object; their revision follows the bytes.
+      const names = this.store.dependentsOf(new Set([key]));
+      if (names.length > 0) void this.store.recompile(names, this.resolver).then(() => this.scheduleGc());
+    };
+    const list = () =>
+      this.timed(
+        `list ${plural}`,
+        (ref.kind === "Secret"
+          ? this.core.listNamespacedSecret({ namespace: ref.namespace, fieldSelector })
+          : this.core.listNamespacedConfigMap({
+              namespace: ref.namespace,
+              fieldSelector,
+            })) as unknown as Promise<KubernetesListObject<KObj>>,
+      );
+    let initial = true;
+    const reflector = new Reflector<KObj>(
+      this.kc,
+      `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/${plural}`,
+      list,
+      {
+        // Events of the initial list are not changes: the compile waiting on `synced` reads them.
+        add: () => initial || onChange(),
+        update: () => initial || onChange(),
+        delete: () => initial || onChange(),
+        synced: () => {
+          initial = false;
+          markSynced();
+        },
+        error: (e, retry) => this.onReflectorError(`${ref.kind} ${ref.namespace}/${ref.name}`, e, retry),
+        recovered: () => this.onRecovered(`${ref.kind} ${ref.namespace}/${ref.name}`),
+      },
+      this.backoff,
+      fieldSelector,
+    );
+    const w: TrustWatch = { kind: ref.kind, namespace: ref.namespace, name: ref.name, reflector, synced };
+    this.trust.set(key, w);
+    if (!this.stopped) reflector.start();
+    return w;
+  }
+
+  /** Stops informers for trust objects no policy references (after compiles settle). */
+  private scheduleGc(): void {
+    if (this.gcTimer || this.stopped) return;
+    this.gcTimer = setTimeout(() => {
+      this.gcTimer = undefined;
+      void this.store.settle().then(() => {
+        if (this.stopped) return;
+        const used = this.store.referencedKeys();
+        for (const [key, w] of this.trust) {
+          if (used.has(key)) continue;
+          this.trust.delete(key);
+          this.failing.delete(`${w.kind} ${w.namespace}/${w.name}`);
+          void w.reflector.stop();
+        }
+      });
+    }, 100);
+    this.gcTimer.unref();
+  }
+
+  private timed<T>(what: string, p: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new EngineError("REGISTRY_TIMEOUT", `${what}: no answer in ${this.listTimeoutMs} ms`)),
+        this.listTimeoutMs,
+      );
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+}
+
+function describeError(e: unknown): string {
+  if (isRecord(e)) {
+    const code = e.code ?? e.statusCode;
+    const msg = typeof e.message === "string" ? e.message : JSON.stringify(e).slice(0, 200);
+    return code !== undefined ? `${msg} (${String(code)})` : msg;
+  }
+  return errorMessage(e);
+}
