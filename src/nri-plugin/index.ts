@@ -15,6 +15,7 @@ export { EVENT_NUMBER, eventMask, type NriEvent, VALID_EVENT_MASK } from "./even
 export { Mux, MuxConn, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
 export {
   type ConfigureInfo,
+  type CreateContainerAnswer,
   DEFAULT_SOCKET_PATH,
   type NriHandlers,
   type NriLogger,

@@ -9,6 +9,7 @@ import {
   type ContainerEviction,
   type ContainerUpdate,
   CreateContainerResponse,
+  type DeepPartial,
   PluginDefinition,
   type PodSandbox,
   RuntimeDefinition,
@@ -37,19 +38,26 @@ export interface RequestContext {
   metadata: Record<string, string>;
 }
 
+/** What a createContainer handler may return: any subset of CreateContainerResponse. */
+export type CreateContainerAnswer = DeepPartial<CreateContainerResponse>;
+
 export type PluginState = "idle" | "connecting" | "registered" | "disconnected" | "stopped";
 
 export interface NriHandlers {
   configure?(info: ConfigureInfo): void | Promise<void>;
   /** Called once per connection with all Synchronize pages merged. */
   synchronize?(pods: PodSandbox[], containers: Container[]): ContainerUpdate[] | Promise<ContainerUpdate[]>;
-  /** Throw `new TtrpcStatusError(Code.PERMISSION_DENIED, msg)` to deny. Must answer before ctx.deadline. */
+  /**
+   * Return nothing (allow as is) or a (partial) response with adjustments; throw
+   * `new TtrpcStatusError(Code.PERMISSION_DENIED, msg)` to deny. Must answer before ctx.deadline:
+   * containerd drops a plugin that misses it and creates the container anyway.
+   */
   createContainer?(
     pod: PodSandbox,
     container: Container,
     ctx: RequestContext,
     // biome-ignore lint/suspicious/noConfusingVoidType: "return nothing" = allow without adjustments
-  ): Partial<CreateContainerResponse> | void | Promise<Partial<CreateContainerResponse> | void>;
+  ): CreateContainerAnswer | void | Promise<CreateContainerAnswer | void>;
   /** Subscribed lifecycle events other than CreateContainer. Errors are logged, never returned. */
   stateChange?(event: NriEvent, pod?: PodSandbox, container?: Container): void | Promise<void>;
   onStateChange?(state: "connecting" | "registered" | "disconnected", detail?: string): void;
@@ -81,7 +89,10 @@ export interface NriPluginOptions {
 }
 
 const NOOP_LOGGER: NriLogger = { info() {}, warn() {}, error() {}, debug() {} };
-const EMPTY_CREATE_RESPONSE: CreateContainerResponse = { update: [], evict: [] };
+const EMPTY_CREATE_RESPONSE: CreateContainerResponse = Object.freeze({
+  update: Object.freeze([]) as unknown as ContainerUpdate[],
+  evict: Object.freeze([]) as unknown as ContainerEviction[],
+});
 
 export class NriPlugin {
   private readonly name: string;
@@ -403,11 +414,10 @@ class Session {
     }
     const res = await handler(pod, container, { deadline, signal, metadata: ctx.metadata });
     if (!res) return EMPTY_CREATE_RESPONSE;
-    // Fill what a partial answer left out so encoding never throws (a throw here would deny).
-    if (res.adjust === undefined && Array.isArray(res.update) && Array.isArray(res.evict)) {
-      return res as CreateContainerResponse;
-    }
-    return CreateContainerResponse.fromPartial(res as CreateContainerResponse);
+    // The common "allow, no changes" answer costs no copy; anything else is normalised so that
+    // encoding never throws on a missing field (a throw here would deny the container).
+    if (res.adjust === undefined && !res.update?.length && !res.evict?.length) return EMPTY_CREATE_RESPONSE;
+    return CreateContainerResponse.fromPartial(res);
   }
 
   /** Deliver a subscribed event; never fail the RPC for it (an error status would block the runtime). */

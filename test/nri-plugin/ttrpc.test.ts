@@ -150,7 +150,7 @@ describe("ttrpc client + server", () => {
     while (maxRunning < gates.length) await new Promise((r) => setTimeout(r, 5));
     for (let i = gates.length - 1; i >= 0; i--) gates[i]!.resolve();
     const replies = await Promise.all(calls);
-    replies.forEach((r, i) => expect([...r]).toEqual([i, 33]));
+    expect(replies.map((r) => [...r])).toEqual(gates.map((_, i) => [i, 33]));
     expect(order).toEqual([...gates.keys()].reverse());
   });
 
