@@ -1,0 +1,85 @@
+// Packages the pull verifier as a self-contained executable for hosts without Node.js:
+// a Node.js single-executable application (SEA, Node 20 `--experimental-sea-config` +
+// postject). The result, dist/tollgate-verify (~100 MB: it is the node binary with the
+// bundled verifier injected), runs with an empty environment and needs nothing else on the
+// host but glibc. SEA only runs CommonJS, so the verifier is bundled a second time as one
+// CJS file (dist/tollgate-verify.cjs); the ESM dist/tollgate-verify.mjs stays for hosts
+// that have node.
+//
+// Usage: node scripts/package-verifier.mjs [--node PATH] [--out PATH]
+//   --node  the node binary to inject into (default: the one running this script)
+//   --out   output path (default: dist/tollgate-verify)
+import { execFileSync } from "node:child_process";
+import { chmodSync, copyFileSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { build } from "esbuild";
+
+const repo = path.resolve(import.meta.dirname, "..");
+const args = process.argv.slice(2);
+function flag(name, def) {
+  const i = args.indexOf(`--${name}`);
+  if (i < 0) return def;
+  const v = args[i + 1];
+  if (!v) throw new Error(`--${name} needs a value`);
+  return path.resolve(v);
+}
+const nodeBin = flag("node", process.execPath);
+const out = flag("out", path.join(repo, "dist", "tollgate-verify"));
+const work = path.join(repo, "dist", ".sea");
+const bundle = path.join(repo, "dist", "tollgate-verify.cjs");
+const blob = path.join(work, "sea-prep.blob");
+const seaConfig = path.join(work, "sea-config.json");
+// The fuse string postject flips; it is fixed in Node's source (src/node_sea.cc).
+const FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
+
+const [major] = process.versions.node.split(".").map(Number);
+if (major < 20)
+  throw new Error(`package-verifier: Node ${process.versions.node} has no SEA support (need 20+)`);
+
+mkdirSync(work, { recursive: true });
+await build({
+  entryPoints: [path.join(repo, "src/pull-verifier/main.ts")],
+  outfile: bundle,
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "cjs",
+  legalComments: "none",
+  // Dynamic imports (the in-process fallback, the config loader) are inlined; SEA's
+  // require() only reaches built-in modules, so nothing may stay external.
+  logLevel: "error",
+});
+
+writeFileSync(
+  seaConfig,
+  JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }),
+);
+execFileSync(nodeBin, ["--experimental-sea-config", seaConfig], { stdio: ["ignore", "ignore", "inherit"] });
+
+// Write next to the target and rename: a half-written binary never has the final name.
+const tmp = `${out}.tmp-${process.pid}`;
+mkdirSync(path.dirname(out), { recursive: true });
+copyFileSync(nodeBin, tmp);
+chmodSync(tmp, 0o755);
+try {
+  execFileSync(
+    process.execPath,
+    [
+      path.join(repo, "node_modules/postject/dist/cli.js"),
+      tmp,
+      "NODE_SEA_BLOB",
+      blob,
+      "--sentinel-fuse",
+      FUSE,
+    ],
+    // postject warns "Can't find string offset for section name '.note.100'" on Linux: harmless.
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
+  renameSync(tmp, out);
+} catch (e) {
+  rmSync(tmp, { force: true });
+  throw new Error(`package-verifier: postject failed: ${e.stderr?.toString() || e.message}`);
+}
+rmSync(work, { recursive: true, force: true });
+const mb = (statSync(out).size / 1e6).toFixed(0);
+console.log(`package-verifier: ${path.relative(repo, out)} (Node ${process.versions.node} SEA, ${mb} MB)`);
