@@ -8,6 +8,15 @@ async function main(): Promise<number> {
       const { agentMain } = await import("../agent/main.js");
       return agentMain(rest);
     }
+    case "install": {
+      const { installMain } = await import("./install.js");
+      const { VERSION } = await import("../agent/main.js");
+      return installMain(rest, {
+        stdout: (s) => process.stdout.write(s),
+        stderr: (s) => process.stderr.write(s),
+        version: VERSION,
+      });
+    }
     case "version":
     case "--version": {
       const { VERSION } = await import("../agent/main.js");
