@@ -1,0 +1,143 @@
+// The CRD's OpenAPI schema and the engine's validator must describe the same document:
+// a policy using every field passes both, and misspelt/invalid fields fail both.
+import { readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { parse as parseYaml } from "yaml";
+import { validatePolicy } from "../../../src/engine/policy/index.js";
+import { ecKeyPair, selfSignedCert, trustedRootJson } from "./material.js";
+
+type Schema = {
+  type?: string;
+  enum?: unknown[];
+  required?: string[];
+  properties?: Record<string, Schema>;
+  additionalProperties?: Schema;
+  items?: Schema;
+  minItems?: number;
+  maxItems?: number;
+  minimum?: number;
+  maximum?: number;
+  "x-kubernetes-preserve-unknown-fields"?: boolean;
+};
+
+const crd = parseYaml(
+  readFileSync(path.resolve(import.meta.dirname, "../../../deploy/base/crd-imagepolicy.yaml"), "utf8"),
+);
+const schema: Schema = crd.spec.versions[0].schema.openAPIV3Schema;
+
+/** The structural subset the API server applies (types, enums, required, unknown fields are pruned → we flag them). */
+function check(s: Schema, v: unknown, at: string, errs: string[]): void {
+  if (s["x-kubernetes-preserve-unknown-fields"] && !s.type) return;
+  const t = Array.isArray(v) ? "array" : v === null ? "null" : Number.isInteger(v) ? "integer" : typeof v;
+  if (s.type && !(s.type === t || (s.type === "number" && t === "integer")))
+    errs.push(`${at}: want ${s.type}, got ${t}`);
+  if (s.enum && !s.enum.includes(v)) errs.push(`${at}: not in enum`);
+  if (typeof v === "number") {
+    if (s.minimum !== undefined && v < s.minimum) errs.push(`${at}: < minimum`);
+    if (s.maximum !== undefined && v > s.maximum) errs.push(`${at}: > maximum`);
+  }
+  if (Array.isArray(v)) {
+    if (s.minItems !== undefined && v.length < s.minItems) errs.push(`${at}: too few items`);
+    v.forEach((x, i) => {
+      if (s.items) check(s.items, x, `${at}[${i}]`, errs);
+    });
+  } else if (t === "object" && s.type === "object") {
+    const o = v as Record<string, unknown>;
+    for (const r of s.required ?? []) if (!(r in o)) errs.push(`${at}.${r}: required`);
+    for (const [k, x] of Object.entries(o)) {
+      const sub = s.properties?.[k] ?? s.additionalProperties;
+      if (sub) check(sub, x, `${at}.${k}`, errs);
+      else if (!s["x-kubernetes-preserve-unknown-fields"] && s.properties)
+        errs.push(`${at}.${k}: unknown field`);
+    }
+  }
+}
+
+const key = ecKeyPair();
+const cert = selfSignedCert("crd-test");
+const full = {
+  apiVersion: "tollgate.dev/v1alpha1",
+  kind: "ImagePolicy",
+  metadata: { name: "everything" },
+  spec: {
+    images: ["registry.example/**"],
+    unmatchedImages: "Allow",
+    exemptImages: ["registry.k8s.io/pause:*"],
+    match: "AnyOf",
+    mode: "Audit",
+    failurePolicy: "Open",
+    cache: { positiveTTLSeconds: 600, negativeTTLSeconds: 15 },
+    verifiers: [
+      {
+        name: "notary",
+        notation: {
+          level: "permissive",
+          override: { expiry: "log", revocation: "skip" },
+          trustedIdentities: ["x509.subject: CN=release,O=Acme"],
+          trustStores: [
+            { type: "ca", name: "acme", certificates: cert },
+            { type: "tsa", name: "tsa", configMapRef: { name: "tsa", namespace: "tollgate", key: "ca.crt" } },
+          ],
+        },
+      },
+      {
+        name: "cosign",
+        cosign: {
+          keys: [
+            { name: "k1", pem: key.publicPem },
+            { secretRef: { name: "k", namespace: "tollgate", key: "cosign.pub" } },
+          ],
+          keyless: {
+            trustedRoot: trustedRootJson,
+            identities: [
+              {
+                issuer: "https://token.actions.githubusercontent.com",
+                subjectRegExp: "^https://github.com/acme/",
+              },
+            ],
+            requireTlog: true,
+            requireSct: false,
+          },
+          annotations: { team: "a" },
+        },
+      },
+    ],
+    rego: { module: "AGFzbQEAAAA=", entrypoint: "tollgate/allow", data: { requiredSigner: "CN=release" } },
+  },
+};
+
+describe("CRD schema vs validator", () => {
+  it("a policy using every field passes both", () => {
+    const errs: string[] = [];
+    check(schema, full, "", errs);
+    expect(errs).toEqual([]);
+    const r = validatePolicy(full);
+    expect(r.ok, JSON.stringify(r)).toBe(true);
+  });
+
+  const bad: [string, (d: typeof full) => void][] = [
+    ["misspelt spec field", (d) => Object.assign(d.spec, { failurepolicy: "Open" })],
+    ["bad mode", (d) => Object.assign(d.spec, { mode: "enforce" })],
+    ["bad match", (d) => Object.assign(d.spec, { match: "Any" })],
+    ["TTL too large", (d) => Object.assign(d.spec.cache, { positiveTTLSeconds: 90_000 })],
+    ["unknown notation field", (d) => Object.assign(d.spec.verifiers[0]!.notation!, { trustPolicy: "x" })],
+    [
+      "bad override action",
+      (d) => Object.assign(d.spec.verifiers[0]!.notation!.override, { expiry: "ignore" }),
+    ],
+    [
+      "ref without namespace",
+      (d) => Object.assign(d.spec.verifiers[1]!.cosign!.keys![1]!, { secretRef: { name: "k", key: "x" } }),
+    ],
+    ["no verifiers", (d) => Object.assign(d.spec, { verifiers: [] })],
+  ];
+  it.each(bad)("%s fails both", (_t, mutate) => {
+    const d = structuredClone(full);
+    mutate(d);
+    const errs: string[] = [];
+    check(schema, d, "", errs);
+    expect(errs.length).toBeGreaterThan(0);
+    expect(validatePolicy(d).ok).toBe(false);
+  });
+});
