@@ -1,38 +1,86 @@
-// tollgate CLI entry (dist/tollgate.mjs). Minimal dispatcher: `tollgate agent [flags]`.
-// The CLI engineer extends it (verify, doctor, policy validate).
-const [cmd, ...rest] = process.argv.slice(2);
+// tollgate CLI entry (dist/tollgate.mjs): one table of subcommands, each loaded on demand so
+// `tollgate verify` does not start agent code and `tollgate --version` loads almost nothing.
+import pkg from "../../package.json";
 
-async function main(): Promise<number> {
-  switch (cmd) {
-    case "agent": {
-      const { agentMain } = await import("../agent/main.js");
-      return agentMain(rest);
-    }
-    case "install": {
-      const { installMain } = await import("./install.js");
-      const { VERSION } = await import("../agent/main.js");
-      return installMain(rest, {
-        stdout: (s) => process.stdout.write(s),
-        stderr: (s) => process.stderr.write(s),
-        version: VERSION,
-      });
-    }
-    case "version":
-    case "--version": {
-      const { VERSION } = await import("../agent/main.js");
-      process.stdout.write(`${VERSION}\n`);
-      return 0;
-    }
-    default:
-      process.stderr.write("usage: tollgate agent [--config FILE] [flags]\n");
-      return 2;
-  }
+type Main = (argv: string[]) => Promise<number>;
+
+interface Command {
+  summary: string;
+  load: () => Promise<Main>;
 }
 
-main().then(
-  (code) => process.exit(code),
+// One entry per subcommand (keep it a flat table: other features add a line here).
+const COMMANDS: Record<string, Command> = {
+  agent: {
+    summary: "run the node agent (NRI gate, local API, metrics)",
+    load: async () => (await import("./agent.js")).agentCommand,
+  },
+  verify: {
+    summary: "verify an image against a policy and print the verdict",
+    load: async () => (await import("./verify.js")).verifyMain,
+  },
+  doctor: {
+    summary: "check that enforcement is really on for this node",
+    load: async () => (await import("./doctor.js")).doctorMain,
+  },
+  policy: {
+    summary: "policy tools: validate ImagePolicy files",
+    load: async () => (await import("./policy.js")).policyMain,
+  },
+};
+
+export const VERSION: string = pkg.version;
+
+function usage(): string {
+  const w = Math.max(...Object.keys(COMMANDS).map((k) => k.length));
+  return [
+    "Usage: tollgate COMMAND [flags]",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([k, c]) => `  ${k.padEnd(w)}  ${c.summary}`),
+    "",
+    "Flags:",
+    "  --version  print the version",
+    "  --help     show this help (also: tollgate COMMAND --help)",
+    "",
+    "Exit codes: 0 success/allowed, 1 denied/problems found/invalid, 2 usage or configuration",
+    "error, 3 verification could not complete (verify). See docs/cli.md.",
+    "",
+  ].join("\n");
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === "--version" || cmd === "version") {
+    process.stdout.write(`tollgate ${VERSION}\n`);
+    return 0;
+  }
+  if (cmd === "--help" || cmd === "-h" || cmd === "help") {
+    process.stdout.write(usage());
+    return 0;
+  }
+  if (cmd === undefined) {
+    process.stderr.write(usage());
+    return 2;
+  }
+  const c = Object.hasOwn(COMMANDS, cmd) ? COMMANDS[cmd] : undefined;
+  if (!c) {
+    process.stderr.write(`tollgate: unknown command "${cmd}"\nRun 'tollgate --help' for usage.\n`);
+    return 2;
+  }
+  return (await c.load())(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+    // The agent returns only once stopped; other commands may leave idle keep-alive
+    // sockets or timers behind, so end the process explicitly.
+    process.exit(code);
+  },
   (e: unknown) => {
+    // Unexpected: the command could not complete (exit 3, as documented).
     process.stderr.write(`tollgate: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    process.exit(3);
   },
 );
