@@ -235,9 +235,12 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
 
   private async readOne(file: string): Promise<void> {
     let bytes: Buffer;
+    let marker = "";
     try {
       const st = await stat(file);
       if (!st.isFile()) return;
+      // Identifies an unreadable/oversized version so it is reported once, not every rescan.
+      marker = `unread:${st.size}:${st.mtimeMs}`;
       if (st.size > this.opts.maxFileBytes)
         throw new Error(`file is larger than ${this.opts.maxFileBytes} bytes`);
       bytes = await readFile(file);
@@ -245,7 +248,10 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
         throw new Error(`file is larger than ${this.opts.maxFileBytes} bytes`);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "ENOENT") return; // removed between readdir and read
+      const prev = this.files.get(file);
+      if (marker !== "" && prev?.hash === marker) return;
       this.rejectFile(file, errorMessage(e));
+      if (marker !== "") this.files.set(file, { hash: marker, objects: prev?.objects ?? [] });
       return;
     }
     const hash = createHash("sha256").update(bytes).digest("hex");

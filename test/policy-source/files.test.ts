@@ -187,6 +187,26 @@ describe("FilePolicySource", () => {
     expect(source.select("team-b").kind).toBe("policy");
   });
 
+  it("an oversized file is rejected once and its last good objects stay", async () => {
+    source = new FilePolicySource({
+      dir,
+      config,
+      rescanIntervalMs: 100,
+      debounceMs: 20,
+      maxFileBytes: 64 * 1024,
+    });
+    await source.start();
+    const good = revisionOf(source, "strict");
+    writeRaw(dir, "policies.yaml", `# ${"x".repeat(70 * 1024)}\n`);
+    const s = source;
+    await waitFor("size rejection", () => s.status().rejected.some((r) => /larger than/.test(r.reason)));
+    const count = source.status().rejected.length;
+    await s.reload();
+    await s.reload();
+    expect(source.status().rejected.length).toBe(count);
+    expect(revisionOf(source, "strict")).toBe(good);
+  });
+
   it("refuses to start on a missing directory", async () => {
     const s = new FilePolicySource({ dir: path.join(dir, "nope"), config });
     await expect(s.start()).rejects.toMatchObject({ code: "INVALID_CONFIG" });
