@@ -22,7 +22,7 @@ import {
   type VerdictCacheOptions,
   type VerdictCacheStats,
 } from "./cache.js";
-import { EngineError, toEngineError } from "./errors.js";
+import { EngineError, isEngineError, toEngineError } from "./errors.js";
 import type {
   CompiledPolicy,
   CompiledVerifier,
@@ -30,6 +30,7 @@ import type {
   NotationConfig,
   RegoInput,
 } from "./policy/model.js";
+import { normalizeReference } from "./reference.js";
 import type {
   ArtifactKind,
   ArtifactSource,
@@ -387,7 +388,22 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       throw new EngineError("INVALID_REFERENCE", "subject reference is empty");
     }
     const label = imageLabel(subject);
-    if (policy.isExempt(subject.reference)) {
+    // Patterns match normalised references; normalise here too, so "acme/app" cannot slip
+    // past a pattern written as "docker.io/acme/**".
+    let matchRef: string;
+    try {
+      matchRef = normalizeReference(subject.reference);
+    } catch (e) {
+      if (isEngineError(e) && e.code === "INVALID_REFERENCE") throw e;
+      throw new EngineError(
+        "INVALID_REFERENCE",
+        `subject reference ${JSON.stringify(subject.reference)} is not valid`,
+        {
+          cause: e,
+        },
+      );
+    }
+    if (policy.isExempt(matchRef)) {
       return count(
         finish(
           policy,
@@ -399,7 +415,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
         ),
       );
     }
-    if (!policy.governs(subject.reference)) {
+    if (!policy.governs(matchRef)) {
       if (policy.unmatchedImages === "Allow") {
         return count(
           finish(

@@ -194,6 +194,18 @@ describe("engine.verify decisions", () => {
     expect(kinds).toEqual([["cosign-bundle", "cosign-artifact-sig", "cosign-simplesigning"]]);
   });
 
+  it("matches patterns against the normalised reference, whatever the caller passed", async () => {
+    const { deps, calls } = fakeDeps({});
+    const p = await policy({ images: ["docker.io/acme/**"], unmatchedImages: "Allow" });
+    const v = await createEngineCore(deps).verify({ reference: "acme/app:1", digest: D1 }, p);
+    expect(v.outcome).toBe("rejected");
+    expect(calls.discover).toBe(1);
+    const exempt = await policy({ images: ["**"], exemptImages: ["docker.io/library/busybox"] });
+    expect((await createEngineCore(deps).verify({ reference: "busybox", digest: D1 }, exempt)).outcome).toBe(
+      "exempt",
+    );
+  });
+
   it("rejects malformed subjects with a typed error", async () => {
     const engine = createEngineCore(fakeDeps({}).deps);
     const p = await policy();
