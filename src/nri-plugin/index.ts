@@ -11,17 +11,17 @@ export type {
   PodSandbox,
 } from "../gen/nri.js";
 export { ContainerState } from "../gen/nri.js";
-export { EVENT_NUMBER, eventMask, type NriEvent, VALID_EVENT_MASK } from "./events.js";
-export { Mux, MuxConn, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
 export {
   type ConfigureInfo,
   type CreateContainerAnswer,
   DEFAULT_SOCKET_PATH,
   type NriHandlers,
   type NriLogger,
-  NriPlugin,
   type NriPluginOptions,
   type PluginState,
   type RequestContext,
-} from "./plugin.js";
+} from "./api.js";
+export { EVENT_NUMBER, eventMask, type NriEvent, VALID_EVENT_MASK } from "./events.js";
+export { Mux, MuxConn, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
+export { NriPlugin } from "./plugin.js";
 export { Code, codeName, TtrpcProtocolError, TtrpcStatusError } from "./ttrpc/status.js";

@@ -1,98 +1,34 @@
 // NRI plugin lifecycle, in the shape of containerd/nri pkg/stub: connect (or adopt the fd
-// containerd pre-launched us with), multiplex, serve the Plugin service on conn 1 BEFORE
-// registering on conn 2 (Configure may arrive before the RegisterPlugin reply), answer
-// Configure/Synchronize/events, and reconnect with back-off when the socket goes away.
+// containerd pre-launched us with), register, stay registered, and reconnect with back-off
+// when the socket goes away. One connection's protocol work lives in session.ts.
 
 import net from "node:net";
+import type { ContainerEviction, ContainerUpdate } from "../gen/nri.js";
 import {
-  type Container,
-  type ContainerEviction,
-  type ContainerUpdate,
-  CreateContainerResponse,
-  type DeepPartial,
-  PluginDefinition,
-  type PodSandbox,
-  RuntimeDefinition,
-} from "../gen/nri.js";
-import { EVENT_NUMBER, eventFromNumber, eventMask, type NriEvent } from "./events.js";
-import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
-import { createClient, TtrpcClient, type TypedClient } from "./ttrpc/client.js";
-import { type ServerCallContext, TtrpcServer } from "./ttrpc/server.js";
+  type ConfigureInfo,
+  DEFAULT_SOCKET_PATH,
+  type NriHandlers,
+  type NriLogger,
+  type NriPluginOptions,
+  type PluginState,
+} from "./api.js";
+import { eventMask, type NriEvent } from "./events.js";
+import { type Deferred, deferred, Session } from "./session.js";
 import { Code, TtrpcStatusError } from "./ttrpc/status.js";
 
-export const DEFAULT_SOCKET_PATH = "/var/run/nri/nri.sock";
-
-export interface ConfigureInfo {
-  config: string;
-  runtimeName: string;
-  runtimeVersion: string;
-  registrationTimeoutMs: number;
-  requestTimeoutMs: number;
-}
-
-export interface RequestContext {
-  /** Epoch ms: from the request's timeout_nano, or now + requestTimeoutMs. */
-  deadline: number;
-  /** Aborts at the deadline or when the connection closes. */
-  signal: AbortSignal;
-  metadata: Record<string, string>;
-}
-
-/** What a createContainer handler may return: any subset of CreateContainerResponse. */
-export type CreateContainerAnswer = DeepPartial<CreateContainerResponse>;
-
-export type PluginState = "idle" | "connecting" | "registered" | "disconnected" | "stopped";
-
-export interface NriHandlers {
-  configure?(info: ConfigureInfo): void | Promise<void>;
-  /** Called once per connection with all Synchronize pages merged. */
-  synchronize?(pods: PodSandbox[], containers: Container[]): ContainerUpdate[] | Promise<ContainerUpdate[]>;
-  /**
-   * Return nothing (allow as is) or a (partial) response with adjustments; throw
-   * `new TtrpcStatusError(Code.PERMISSION_DENIED, msg)` to deny. Must answer before ctx.deadline:
-   * containerd drops a plugin that misses it and creates the container anyway.
-   */
-  createContainer?(
-    pod: PodSandbox,
-    container: Container,
-    ctx: RequestContext,
-    // biome-ignore lint/suspicious/noConfusingVoidType: "return nothing" = allow without adjustments
-  ): CreateContainerAnswer | void | Promise<CreateContainerAnswer | void>;
-  /** Subscribed lifecycle events other than CreateContainer. Errors are logged, never returned. */
-  stateChange?(event: NriEvent, pod?: PodSandbox, container?: Container): void | Promise<void>;
-  onStateChange?(state: "connecting" | "registered" | "disconnected", detail?: string): void;
-}
-
-export interface NriLogger {
-  info(o: object, msg?: string): void;
-  warn(o: object, msg?: string): void;
-  error(o: object, msg?: string): void;
-  debug(o: object, msg?: string): void;
-}
-
-export interface NriPluginOptions {
-  name: string;
-  /** Two digits, e.g. "10": containerd orders plugins by this string. */
-  index: string;
-  socketPath?: string;
-  events: NriEvent[];
-  /** fd of a pre-launched plugin's socket; defaults to $NRI_PLUGIN_SOCKET when set. */
-  preLaunchedFd?: number;
-  reconnect?: { initialMs?: number; maxMs?: number };
-  logger?: NriLogger;
-  /** Bound on RegisterPlugin + Configure + Synchronize per connection (default 30 s). */
-  setupTimeoutMs?: number;
-  /** Environment consulted for NRI_PLUGIN_{SOCKET,NAME,IDX} (default process.env). */
-  env?: Record<string, string | undefined>;
-  /** Cap on pods + containers collected over Synchronize pages (default 500 000). */
-  maxSyncObjects?: number;
-}
+// Re-exported so importers of plugin.js keep working (index.ts is the preferred entry point).
+export {
+  type ConfigureInfo,
+  type CreateContainerAnswer,
+  DEFAULT_SOCKET_PATH,
+  type NriHandlers,
+  type NriLogger,
+  type NriPluginOptions,
+  type PluginState,
+  type RequestContext,
+} from "./api.js";
 
 const NOOP_LOGGER: NriLogger = { info() {}, warn() {}, error() {}, debug() {} };
-const EMPTY_CREATE_RESPONSE: CreateContainerResponse = Object.freeze({
-  update: Object.freeze([]) as unknown as ContainerUpdate[],
-  evict: Object.freeze([]) as unknown as ContainerEviction[],
-});
 
 export class NriPlugin {
   private readonly name: string;
@@ -284,154 +220,6 @@ export class NriPlugin {
   }
 }
 
-/** One connection: the mux, our Plugin server on conn 1, the Runtime client on conn 2. */
-class Session {
-  readonly mux: Mux;
-  readonly runtime: TypedClient<typeof RuntimeDefinition>;
-  readonly configured: Deferred<void> = deferred();
-  readonly synchronized: Deferred<void> = deferred();
-  readonly closed: Promise<Error | undefined>;
-  private syncPods: PodSandbox[] = [];
-  private syncContainers: Container[] = [];
-  private requestTimeoutMs = 2000;
-
-  constructor(
-    private readonly plugin: NriPlugin,
-    socket: net.Socket,
-    private readonly mask: number,
-    private readonly subscribed: ReadonlySet<NriEvent>,
-    private readonly log: NriLogger,
-    private readonly maxSyncObjects: number,
-  ) {
-    let onClosed!: (err: Error | undefined) => void;
-    this.closed = new Promise((r) => {
-      onClosed = r;
-    });
-    this.configured.promise.catch(() => {});
-    this.synchronized.promise.catch(() => {});
-    this.mux = new Mux(socket, { onClose: (err) => onClosed(err) });
-    const server = new TtrpcServer({
-      // A broken ttrpc stream on either conn makes the whole NRI connection useless.
-      onConnectionClose: (_c, err) => this.close(err),
-    }).register(PluginDefinition, {
-      configure: (req) => this.configure(req),
-      synchronize: (req) => this.synchronize(req.pods, req.containers, req.more),
-      shutdown: () => {
-        this.log.info({}, "nri: Shutdown requested by the runtime");
-        return {};
-      },
-      createContainer: (req, ctx) => this.createContainer(req.pod, req.container, ctx),
-      updateContainer: async (req) => {
-        await this.notify("UpdateContainer", req.pod, req.container);
-        return { update: [], evict: [] };
-      },
-      stopContainer: async (req) => {
-        await this.notify("StopContainer", req.pod, req.container);
-        return { update: [] };
-      },
-      stateChange: async (req) => {
-        const ev = eventFromNumber(req.event);
-        if (ev) await this.notify(ev, req.pod, req.container);
-        return {};
-      },
-    });
-    server.serve(this.mux.open(PLUGIN_SERVICE_CONN));
-    const client = new TtrpcClient(this.mux.open(RUNTIME_SERVICE_CONN), {
-      onClose: (err) => this.close(err),
-    });
-    this.runtime = createClient(RuntimeDefinition, client);
-  }
-
-  close(err?: Error): void {
-    this.configured.reject(err ?? new Error("connection closed"));
-    this.synchronized.reject(err ?? new Error("connection closed"));
-    this.mux.close(err);
-  }
-
-  private async configure(req: {
-    config: string;
-    runtimeName: string;
-    runtimeVersion: string;
-    registrationTimeout: number;
-    requestTimeout: number;
-  }) {
-    const info: ConfigureInfo = {
-      config: req.config,
-      runtimeName: req.runtimeName,
-      runtimeVersion: req.runtimeVersion,
-      registrationTimeoutMs: req.registrationTimeout,
-      requestTimeoutMs: req.requestTimeout,
-    };
-    if (info.requestTimeoutMs > 0) this.requestTimeoutMs = info.requestTimeoutMs;
-    this.plugin.configured(info);
-    this.log.info({ runtime: `${info.runtimeName}/${info.runtimeVersion}`, ...info }, "nri: configured");
-    try {
-      await this.plugin.handlers.configure?.(info);
-    } catch (err) {
-      this.configured.reject(err);
-      throw err;
-    }
-    this.configured.resolve();
-    return { events: this.mask };
-  }
-
-  private async synchronize(pods: PodSandbox[], containers: Container[], more: boolean) {
-    const total = this.syncPods.length + this.syncContainers.length + pods.length + containers.length;
-    if (total > this.maxSyncObjects) {
-      throw new TtrpcStatusError(
-        Code.RESOURCE_EXHAUSTED,
-        `synchronize: more than ${this.maxSyncObjects} objects`,
-      );
-    }
-    for (const p of pods) this.syncPods.push(p);
-    for (const c of containers) this.syncContainers.push(c);
-    // containerd requires more=true and no updates for every page but the last.
-    if (more) return { update: [], more: true };
-    const allPods = this.syncPods;
-    const allContainers = this.syncContainers;
-    this.syncPods = [];
-    this.syncContainers = [];
-    const update = (await this.plugin.handlers.synchronize?.(allPods, allContainers)) ?? [];
-    this.synchronized.resolve();
-    return { update, more: false };
-  }
-
-  private async createContainer(
-    pod: PodSandbox | undefined,
-    container: Container | undefined,
-    ctx: ServerCallContext,
-  ): Promise<CreateContainerResponse> {
-    const handler = this.plugin.handlers.createContainer;
-    if (!handler) return EMPTY_CREATE_RESPONSE;
-    if (!pod || !container) {
-      throw new TtrpcStatusError(Code.INVALID_ARGUMENT, "CreateContainer request without pod or container");
-    }
-    let deadline = ctx.deadline;
-    let signal = ctx.signal;
-    if (deadline === undefined) {
-      deadline = Date.now() + this.requestTimeoutMs;
-      signal = AbortSignal.any([signal, AbortSignal.timeout(this.requestTimeoutMs)]);
-    }
-    const res = await handler(pod, container, { deadline, signal, metadata: ctx.metadata });
-    if (!res) return EMPTY_CREATE_RESPONSE;
-    // The common "allow, no changes" answer costs no copy; anything else is normalised so that
-    // encoding never throws on a missing field (a throw here would deny the container).
-    if (res.adjust === undefined && !res.update?.length && !res.evict?.length) return EMPTY_CREATE_RESPONSE;
-    return CreateContainerResponse.fromPartial(res);
-  }
-
-  /** Deliver a subscribed event; never fail the RPC for it (an error status would block the runtime). */
-  private async notify(event: NriEvent, pod?: PodSandbox, container?: Container): Promise<void> {
-    const h = this.plugin.handlers.stateChange;
-    if (!h || !this.subscribed.has(event) || EVENT_NUMBER[event] === undefined) return;
-    try {
-      await h(event, pod, container);
-    } catch (err) {
-      this.log.warn({ err, event }, "nri: stateChange handler failed");
-    }
-  }
-}
-
 function dial(path: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const sock = net.createConnection(path);
@@ -449,20 +237,4 @@ function dial(path: string): Promise<net.Socket> {
 
 function adoptFd(fd: number): net.Socket {
   return new net.Socket({ fd, readable: true, writable: true });
-}
-
-interface Deferred<T> {
-  promise: Promise<T>;
-  resolve(v: T): void;
-  reject(e: unknown): void;
-}
-
-function deferred<T>(): Deferred<T> {
-  let resolve!: (v: T) => void;
-  let reject!: (e: unknown) => void;
-  const promise = new Promise<T>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  return { promise, resolve, reject };
 }
