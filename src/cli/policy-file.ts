@@ -43,11 +43,8 @@ export function readDocs(file: string): FileDoc[] {
   }
   const lineOf = (offset: number) => text.slice(0, offset).split("\n").length;
   const parsed = parseAllDocuments(text, { prettyErrors: false });
+  // An empty stream (no documents at all) is an empty array-like.
   const docs = Array.isArray(parsed) ? parsed : [];
-  if (!Array.isArray(parsed)) {
-    // An "empty stream" result: no documents at all.
-    return [];
-  }
   if (docs.length > MAX_DOCS_PER_FILE)
     throw new UsageError(`${file} holds ${docs.length} documents, more than ${MAX_DOCS_PER_FILE}`);
   const out: FileDoc[] = [];
@@ -56,7 +53,9 @@ export function readDocs(file: string): FileDoc[] {
     const base: FileDoc = { file, index, line: lineOf(start), value: undefined };
     if (d.errors.length > 0) {
       const e = d.errors[0]!;
-      const at = e.linePos?.[0] ? ` (line ${e.linePos[0].line}, column ${e.linePos[0].col})` : "";
+      const pos = e.pos?.[0];
+      const at =
+        pos === undefined ? "" : ` (line ${lineOf(pos)}, column ${pos - text.lastIndexOf("\n", pos - 1)})`;
       out.push({ ...base, syntaxError: `${e.message.split("\n")[0]}${at}` });
       return;
     }
