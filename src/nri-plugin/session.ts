@@ -18,6 +18,9 @@ import { createClient, TtrpcClient, type TypedClient } from "./ttrpc/client.js";
 import { type ServerCallContext, TtrpcServer } from "./ttrpc/server.js";
 import { Code, TtrpcStatusError } from "./ttrpc/status.js";
 
+/** How long before containerd's deadline an event answer goes out regardless of its handler. */
+const NOTIFY_MARGIN_MS = 100;
+
 /** What a session needs from the plugin that owns it. */
 export interface SessionHost {
   readonly handlers: NriHandlers;
@@ -66,17 +69,17 @@ export class Session {
         return {};
       },
       createContainer: (req, ctx) => this.createContainer(req.pod, req.container, ctx),
-      updateContainer: async (req) => {
-        await this.notify("UpdateContainer", req.pod, req.container);
+      updateContainer: async (req, ctx) => {
+        await this.notify(ctx, "UpdateContainer", req.pod, req.container);
         return { update: [], evict: [] };
       },
-      stopContainer: async (req) => {
-        await this.notify("StopContainer", req.pod, req.container);
+      stopContainer: async (req, ctx) => {
+        await this.notify(ctx, "StopContainer", req.pod, req.container);
         return { update: [] };
       },
-      stateChange: async (req) => {
+      stateChange: async (req, ctx) => {
         const ev = eventFromNumber(req.event);
-        if (ev) await this.notify(ev, req.pod, req.container);
+        if (ev) await this.notify(ctx, ev, req.pod, req.container);
         return {};
       },
     });
@@ -173,15 +176,35 @@ export class Session {
     return CreateContainerResponse.fromPartial(res);
   }
 
-  /** Deliver a subscribed event; never fail the RPC for it (an error status would block the runtime). */
-  private async notify(event: NriEvent, pod?: PodSandbox, container?: Container): Promise<void> {
+  /**
+   * Deliver a subscribed event. Never fail the RPC for it, and answer before containerd's
+   * deadline even if the handler is still busy: a missed deadline would drop the plugin and
+   * with it the CreateContainer gate.
+   */
+  private async notify(
+    ctx: ServerCallContext,
+    event: NriEvent,
+    pod?: PodSandbox,
+    container?: Container,
+  ): Promise<void> {
     const h = this.plugin.handlers.stateChange;
     if (!h || !this.subscribed.has(event) || EVENT_NUMBER[event] === undefined) return;
-    try {
-      await h(event, pod, container);
-    } catch (err) {
-      this.log.warn({ err, event }, "nri: stateChange handler failed");
-    }
+    const run = (async () => h(event, pod, container))().then(
+      () => true,
+      (err: unknown) => {
+        this.log.warn({ err, event }, "nri: stateChange handler failed");
+        return true;
+      },
+    );
+    const budget = (ctx.deadline ?? Date.now() + this.requestTimeoutMs) - Date.now() - NOTIFY_MARGIN_MS;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => {
+      timer = setTimeout(() => r(false), Math.max(0, budget));
+    });
+    const done = await Promise.race([run, late]);
+    clearTimeout(timer);
+    if (!done)
+      this.log.warn({ event }, "nri: stateChange handler still running at the deadline; answered OK");
   }
 }
 

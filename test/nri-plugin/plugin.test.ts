@@ -237,6 +237,30 @@ describe("NRI plugin lifecycle", () => {
     ]);
   });
 
+  it("answers an event before containerd's deadline even when the handler hangs", async () => {
+    const { rt, sock } = await runtime({ requestTimeoutMs: 600 });
+    let calls = 0;
+    const p = plugin(
+      { socketPath: sock.path, events: ["CreateContainer", "StopContainer"] },
+      {
+        stateChange: () => {
+          calls++;
+          return new Promise<void>(() => {});
+        },
+      },
+    );
+    await p.start();
+    const conn = await rt.connection(0);
+    // the fake's call times out at 600 ms; the plugin must reply before that
+    expect(
+      await conn.plugin.stopContainer({ pod: pod(1), container: container(1) }, { timeoutMs: 600 }),
+    ).toEqual({
+      update: [],
+    });
+    expect(calls).toBe(1);
+    expect(p.state).toBe("registered");
+  });
+
   it("sends UpdateContainers to the runtime and returns the failed updates", async () => {
     const { rt, sock } = await runtime();
     const p = plugin({ socketPath: sock.path });
