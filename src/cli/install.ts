@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import pkg from "../../package.json";
 import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../agent/config.js";
 import {
   DEFAULT_BIN_DIR,
@@ -216,6 +217,15 @@ export async function installMain(argv: string[], io: CliIO): Promise<number> {
   }
   io.stdout(formatReport(report));
   return EXIT.OK;
+}
+
+/** The subcommand table's entry (src/cli/main.ts). */
+export function installCommand(argv: string[]): Promise<number> {
+  return installMain(argv, {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    version: pkg.version,
+  });
 }
 
 export function formatReport(r: InstallReport): string {

@@ -23,6 +23,10 @@ const COMMANDS: Record<string, Command> = {
     summary: "check that enforcement is really on for this node",
     load: async () => (await import("./doctor.js")).doctorMain,
   },
+  install: {
+    summary: "install the pull verifier and the containerd drop-in on a node",
+    load: async () => (await import("./install.js")).installCommand,
+  },
   policy: {
     summary: "policy tools: validate ImagePolicy files",
     load: async () => (await import("./policy.js")).policyMain,
