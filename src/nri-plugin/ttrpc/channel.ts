@@ -39,6 +39,8 @@ export class Channel {
     stream.on("end", () => this.close(this.decoder.end()));
     stream.on("error", (err: Error) => this.close(err));
     stream.on("close", () => this.close(this.decoder.end()));
+    // A stream that is already gone emits no further events: report it closed right away.
+    if (stream.destroyed) queueMicrotask(() => this.close(new Error("stream already destroyed")));
   }
 
   get isClosed(): boolean {
