@@ -1,0 +1,215 @@
+// NRI round trip without containerd: our own ttrpc client + mux play containerd (the
+// in-test runtime side from test/nri-plugin/support) over a unix socket to the real
+// NriPlugin in this same process, so both ends share one core (the parent pins us with
+// taskset). Two plugin handlers:
+//   transport – allow everything, no work: the ttrpc/mux/protobuf cost alone (baseline);
+//   gate      – the agent's NriGate → Gate → real engine answering from its verdict cache,
+//               real file policy source, real audit log (pino, to /dev/null) and metrics;
+//               only containerd's images lookup is replaced by an in-memory map.
+// Prints one JSON line: per handler, sequential latencies summary and rates.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { pino } from "pino";
+import { AuditLog } from "../../src/agent/audit.js";
+import { defaultConfig } from "../../src/agent/config.js";
+import { ExemptImages } from "../../src/agent/exempt.js";
+import { Gate } from "../../src/agent/gate.js";
+import { AgentMetrics } from "../../src/agent/metrics.js";
+import { NriGate } from "../../src/agent/nri.js";
+import { createEngine } from "../../src/engine/index.js";
+import type { Container, PodSandbox } from "../../src/gen/nri.js";
+import { ContainerState } from "../../src/gen/nri.js";
+import { NriPlugin } from "../../src/nri-plugin/plugin.js";
+import { FilePolicySource } from "../../src/policy-source/files.js";
+import type { CompiledPolicy } from "../../src/policy-source/types.js";
+import { FakeRuntime } from "../../test/nri-plugin/support/fake-runtime.js";
+import { summarize } from "../lib/stats.js";
+
+const policyDir = process.argv[2];
+const policyName = process.argv[3] ?? "default";
+const sequential = Number(process.argv[4] ?? 20000);
+const pipelined = Number(process.argv[5] ?? 40000);
+const depth = 32;
+if (!policyDir) throw new Error("usage: nri-roundtrip.mjs <policy dir> <policy> [sequential] [pipelined]");
+
+const IMAGE = "registry.bench.test/team/app:v1";
+const DIGEST = `sha256:${"ab".repeat(32)}`;
+
+const pod: PodSandbox = {
+  id: "pod-1",
+  name: "web-1",
+  uid: "uid-1",
+  namespace: "team-a",
+  labels: { app: "web", "io.cri-containerd.kind": "sandbox" },
+  annotations: { "io.kubernetes.cri.sandbox-name": "web-1", "io.kubernetes.cri.sandbox-namespace": "team-a" },
+  runtimeHandler: "",
+  pid: 1000,
+  ips: [],
+};
+const container: Container = {
+  id: "ctr-1",
+  podSandboxId: "pod-1",
+  name: "app",
+  state: ContainerState.CONTAINER_CREATED,
+  labels: { "io.cri-containerd.kind": "container", "io.kubernetes.container.name": "app" },
+  annotations: {
+    "io.kubernetes.cri.image-name": IMAGE,
+    "io.kubernetes.cri.container-type": "container",
+    "io.kubernetes.cri.sandbox-id": "pod-1",
+  },
+  args: ["/bin/sh", "-c", "sleep 3600"],
+  env: ["PATH=/bin", "HOSTNAME=web-1"],
+  mounts: [{ destination: "/proc", type: "proc", source: "proc", options: ["nosuid", "noexec", "nodev"] }],
+  pid: 0,
+  rlimits: [],
+};
+
+async function main() {
+  const results = [];
+  results.push(
+    await measureWith(
+      "transport",
+      (sock) => new NriPlugin(pluginOpts(sock), { createContainer: () => undefined }),
+    ),
+  );
+
+  // The agent's create-time path: real policy source, engine (cache), gate, audit, metrics.
+  const source = new FilePolicySource<CompiledPolicy>({
+    dir: policyDir!,
+    config: { defaultPolicy: policyName, exemptNamespaces: [], maxBreakGlassSeconds: 86_400 },
+    rescanIntervalMs: 0,
+  });
+  await source.start();
+  const policy = source.defaultPolicy();
+  if (!policy) throw new Error(`policy ${policyName} not loaded: ${JSON.stringify(source.status())}`);
+  const engine = createEngine({
+    // Only the one seeding verification below runs these; every measured request is a cache hit.
+    verifiers: {
+      discover: async (subject) => ({ subject, artifacts: [], fetchBlob: async () => new Uint8Array() }),
+      notation: async (_s, _c, o) => [
+        {
+          verifier: o.verifierName,
+          kind: "notation",
+          result: "passed",
+          reason: "signature verified",
+          signer: "CN=bench",
+        },
+      ],
+      cosign: async (_s, _c, o) => [
+        {
+          verifier: o.verifierName,
+          kind: "cosign",
+          result: "passed",
+          reason: "signature verified",
+          signer: "bench",
+        },
+      ],
+    },
+  });
+  const seeded = await engine.verify({ reference: IMAGE, digest: DIGEST }, policy);
+  if (!seeded.allowed) throw new Error(`seed verdict not allowed: ${seeded.reasons[0]}`);
+  const log = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: true }));
+  const metrics = new AgentMetrics({ defaultMetrics: false });
+  const cfg = defaultConfig();
+  const gate = new Gate<CompiledPolicy>({
+    selector: source,
+    engine,
+    resolver: { resolve: async (name) => ({ reference: name, digest: DIGEST }) },
+    exemptImages: new ExemptImages([]),
+    exemptNamespaces: [],
+    budgetFraction: cfg.gate.budgetFraction,
+    requestTimeoutMs: () => 2000,
+    sink: new AuditLog(log, metrics),
+    metrics,
+  });
+  results.push(
+    await measureWith("gate", (sock) => {
+      const c = defaultConfig();
+      c.nri.socket = sock;
+      return new NriGate<CompiledPolicy>({ config: c, gate, metrics, log }).plugin;
+    }),
+  );
+  const st = engine.stats();
+  await source.stop();
+  process.stdout.write(
+    `${JSON.stringify({ results, engine: { verifications: st.verifications, hits: st.hits } })}\n`,
+  );
+}
+
+function pluginOpts(sock: string) {
+  return { name: "bench", index: "10", socketPath: sock, events: ["CreateContainer" as const], env: {} };
+}
+
+async function measureWith(label: string, make: (sock: string) => NriPlugin) {
+  const tmp = mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-nri-"));
+  const sock = path.join(tmp, "nri.sock");
+  const rt = await FakeRuntime.listen(sock, { requestTimeoutMs: 2000 });
+  const plugin = make(sock);
+  try {
+    return await run(label, plugin, rt);
+  } finally {
+    await plugin.stop();
+    await rt.close();
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+async function run(label: string, plugin: NriPlugin, rt: FakeRuntime) {
+  await plugin.start();
+  const conn = await rt.connection(0);
+  await conn.ready;
+  for (let i = 0; i < 2000; i++) await conn.createContainer(pod, container);
+  const lat = new Float64Array(sequential);
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let i = 0; i < sequential; i++) {
+    const s = performance.now();
+    await conn.createContainer(pod, container);
+    lat[i] = performance.now() - s;
+  }
+  const seqMs = performance.now() - t0;
+  const c1 = process.cpuUsage(c0);
+  const seqCpuMs = (c1.user + c1.system) / 1000;
+  let sent = 0;
+  const c2 = process.cpuUsage();
+  const t1 = performance.now();
+  await Promise.all(
+    Array.from({ length: depth }, async () => {
+      while (sent < pipelined) {
+        sent++;
+        await conn.createContainer(pod, container);
+      }
+    }),
+  );
+  const pipeMs = performance.now() - t1;
+  const c3 = process.cpuUsage(c2);
+  const pipeCpuMs = (c3.user + c3.system) / 1000;
+  return {
+    label,
+    sequential: {
+      n: sequential,
+      ms: seqMs,
+      cpuMs: seqCpuMs,
+      perSecond: (sequential * 1000) / seqMs,
+      perCpuSecond: (sequential * 1000) / seqCpuMs,
+      latency: summarize(Array.from(lat)),
+    },
+    pipelined: {
+      n: pipelined,
+      depth,
+      ms: pipeMs,
+      cpuMs: pipeCpuMs,
+      perSecond: (pipelined * 1000) / pipeMs,
+      perCpuSecond: (pipelined * 1000) / pipeCpuMs,
+    },
+  };
+}
+
+main().then(
+  () => process.exit(0),
+  (e: unknown) => {
+    process.stderr.write(`${(e as Error).stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,101 @@
+// Child processes for the benchmarks: bundling a TypeScript entry into one .mjs with the
+// project's esbuild options (so children run on plain `node`, never through tsx), and
+// wall-clock timing of a process from spawn to exit.
+import { spawn } from "node:child_process";
+import { accessSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { build } from "esbuild";
+import { repoRoot } from "../../test/support/tools.js";
+
+/** The banner scripts/build.mjs uses (CommonJS dependencies bundled into ESM call require()). */
+const BANNER =
+  "#!/usr/bin/env node\nimport { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);";
+
+/** Bundles `entry` (relative to the repo) into `<outDir>/<name>.mjs`; returns its path. */
+export async function bundle(entry: string, outDir: string, name: string): Promise<string> {
+  mkdirSync(outDir, { recursive: true });
+  const outfile = path.join(outDir, `${name}.mjs`);
+  await build({
+    entryPoints: [path.join(repoRoot, entry)],
+    outfile,
+    bundle: true,
+    platform: "node",
+    target: "node20",
+    format: "esm",
+    legalComments: "none",
+    banner: { js: BANNER },
+    logLevel: "warning",
+  });
+  return outfile;
+}
+
+export interface ProcResult {
+  /** Wall time from spawn() to the 'exit' event, in ms. */
+  ms: number;
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a process to completion and times it (stdin written at once, then closed). */
+export function timeProcess(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<ProcResult> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (c: string) => (stdout += c));
+    child.stderr.setEncoding("utf8").on("data", (c: string) => (stderr += c));
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 120_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("exit", (code) => {
+      const ms = performance.now() - t0;
+      clearTimeout(timer);
+      // Let the pipes drain so stdout is complete.
+      setImmediate(() => resolve({ ms, code, stdout, stderr }));
+    });
+    child.stdin.on("error", () => {});
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/** Runs a child that prints one JSON line (its result) as the last line of stdout. */
+export async function runJsonChild<T>(
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
+): Promise<T> {
+  const r = await timeProcess(cmd, args, {
+    timeoutMs: opts.timeoutMs ?? 600_000,
+    env: opts.env,
+    input: opts.input,
+  });
+  const last = r.stdout.trim().split("\n").pop() ?? "";
+  if (r.code !== 0)
+    throw new Error(
+      `${path.basename(args[args.length - 1] ?? cmd)} exited ${r.code}: ${r.stderr.slice(-2000)}`,
+    );
+  try {
+    return JSON.parse(last) as T;
+  } catch {
+    throw new Error(`child printed no JSON result: ${r.stdout.slice(-500)} ${r.stderr.slice(-1500)}`);
+  }
+}
+
+/** `taskset -c <cpu>` prefix when taskset exists (pins a child to one core). */
+export function pinned(cpu: number, cmd: string, args: string[]): { cmd: string; args: string[] } {
+  for (const t of ["/usr/bin/taskset", "/bin/taskset"]) {
+    try {
+      accessSync(t);
+      return { cmd: t, args: ["-c", String(cpu), cmd, ...args] };
+    } catch {}
+  }
+  return { cmd, args };
+}

@@ -1,0 +1,59 @@
+// The benchmark harness's pure helpers (no timing assertions: benchmarks are not tests).
+import { describe, expect, it } from "vitest";
+import { renderReport } from "../../bench/lib/report.js";
+import { fmtMs, fmtRatio, median, percentile, summarize } from "../../bench/lib/stats.js";
+
+describe("bench stats", () => {
+  it("nearest-rank percentiles", () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i); // 100..1, unsorted
+    expect(percentile(xs, 50)).toBe(50);
+    expect(percentile(xs, 99)).toBe(99);
+    expect(percentile(xs, 100)).toBe(100);
+    expect(percentile(xs, 0)).toBe(1);
+    expect(median([3, 1, 2])).toBe(2);
+    expect(percentile([7], 99)).toBe(7);
+  });
+
+  it("summaries and bad input", () => {
+    expect(summarize([4, 1, 3, 2])).toEqual({ n: 4, min: 1, p50: 2, p90: 4, p99: 4, max: 4, mean: 2.5 });
+    expect(() => summarize([])).toThrow(RangeError);
+    expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+
+  it("formats", () => {
+    expect(fmtMs(0.25)).toBe("250 µs");
+    expect(fmtMs(2.5)).toBe("2.50 ms");
+    expect(fmtMs(1500)).toBe("1.50 s");
+    expect(fmtRatio(1.234)).toBe("1.23×");
+  });
+
+  it("renders a missed target and a failed benchmark honestly", () => {
+    const md = renderReport(
+      {
+        cores: 2,
+        cpuModel: "x",
+        node: "v20",
+        platform: "Linux",
+        memTotalMB: 1,
+        date: "d",
+        loadBefore: [1, 1, 1],
+      },
+      [
+        {
+          id: "a",
+          title: "A",
+          rows: [
+            { what: "w|x", how: "h", baseline: "b", result: "r", ratio: "2×", target: "≤ 1×", met: false },
+          ],
+          details: [],
+        },
+        { id: "b", title: "B", rows: [], details: [], error: "boom" },
+      ],
+      "npm run bench",
+    );
+    expect(md).toContain("| w\\|x | h | b | r | 2× | ≤ 1× | **NO** |");
+    expect(md).toContain("could not run: boom");
+    expect(md).toContain("Targets missed in this run: w|x; B.");
+    expect(md).toContain("2 cores");
+  });
+});
