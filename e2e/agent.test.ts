@@ -166,7 +166,10 @@ beforeAll(async () => {
     ["fallback-signed", "fs"],
     ["fallback-unsigned", "fu"],
   ] as const) {
-    img[n] = pushBusyboxImage(h, `test/${n}`, "v1", { marker });
+    // Push and sign against the registry itself (crane/cosign run synchronously and would
+    // deadlock on the in-process proxy); containerd and the agent go through the proxy.
+    const p = pushBusyboxImage(registry.host, `test/${n}`, "v1", { marker });
+    img[n] = { ...p, repo: `${h}/test/${n}`, ref: `${h}/test/${n}:v1`, pinned: `${h}/test/${n}@${p.digest}` };
   }
   for (const n of ["signed", "signed2", "fallback-signed"])
     await cosignSign({ ref: img[n]!.pinned, keyDir: key1 });
