@@ -237,4 +237,26 @@ describe("containerd test bed", () => {
       }
     }
   });
+
+  it("(e) stop() also cleans up after a containerd that died with pods running", async () => {
+    const c2 = await startContainerd();
+    try {
+      const pod = await c2.cri.runPodSandbox({ name: "orphan", namespace: "team-e" });
+      const id = await c2.cri.createContainer(pod, { name: "o", image: app.ref });
+      await c2.cri.startContainer(id);
+      await c2.cri.waitForLog(id, "hello from the test bed");
+    } catch (e) {
+      await c2.stop();
+      throw e;
+    }
+    const { dir, address, pid } = c2;
+    process.kill(pid, "SIGKILL");
+    await waitFor("containerd to die", () => processesOf(address).every((p) => p !== pid));
+    // Shims and containers outlive it; stop() must find and remove them by their -address.
+    expect(processesOf(address).length).toBeGreaterThan(0);
+    await c2.stop();
+    expect(processesOf(address, pid)).toEqual([]);
+    expect(mountsUnder(dir)).toEqual([]);
+    expect(existsSync(dir)).toBe(false);
+  });
 });
