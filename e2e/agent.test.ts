@@ -49,22 +49,20 @@ function decisions(pred: (r: Record<string, unknown>) => boolean = () => true) {
   return logRecords().filter((r) => r.audit === true && pred(r));
 }
 
-function getStatus(): Promise<AgentStatus> {
+function getText(p: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
+    const r = http.request({ socketPath: apiSocket, path: p, agent: false }, (res) => {
       let b = "";
       res.on("data", (c) => (b += c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(b) as AgentStatus);
-        } catch (e) {
-          reject(e);
-        }
-      });
+      res.on("end", () => resolve(b));
     });
     r.on("error", reject);
     r.end();
   });
+}
+
+async function getStatus(): Promise<AgentStatus> {
+  return JSON.parse(await getText("/v1/status")) as AgentStatus;
 }
 
 function policyDoc(name: string, key: CosignKeys, spec: Record<string, unknown> = {}) {
@@ -403,5 +401,11 @@ describe("tollgate agent on containerd", () => {
     expect(bad).toMatchObject({ namespace: "team-b", image: a.name });
     expect(bad!.reason).toContain(`tollgate: denied ${a.name} (${a.digest})`);
     expect(agentLog()).toContain("non-compliant running container");
+    const metrics = await getText("/metrics");
+    expect(metrics).toMatch(/^tollgate_nri_connected 1$/m);
+    expect(metrics).toMatch(/^tollgate_noncompliant_containers [1-9]/m);
+    expect(metrics).toMatch(
+      /^tollgate_decisions_total\{event="sync",result="deny",kind="rejected",mode="Enforce",policy="strict",source="(cache|verify)"\} [1-9]/m,
+    );
   });
 });

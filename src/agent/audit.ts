@@ -31,6 +31,7 @@ export class AuditLog implements DecisionSink {
       container: d.container,
       breakGlassUntil: d.breakGlassUntil,
       exemptBy: d.exemptBy,
+      notes: d.notes,
       reason: d.reason,
       policies: d.policies,
       report: d.verdict,

@@ -40,6 +40,8 @@ export interface Decision {
   policies?: Array<{ name: string; revision: string; allowed: boolean; kind: DecisionKind; reason: string }>;
   breakGlassUntil?: string;
   exemptBy?: string;
+  /** Operator-facing remarks from policy selection (e.g. a refused break-glass annotation). */
+  notes?: string[];
 }
 
 /** Applies mode and break-glass to a verdict: the one place "would deny" turns into an answer. */

@@ -160,6 +160,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const policy = sel.policy;
     const bgUntil = breakGlassUntil(sel.breakGlass);
     const pol = { name: policy.name, revision: policy.revision };
+    const notes = sel.notes && sel.notes.length > 0 ? sel.notes : undefined;
     const failed = (reason: string, source: VerdictSource, extra: Partial<Decision> = {}) => {
       const j = judgeFailure(policy, policy.failurePolicy, bgUntil, this.now());
       return this.finish(input, start, {
@@ -169,6 +170,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
         policy: pol,
         mode: policy.mode,
         breakGlassUntil: bgUntil,
+        notes,
         ...extra,
       });
     };
@@ -238,6 +240,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       mode: policy.mode,
       verdict,
       breakGlassUntil: j.kind === "break-glass" ? bgUntil : undefined,
+      notes,
     });
   }
 
@@ -298,6 +301,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       breakGlassUntil:
         bg === undefined ? undefined : typeof bg === "number" ? new Date(bg).toISOString() : bg,
       exemptBy: d.exemptBy,
+      notes: d.notes,
     };
     decision.message = formatMessage(decision);
     return decision;

@@ -21,7 +21,7 @@ export interface VerifyEngine<P extends PolicyRef = PolicyRef> {
 export type BreakGlass = { until: Date | string | number };
 
 export type Selection<P extends PolicyRef = PolicyRef> =
-  | { kind: "policy"; namespace: string; policy: P; breakGlass?: BreakGlass }
+  | { kind: "policy"; namespace: string; policy: P; breakGlass?: BreakGlass; notes?: string[] }
   | { kind: "exempt"; namespace: string; reason: string }
   | { kind: "error"; namespace: string; message: string; failurePolicy: "Closed" };
 
