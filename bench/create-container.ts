@@ -3,12 +3,15 @@
 // the same containerd without the plugin. Blocks alternate (without, with, without, with, …)
 // in one containerd run; only the CreateContainer RPC is timed (the container is removed
 // after each sample, untimed).
+
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { DEFAULT_SANDBOX_IMAGE, startContainerd } from "../e2e/lib/containerd.js";
 import type { Pod } from "../e2e/lib/cri.js";
 import { ContainerdImageResolver, ContainerdImages } from "../src/containerd/images.js";
 import { type ContainerConfig, RuntimeServiceClient } from "../src/gen/cri.js";
+import { startDaemon, waitFor } from "../test/support/procs.js";
 import { startBenchAgent } from "./lib/agent.js";
 import { type BenchContext, iterations } from "./lib/context.js";
 import { policyDoc } from "./lib/fixtures.js";
@@ -77,7 +80,9 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const perBlock = iterations(ctx, 75, 15);
     const warmup = 5;
     const without: number[] = [];
+    const noop: number[] = [];
     const withPlugin: number[] = [];
+    const noopEntry = await ctx.child("bench/children/noop-plugin.ts");
     let cacheDecisions = 0;
     let verifyDecisions = 0;
     let otherDecisions = 0;
@@ -86,6 +91,22 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} without the plugin`);
       for (let i = 0; i < warmup; i++) await createOnce();
       for (let i = 0; i < perBlock; i++) without.push(await createOnce());
+
+      ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with a no-op NRI plugin`);
+      const np = startDaemon("noop-plugin", process.execPath, [noopEntry, ctrd.nriSocket], {
+        logDir: path.join(dir, `noop-${r}`),
+      });
+      try {
+        await waitFor(
+          "no-op plugin registered",
+          () => readFileSync(np.logFile, "utf8").includes("registered"),
+          30_000,
+        );
+        for (let i = 0; i < warmup; i++) await createOnce();
+        for (let i = 0; i < perBlock; i++) noop.push(await createOnce());
+      } finally {
+        await np.stop();
+      }
 
       ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with the agent registered`);
       const agent = await startBenchAgent({
@@ -135,6 +156,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const lookup = summarize(lookups);
     const a = summarize(without);
     const b = summarize(withPlugin);
+    const n0 = summarize(noop);
     const addP50 = b.p50 - a.p50;
     const addP99 = b.p99 - a.p99;
     const inAgent = agentMs.length > 0 ? summarize(agentMs) : undefined;
@@ -144,7 +166,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       rows: [
         {
           what: "CRI CreateContainer with the agent's NRI plugin, verdict cached",
-          how: `kubelet-like CRI CreateContainer on a private containerd 2.1.9 (runc, overlayfs), ${rounds} alternating blocks of ${perBlock} without / with the real agent registered (same containerd run); only the RPC is timed`,
+          how: `kubelet-like CRI CreateContainer on a private containerd 2.1.9 (runc, overlayfs), ${rounds} rounds of blocks of ${perBlock}: without / no-op NRI plugin / the real agent registered (same containerd run); only the RPC is timed`,
           baseline: `without plugin: ${fmtSummary(a)}`,
           result: `with plugin: ${fmtSummary(b)}`,
           ratio: `added: p50 ${fmtMs(addP50)}, p99 ${fmtMs(addP99)}`,
@@ -159,13 +181,16 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           "| Condition | n | p50 | p90 | p99 | max | mean |",
           "|---|---|---|---|---|---|---|",
           `| without plugin | ${a.n} | ${fmtMs(a.p50)} | ${fmtMs(a.p90)} | ${fmtMs(a.p99)} | ${fmtMs(a.max)} | ${fmtMs(a.mean)} |`,
+          `| with a no-op NRI plugin (our NriPlugin, allow-all handler) | ${n0.n} | ${fmtMs(n0.p50)} | ${fmtMs(n0.p90)} | ${fmtMs(n0.p99)} | ${fmtMs(n0.max)} | ${fmtMs(n0.mean)} |`,
           `| with plugin, cached verdict | ${b.n} | ${fmtMs(b.p50)} | ${fmtMs(b.p90)} | ${fmtMs(b.p99)} | ${fmtMs(b.max)} | ${fmtMs(b.mean)} |`,
+          `| added by the no-op plugin (no-op − without): the NRI floor | | ${fmtMs(n0.p50 - a.p50)} | ${fmtMs(n0.p90 - a.p90)} | ${fmtMs(n0.p99 - a.p99)} | | ${fmtMs(n0.mean - a.mean)} |`,
           `| added (with − without) | | ${fmtMs(addP50)} | ${fmtMs(b.p90 - a.p90)} | ${fmtMs(addP99)} | | ${fmtMs(b.mean - a.mean)} |`,
           inAgent
             ? `| inside the agent (gate decision, its audit \`durationMs\`, Date.now: 1 ms resolution) | ${inAgent.n} | ${fmtMs(inAgent.p50)} | ${fmtMs(inAgent.p90)} | ${fmtMs(inAgent.p99)} | ${fmtMs(inAgent.max)} | ${fmtMs(inAgent.mean)} |`
             : "",
           `| of which: containerd images.Get via ContainerdImageResolver, timed alone | ${lookup.n} | ${fmtMs(lookup.p50)} | ${fmtMs(lookup.p90)} | ${fmtMs(lookup.p99)} | ${fmtMs(lookup.max)} | ${fmtMs(lookup.mean)} |`,
         ].join("\n"),
+        `Attribution at p50: a no-op NRI plugin already adds ${fmtMs(n0.p50 - a.p50)} (containerd building the NRI pod/container objects, the ttrpc round trip to another process and its wake-up on two shared cores) — ${n0.p50 - a.p50 > TARGET_P50_ADDED_MS ? "above the 1 ms target on its own, so no NRI plugin meets it on this machine" : "within the 1 ms target"}; the agent's decision adds ${fmtMs(b.p50 - n0.p50)} more, of which its own measured time is ~${fmtMs(inAgent?.p50 ?? Number.NaN)} and the containerd images.Get round trip alone ~${fmtMs(lookup.p50)}.`,
         "The added latency is the difference of two independent distributions of a ~tens-of-ms operation on a shared 2-core machine; the in-agent row shows how much of it the agent itself spends (image lookup in containerd + cache + audit), and the last row how much of that is the images.Get round trip to containerd (a gRPC call the create must wait for, on the same two cores as containerd). The rest is containerd's NRI dispatch (protobuf encode of the pod and container, ttrpc over the unix socket, adjustment merge), the agent's decode/encode, and scheduling. The NRI round-trip benchmark below measures the plugin side without containerd.",
       ],
     };
