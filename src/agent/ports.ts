@@ -27,8 +27,8 @@ export type Selection<P extends PolicyRef = PolicyRef> =
 
 export interface PolicySelector<P extends PolicyRef = PolicyRef> {
   select(namespace: string, now?: Date): Selection<P>;
-  /** Compiled policies in use (referenced by a namespace or the default). */
-  policies(): P[];
+  /** Compiled policies in use (the default and those a namespace names). */
+  policiesInUse(): P[];
   defaultPolicy(): P | undefined;
 }
 

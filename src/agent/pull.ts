@@ -84,7 +84,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
       });
     }
     const subject: Subject = { reference, digest, descriptor: req.descriptor };
-    const inUse = dedupe(this.o.selector.policies());
+    const inUse = dedupe(this.o.selector.policiesInUse());
     const def = this.o.selector.defaultPolicy();
     const required =
       this.o.mode === "default-policy" ? (def ? [def] : []) : inUse.length > 0 ? inUse : def ? [def] : [];

@@ -199,6 +199,9 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   policies(): P[] {
     return this.store.policies();
   }
+  policiesInUse(): P[] {
+    return this.store.policiesInUse();
+  }
   defaultPolicy(): P | undefined {
     return this.store.defaultPolicy();
   }

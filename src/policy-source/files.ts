@@ -154,6 +154,9 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
   policies(): P[] {
     return this.store.policies();
   }
+  policiesInUse(): P[] {
+    return this.store.policiesInUse();
+  }
   defaultPolicy(): P | undefined {
     return this.store.defaultPolicy();
   }

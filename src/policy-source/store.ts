@@ -4,7 +4,7 @@
 
 import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
 import { refKey } from "./model.js";
-import { type NamespaceMeta, selectPolicy } from "./select.js";
+import { DEFAULT_POLICY_ANNOTATION, type NamespaceMeta, selectPolicy } from "./select.js";
 import type {
   PolicyStatusEntry,
   RejectedUpdate,
@@ -207,6 +207,24 @@ export class PolicyStore<P extends CompiledPolicyLike> {
 
   policies(): P[] {
     return [...this.entries.values()].map((e) => e.policy);
+  }
+
+  /**
+   * Policies that decide for some namespace right now: the default policy plus every policy
+   * a non-exempt namespace names. Pull-time "any policy in use" must not count a loaded
+   * policy nobody selects (e.g. a lax Audit policy kept for later).
+   */
+  policiesInUse(): P[] {
+    const annotation = this.config.policyAnnotation ?? DEFAULT_POLICY_ANNOTATION;
+    const exempt = new Set(this.config.exemptNamespaces ?? []);
+    const names = new Set<string>();
+    if (this.config.defaultPolicy !== undefined) names.add(this.config.defaultPolicy);
+    for (const meta of this.namespaces.values()) {
+      if (exempt.has(meta.name)) continue;
+      const named = meta.annotations[annotation];
+      if (named) names.add(named);
+    }
+    return [...names].map((n) => this.get(n)).filter((p): p is P => p !== undefined);
   }
 
   get(name: string): P | undefined {

@@ -81,6 +81,8 @@ export interface PolicySource<P extends CompiledPolicyLike = CompiledPolicy> {
   select(namespace: string, now?: Date): Selection<P>;
   /** Policies currently in force (last good revisions). */
   policies(): P[];
+  /** The default policy and every policy a non-exempt namespace names. */
+  policiesInUse(): P[];
   defaultPolicy(): P | undefined;
   /** Called after any change that can change a selection or a revision. Returns unsubscribe. */
   onChange(cb: () => void): () => void;

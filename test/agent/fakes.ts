@@ -76,7 +76,7 @@ export class FakeSelector implements PolicySelector {
         : { kind: "error", namespace, message: "no default", failurePolicy: "Closed" })
     );
   }
-  policies(): PolicyRef[] {
+  policiesInUse(): PolicyRef[] {
     return this.inUse;
   }
   defaultPolicy(): PolicyRef | undefined {

@@ -66,6 +66,29 @@ describe("FilePolicySource", () => {
     expect(source.defaultPolicy()?.name).toBe("baseline");
   });
 
+  it("counts as in use only the default and the policies a non-exempt namespace names", async () => {
+    writeDocs(dir, "namespaces.yaml", [
+      namespaceDoc("team-a", { "tollgate.dev/policy": "strict" }),
+      namespaceDoc("kube-system", { "tollgate.dev/policy": "lax" }),
+    ]);
+    writeDocs(dir, "extra.yaml", [policyDoc("lax", { key: keyA2, mode: "Audit" })]);
+    source = new FilePolicySource({ dir, config, rescanIntervalMs: 0 });
+    await source.start();
+    expect(
+      source
+        .policies()
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(["baseline", "lax", "strict"]);
+    // "lax" is loaded but only an exempt namespace names it: it must not decide pulls.
+    expect(
+      source
+        .policiesInUse()
+        .map((p) => p.name)
+        .sort(),
+    ).toEqual(["baseline", "strict"]);
+  });
+
   it("hot-reloads a policy edit (new revision, no restart) via fs.watch", async () => {
     source = new FilePolicySource({ dir, config, rescanIntervalMs: 0, debounceMs: 50 });
     await source.start();
