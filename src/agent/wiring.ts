@@ -3,6 +3,7 @@
 import { createEngine } from "../engine/index.js";
 import { normalizeReference } from "../engine/reference.js";
 import type { RequestEvent } from "../engine/registry/client.js";
+import { createKubernetesPolicySource, type KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
 import type { AgentConfig } from "./config.js";
@@ -18,8 +19,18 @@ export function createPolicySource(cfg: AgentConfig, logger: SourceLogger): Poli
   if (cfg.policy.source === "files") {
     return new FilePolicySource<CompiledPolicy>({ dir: cfg.policy.dir!, config: selection, logger });
   }
-  // The Kubernetes source (src/k8s) is wired by the CLI once it exists.
-  throw new Error(`policy source "${cfg.policy.source}" is not available in this build`);
+  return createKubernetesPolicySource(selection, logger, cfg.policy.kubeconfig);
+}
+
+/**
+ * Starts a source and, for one-shot users (the pull verifier's fallback, `tollgate verify`),
+ * waits until it has synced: the Kubernetes source's start() returns before its first list.
+ * The agent itself does not wait — until the sync its selections fail closed.
+ */
+export async function startSynced(source: PolicySource<CompiledPolicy>, timeoutMs: number): Promise<void> {
+  await source.start();
+  const k8s = source as Partial<Pick<KubernetesPolicySource<CompiledPolicy>, "whenReady">>;
+  if (typeof k8s.whenReady === "function") await k8s.whenReady(Math.max(1, timeoutMs));
 }
 
 export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {

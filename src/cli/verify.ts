@@ -4,7 +4,7 @@
 
 import { type AgentConfig, ConfigError, loadConfig } from "../agent/config.js";
 import { ExemptImages } from "../agent/exempt.js";
-import { createPolicySource } from "../agent/wiring.js";
+import { createPolicySource, startSynced } from "../agent/wiring.js";
 import { isEngineError, toEngineError } from "../engine/errors.js";
 import { createEngine } from "../engine/index.js";
 import { compilePolicy } from "../engine/policy/compile.js";
@@ -168,7 +168,7 @@ async function verify(p: Parsed, io: Io): Promise<number> {
       progress(`loading policies (${c.policy.source} source${c.policy.dir ? ` ${c.policy.dir}` : ""})`);
       try {
         source = createPolicySource(c, silent);
-        await source.start();
+        await startSynced(source, 30_000);
       } catch (e) {
         throw new UsageError(`cannot load policies: ${(e as Error).message}`);
       }

@@ -6,7 +6,7 @@ import type { AgentConfig } from "../agent/config.js";
 import type { Decision } from "../agent/decision.js";
 import { ExemptImages } from "../agent/exempt.js";
 import { PullDecider } from "../agent/pull.js";
-import { createAgentEngine, createPolicySource, normalizeName } from "../agent/wiring.js";
+import { createAgentEngine, createPolicySource, normalizeName, startSynced } from "../agent/wiring.js";
 
 type Diag = (msg: string, extra?: Record<string, unknown>) => void;
 
@@ -21,7 +21,11 @@ export async function verifyInProcess(
     error: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
   };
   const source = createPolicySource(cfg, logger);
-  await withTimeout(source.start(), opts.deadline - Date.now(), "loading policies");
+  await withTimeout(
+    startSynced(source, opts.deadline - Date.now()),
+    opts.deadline - Date.now(),
+    "loading policies",
+  );
   try {
     const engine = createAgentEngine(cfg);
     const decider = new PullDecider({
