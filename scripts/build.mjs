@@ -1,28 +1,45 @@
 // Bundles the entry points with esbuild into dist/: the agent/CLI and the pull verifier.
-// The pull verifier is bundled separately with a small import graph: it runs once per pull.
-import { existsSync } from "node:fs";
+// The pull verifier runs once per pull, so its fast path (ask the agent) must stay small:
+// it is built with code splitting, and its lazily imported in-process fallback (the whole
+// engine, policy sources) lands in separate chunks that are only loaded when used.
+import { existsSync, rmSync } from "node:fs";
 import { build } from "esbuild";
 
-const entries = [
-  { in: "src/cli/main.ts", out: "dist/tollgate.mjs" },
-  { in: "src/pull-verifier/main.ts", out: "dist/tollgate-verify.mjs" },
-].filter((e) => existsSync(e.in));
+const common = {
+  bundle: true,
+  platform: "node",
+  target: "node20",
+  format: "esm",
+  sourcemap: "linked",
+  legalComments: "none",
+  // CommonJS dependencies bundled into ESM still call require().
+  banner: {
+    js: "import { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);",
+  },
+  logLevel: "warning",
+};
 
-for (const e of entries) {
+const built = [];
+if (existsSync("src/cli/main.ts")) {
   await build({
-    entryPoints: [e.in],
-    outfile: e.out,
-    bundle: true,
-    platform: "node",
-    target: "node20",
-    format: "esm",
-    sourcemap: "linked",
-    legalComments: "none",
-    // CommonJS dependencies bundled into ESM still call require().
-    banner: {
-      js: "#!/usr/bin/env node\nimport { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);",
-    },
-    logLevel: "warning",
+    ...common,
+    entryPoints: ["src/cli/main.ts"],
+    outfile: "dist/tollgate.mjs",
+    banner: { js: `#!/usr/bin/env node\n${common.banner.js}` },
   });
+  built.push("dist/tollgate.mjs");
 }
-console.log(`build: ${entries.map((e) => e.out).join(", ") || "nothing to build yet"}`);
+if (existsSync("src/pull-verifier/main.ts")) {
+  rmSync("dist/verify-chunks", { recursive: true, force: true });
+  await build({
+    ...common,
+    entryPoints: { "tollgate-verify": "src/pull-verifier/main.ts" },
+    outdir: "dist",
+    outExtension: { ".js": ".mjs" },
+    splitting: true,
+    chunkNames: "verify-chunks/[name]-[hash]",
+    banner: { js: `#!/usr/bin/env node\n${common.banner.js}` },
+  });
+  built.push("dist/tollgate-verify.mjs (+ dist/verify-chunks/)");
+}
+console.log(`build: ${built.join(", ") || "nothing to build yet"}`);
