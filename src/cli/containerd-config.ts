@@ -4,22 +4,9 @@
 // appended — then the plugin settings the doctor needs, in both config version 2 and 3
 // spelling (version 2's CRI image settings live under io.containerd.grpc.v1.cri and are
 // migrated into io.containerd.cri.v1.images, which is what containerd 2 does at start-up).
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import path from "node:path";
-import { parse } from "smol-toml";
+import { isTable, PLUGIN, readTomlFile, resolveImports, type Table } from "../containerd/config.js";
 
-export const MAX_CONFIG_BYTES = 4 << 20;
 const MAX_FILES = 256;
-
-export const PLUGIN = {
-  nri: "io.containerd.nri.v1.nri",
-  bindir: "io.containerd.image-verifier.v1.bindir",
-  images: "io.containerd.cri.v1.images",
-  criV2: "io.containerd.grpc.v1.cri",
-  transfer: "io.containerd.transfer.v1.local",
-} as const;
-
-type Table = Record<string, unknown>;
 
 export interface LoadedConfig {
   /** Files read, in merge order. */
@@ -33,90 +20,6 @@ export interface LoadedConfig {
   merged: Table;
   disabledPlugins: string[];
   plugins: Table;
-}
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function readToml(file: string): Table {
-  const st = statSync(file);
-  if (!st.isFile()) throw new Error("not a regular file");
-  if (st.size > MAX_CONFIG_BYTES) throw new Error(`larger than ${MAX_CONFIG_BYTES} bytes`);
-  return parse(readFileSync(file, "utf8")) as Table;
-}
-
-/** containerd's `resolveImports`: clean, relative to the importing file, `*` → glob. */
-export function resolveImports(parent: string, imports: string[]): { paths: string[]; unmatched: string[] } {
-  const paths: string[] = [];
-  const unmatched: string[] = [];
-  for (const raw of imports) {
-    let p = path.normalize(raw);
-    if (!path.isAbsolute(p)) p = path.join(path.dirname(parent), p);
-    if (p.includes("*")) {
-      const m = glob(p);
-      if (m.length === 0) unmatched.push(p);
-      paths.push(...m);
-    } else paths.push(p);
-  }
-  return { paths, unmatched };
-}
-
-/** filepath.Glob for `*`, `?` and `[...]` per path element; results sorted like Go's. */
-function glob(pattern: string): string[] {
-  const parts = pattern.split("/").filter((s, i) => s !== "" || i === 0);
-  let bases = [pattern.startsWith("/") ? "/" : "."];
-  for (const part of parts.slice(pattern.startsWith("/") ? 1 : 0)) {
-    const next: string[] = [];
-    for (const b of bases) {
-      if (!/[*?[]/.test(part)) {
-        next.push(path.join(b, part));
-        continue;
-      }
-      const re = new RegExp(`^${globPart(part)}$`);
-      let names: string[] = [];
-      try {
-        names = readdirSorted(b);
-      } catch {
-        continue;
-      }
-      for (const n of names) if (re.test(n)) next.push(path.join(b, n));
-    }
-    bases = next;
-  }
-  return bases.filter((p) => {
-    try {
-      statSync(p);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-}
-
-function readdirSorted(dir: string): string[] {
-  return readdirSync(dir).sort();
-}
-
-function globPart(part: string): string {
-  let re = "";
-  for (let i = 0; i < part.length; i++) {
-    const c = part[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = part.indexOf("]", i + 1);
-      if (end < 0) re += "\\[";
-      else {
-        re += `[${part
-          .slice(i + 1, end)
-          .replace(/^\^/, "^")
-          .replace(/\\/g, "\\\\")}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
-  }
-  return re;
 }
 
 /**
@@ -155,7 +58,7 @@ export function loadContainerdConfig(file: string): LoadedConfig {
     loaded.add(f);
     let t: Table;
     try {
-      t = readToml(f);
+      t = readTomlFile(f);
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       out.errors.push({
@@ -220,27 +123,3 @@ export function criImagesConfig(cfg: LoadedConfig): { table: Table; origin: Reco
   }
   return { table, origin };
 }
-
-/** Go time.ParseDuration (the subset containerd configs use: ns us µs ms s m h, decimals). */
-export function parseGoDuration(s: string): number | undefined {
-  const m = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s.trim());
-  if (!m) return s.trim() === "0" ? 0 : undefined;
-  const unit: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    µs: 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  let total = 0;
-  for (const part of s
-    .trim()
-    .replace(/^[+-]/, "")
-    .matchAll(/((?:\d+(?:\.\d*)?|\.\d+))(ns|us|µs|ms|s|m|h)/g))
-    total += Number(part[1]) * unit[part[2]!]!;
-  return m[1] === "-" ? -total : total;
-}
-
-export { isTable };

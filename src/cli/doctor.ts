@@ -13,6 +13,7 @@ import {
   defaultConfig,
   loadConfig,
 } from "../agent/config.js";
+import { isTable, PLUGIN, parseGoDuration } from "../containerd/config.js";
 import { agentGet } from "./agent-client.js";
 import {
   type CommandSpec,
@@ -26,11 +27,8 @@ import {
 } from "./args.js";
 import {
   criImagesConfig,
-  isTable,
   type LoadedConfig,
   loadContainerdConfig,
-  PLUGIN,
-  parseGoDuration,
   pluginTable,
 } from "./containerd-config.js";
 import { json } from "./output.js";

@@ -8,10 +8,20 @@
 // sets for those two plugins and changes only the keys Tollgate depends on, and the
 // installer reports each value it overrides.
 import { parse, stringify } from "smol-toml";
+import {
+  parseGoDuration as goDuration,
+  importCovers,
+  isTable,
+  PLUGIN,
+  readConfigText,
+  type Table,
+} from "../containerd/config.js";
 import { InstallError } from "./errors.js";
 
-export const BINDIR_PLUGIN = "io.containerd.image-verifier.v1.bindir";
-export const NRI_PLUGIN = "io.containerd.nri.v1.nri";
+export { globToRegExp } from "../containerd/config.js";
+
+export const BINDIR_PLUGIN = PLUGIN.bindir;
+export const NRI_PLUGIN = PLUGIN.nri;
 export const DEFAULT_DROPIN = "/etc/containerd/conf.d/tollgate.toml";
 export const DEFAULT_MAIN_CONFIG = "/etc/containerd/config.toml";
 /** The import line the installer tells operators to add. */
@@ -26,8 +36,6 @@ export interface DropinSettings {
   nriRequestTimeout?: string;
   nriRegistrationTimeout?: string;
 }
-
-type Table = Record<string, unknown>;
 
 export interface MainConfigInfo {
   /** Host path of the main config. */
@@ -69,6 +77,20 @@ export function parseMainConfig(hostPath: string, text: string | undefined): Mai
   };
 }
 
+/** Reads (size-capped) and parses the main config; `hostFile` is where `hostPath` is on this machine. */
+export function readMainConfig(hostPath: string, hostFile: string): MainConfigInfo {
+  let text: string | undefined;
+  try {
+    text = readConfigText(hostFile);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT")
+      throw new InstallError("BAD_CONTAINERD_CONFIG", `cannot read ${hostPath}: ${(e as Error).message}`, {
+        cause: e,
+      });
+  }
+  return parseMainConfig(hostPath, text);
+}
+
 export type ImportStatus =
   | { state: "imported"; by: string }
   | { state: "not-imported"; fix: string }
@@ -82,12 +104,8 @@ export function importStatus(main: MainConfigInfo, dropinPath: string): ImportSt
       state: "no-main-config",
       fix: `containerd has no ${main.path}, so it imports nothing: create it with \`version = 3\` and \`${line}\` (or import ${dropinPath} directly)`,
     };
-  const dir = main.path.slice(0, main.path.lastIndexOf("/")) || "/";
-  for (const imp of main.imports) {
-    const abs = imp.startsWith("/") ? imp : `${dir}/${imp}`;
-    if (globToRegExp(normalizePath(abs)).test(normalizePath(dropinPath)))
-      return { state: "imported", by: imp };
-  }
+  for (const imp of main.imports)
+    if (importCovers(main.path, imp, dropinPath)) return { state: "imported", by: imp };
   return {
     state: "not-imported",
     fix: `add \`${line}\` at the top of ${main.path} (its imports are ${JSON.stringify(main.imports)}); until then containerd ignores ${dropinPath}`,
@@ -157,53 +175,7 @@ export function renderDropin(s: DropinSettings, main: MainConfigInfo, header: st
   return { text, overrides, maxVerifiers, perVerifierTimeout, nriRequestTimeout };
 }
 
-/** Go time.ParseDuration subset (no sign): "10s", "1m30s", "500ms". Returns milliseconds. */
+/** A timeout the drop-in may set: an unsigned Go duration ("10s", "1m30s", "500ms"), in milliseconds. */
 export function parseGoDuration(s: string): number | undefined {
-  if (!/^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$/.test(s)) return undefined;
-  const unit: Record<string, number> = {
-    ns: 1e-6,
-    us: 1e-3,
-    µs: 1e-3,
-    ms: 1,
-    s: 1000,
-    m: 60_000,
-    h: 3_600_000,
-  };
-  let ms = 0;
-  for (const m of s.matchAll(/([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)/g)) ms += Number(m[1]) * unit[m[2]!]!;
-  return ms;
-}
-
-function isTable(v: unknown): v is Table {
-  return typeof v === "object" && v !== null && !Array.isArray(v) && !(v instanceof Date);
-}
-
-function normalizePath(p: string): string {
-  const out: string[] = [];
-  for (const part of p.split("/")) {
-    if (part === "" || part === ".") continue;
-    if (part === "..") out.pop();
-    else out.push(part);
-  }
-  return `/${out.join("/")}`;
-}
-
-/** Go filepath.Match syntax: `*`, `?` and `[...]` never cross a `/`. */
-export function globToRegExp(glob: string): RegExp {
-  let re = "";
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!;
-    if (c === "*") re += "[^/]*";
-    else if (c === "?") re += "[^/]";
-    else if (c === "[") {
-      const end = glob.indexOf("]", i + 1);
-      if (end < 0) re += "\\[";
-      else {
-        const body = glob.slice(i + 1, end).replace(/^\^/, "!");
-        re += `[${body.startsWith("!") ? `^/${body.slice(1)}` : body}]`;
-        i = end;
-      }
-    } else re += c.replace(/[.+^${}()|\\]/g, "\\$&");
-  }
-  return new RegExp(`^${re}$`);
+  return /^[+-]/.test(s) ? undefined : goDuration(s);
 }

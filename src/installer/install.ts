@@ -26,7 +26,7 @@ import {
   type ImportStatus,
   importStatus,
   parseGoDuration,
-  parseMainConfig,
+  readMainConfig,
   renderDropin,
 } from "./containerd-config.js";
 import { InstallError } from "./errors.js";
@@ -120,7 +120,7 @@ export async function install(o: InstallOptions): Promise<InstallReport> {
 
   // containerd's view first: nothing is written when its main config is broken.
   const mainFile = onHost(hostRoot, mainPath);
-  const main = parseMainConfig(mainPath, existsSync(mainFile) ? readFileSync(mainFile, "utf8") : undefined);
+  const main = readMainConfig(mainPath, mainFile);
   const rendered = renderDropin({ binDir, nriSocket: o.agentConfig.nri.socket, ...(o.dropin ?? {}) }, main, [
     `Written by \`tollgate install\` ${version}. Do not edit: re-run the installer.`,
     "Enables containerd's bindir image verifier (Tollgate's pull verifier lives in bin_dir) and",
