@@ -30,9 +30,14 @@ function groupOf(input: string): string {
   return i >= 0 ? parts.slice(i, Math.min(parts.length - 1, i + 3)).join("/") : input;
 }
 
-async function analyse(outDir: string): Promise<{ meta: Metafile; splitEntry: string }> {
+/**
+ * Rebuilds the verifier twice with the project's esbuild options: as scripts/build.mjs does
+ * (code splitting, for its metafile: which chunk is loaded when) and as one file without
+ * splitting (the "everything parsed up front" reference, timed alongside).
+ */
+async function analyse(outDir: string): Promise<{ split: Metafile; single: Metafile; singleEntry: string }> {
   const common = {
-    entryPoints: [path.join(repoRoot, "src/pull-verifier/main.ts")],
+    entryPoints: { "tollgate-verify": path.join(repoRoot, "src/pull-verifier/main.ts") },
     bundle: true,
     platform: "node" as const,
     target: "node20",
@@ -40,37 +45,76 @@ async function analyse(outDir: string): Promise<{ meta: Metafile; splitEntry: st
     legalComments: "none" as const,
     banner: { js: BANNER },
     logLevel: "warning" as const,
-  };
-  const single = await build({
-    ...common,
-    outfile: path.join(outDir, "single", "tollgate-verify.mjs"),
+    outExtension: { ".js": ".mjs" },
     metafile: true,
-  });
-  await build({
+  };
+  const single = await build({ ...common, outdir: path.join(outDir, "single") });
+  const split = await build({
     ...common,
     outdir: path.join(outDir, "split"),
     splitting: true,
-    entryNames: "tollgate-verify",
-    outExtension: { ".js": ".mjs" },
+    chunkNames: "verify-chunks/[name]-[hash]",
   });
-  return { meta: single.metafile, splitEntry: path.join(outDir, "split", "tollgate-verify.mjs") };
+  return {
+    split: split.metafile!,
+    single: single.metafile!,
+    singleEntry: path.join(outDir, "single", "tollgate-verify.mjs"),
+  };
+}
+
+/** Output files statically reachable from `from` (loaded together with it). */
+function staticClosure(meta: Metafile, from: string[]): Set<string> {
+  const seen = new Set<string>();
+  const todo = [...from];
+  while (todo.length > 0) {
+    const f = todo.pop()!;
+    if (seen.has(f) || !meta.outputs[f]) continue;
+    seen.add(f);
+    for (const i of meta.outputs[f]!.imports)
+      if (i.kind === "import-statement" && !i.external) todo.push(i.path);
+  }
+  return seen;
+}
+
+function topGroups(meta: Metafile, files: Iterable<string>, n: number): string {
+  const groups = new Map<string, number>();
+  for (const f of files)
+    for (const [input, v] of Object.entries(meta.outputs[f]?.inputs ?? {}))
+      groups.set(groupOf(input), (groups.get(groupOf(input)) ?? 0) + v.bytesInOutput);
+  return [...groups.entries()]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, n)
+    .map(([g, b]) => `\`${g}\` ${(b / 1024).toFixed(0)} KB`)
+    .join(", ");
 }
 
 function breakdown(meta: Metafile): string[] {
-  const out = Object.values(meta.outputs)[0]!;
-  const groups = new Map<string, number>();
-  for (const [input, v] of Object.entries(out.inputs)) {
-    const g = groupOf(input);
-    groups.set(g, (groups.get(g) ?? 0) + v.bytesInOutput);
+  const outs = Object.keys(meta.outputs).filter((f) => f.endsWith(".mjs"));
+  const entry = outs.find((f) => path.basename(f) === "tollgate-verify.mjs")!;
+  const always = staticClosure(meta, [entry]);
+  // Dynamic imports of the fast path: the config loader (when TOLLGATE_AGENT_SOCKET is not
+  // set) and the in-process fallback (only when the agent is unreachable).
+  const dyn = [...always].flatMap((f) => meta.outputs[f]!.imports.filter((i) => i.kind === "dynamic-import"));
+  const bytes = (fs: Iterable<string>) => [...fs].reduce((a, f) => a + (meta.outputs[f]?.bytes ?? 0), 0);
+  const rows: string[] = [];
+  rows.push(
+    `| always (entry + its static imports) | ${(bytes(always) / 1024).toFixed(0)} KB | ${topGroups(meta, always, 4)} |`,
+  );
+  for (const d of dyn) {
+    const closure = [...staticClosure(meta, [d.path])].filter((f) => !always.has(f));
+    const what = Object.keys(meta.outputs[d.path]?.inputs ?? {}).some((i) => i.includes("agent/config"))
+      ? '`import("../agent/config.js")` — read the config file (socket path, timeouts) unless TOLLGATE_AGENT_SOCKET is set'
+      : Object.keys(meta.outputs[d.path]?.inputs ?? {}).some((i) => i.includes("pull-verifier/fallback"))
+        ? '`import("./fallback.js")` — in-process verification, only when the agent is unreachable'
+        : `\`import()\` of ${path.basename(d.path)}`;
+    rows.push(`| ${what} | ${(bytes(closure) / 1024).toFixed(0)} KB | ${topGroups(meta, closure, 4)} |`);
   }
-  const total = out.bytes;
-  const rows = [...groups.entries()].sort((a, b) => b[1] - a[1]).slice(0, 15);
   return [
-    `The single-file bundle is ${(total / 1024).toFixed(0)} KB. Largest input groups (bytes in the bundle):`,
+    "What each verifier process loads (esbuild metafile of the same build as scripts/build.mjs; a chunk shared by several imports is counted where it is first needed):",
     "",
-    "| Input group | KB | Share |",
+    "| Loaded when | Bytes | Largest inputs |",
     "|---|---|---|",
-    ...rows.map(([g, b]) => `| \`${g}\` | ${(b / 1024).toFixed(0)} | ${((100 * b) / total).toFixed(1)}% |`),
+    ...rows,
   ];
 }
 
@@ -113,7 +157,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     // As installed (e2e/agent.test.ts): containerd passes TOLLGATE_CONFIG; the verifier reads the socket path from it.
     const envConfig = { ...baseEnv, TOLLGATE_CONFIG: agent.configPath };
     const envSocket = { ...baseEnv, TOLLGATE_AGENT_SOCKET: agent.socket };
-    const { meta, splitEntry } = await analyse(path.join(dir, "builds"));
+    const { split, singleEntry } = await analyse(path.join(dir, "builds"));
 
     const variants: Array<{
       key: string;
@@ -131,39 +175,62 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         input: `${descriptor}\n`,
         verifier: true,
       },
-      // Socket from the environment: with splitting, esbuild's shared chunk breaks config.js's
-      // `await import("yaml")` (CommonJS interop), so this variant skips the config file.
-      { key: "split", cmd: [splitEntry, ...args], env: envSocket, input: `${descriptor}\n`, verifier: true },
+      {
+        key: "single",
+        cmd: [singleEntry, ...args],
+        env: envConfig,
+        input: `${descriptor}\n`,
+        verifier: true,
+      },
     ];
     const n = iterations(ctx, 60, 8);
     const warmup = 3;
     const samples = new Map<string, number[]>(variants.map((v) => [v.key, []]));
+    // A variant that cannot answer is a finding, not a crash: it is dropped and reported.
+    const broken = new Map<string, string>();
     ctx.log(`pull-verifier: ${n} interleaved rounds of ${variants.map((v) => v.key).join(", ")}`);
     for (let i = 0; i < n + warmup; i++) {
       for (const v of variants) {
+        if (broken.has(v.key)) continue;
         const r = await timeProcess(process.execPath, v.cmd, { env: v.env, input: v.input });
-        if (r.code !== 0) throw new Error(`${v.key} exited ${r.code}: ${r.stdout} ${r.stderr.slice(-800)}`);
-        if (v.verifier && !r.stderr.includes('"agent answered"'))
-          throw new Error(`${v.key} did not get its answer from the agent: ${r.stderr.slice(-800)}`);
+        if (r.code !== 0 || (v.verifier && !r.stderr.includes('"agent answered"'))) {
+          if (v.key === "node") throw new Error(`node -e 0 exited ${r.code}`);
+          broken.set(v.key, `exit ${r.code}: ${r.stdout.trim().slice(0, 600)}`);
+          ctx.log(`pull-verifier: ${v.key} failed: ${r.stdout.trim().slice(0, 300)}`);
+          continue;
+        }
         if (i >= warmup) samples.get(v.key)!.push(r.ms);
       }
     }
-    const s = Object.fromEntries([...samples].map(([k, v]) => [k, summarize(v)])) as Record<string, Summary>;
-    const ratio = s.verifier!.p50 / s.node!.p50;
-    const ratioSplit = s.split!.p50 / s.node!.p50;
-    const singleKB = (readFileSync(verifier).length / 1024).toFixed(0);
+    const s = Object.fromEntries(
+      [...samples].filter(([k]) => !broken.has(k)).map(([k, v]) => [k, summarize(v)]),
+    ) as Record<string, Summary>;
+    // The row is about the shipped binary as installed; if that cannot answer, the row says
+    // so and shows the shipped binary with the socket in the environment instead.
+    const mainKey = broken.has("verifier") ? "verifierSocketEnv" : "verifier";
+    if (!s[mainKey])
+      throw new Error(
+        `the shipped verifier answered in no configuration: ${[...broken.values()].join("; ")}`,
+      );
+    const ratio = s[mainKey]!.p50 / s.node!.p50;
+    const rel = (k: string) => (s[k] ? `${fmtRatio(s[k]!.p50 / s.node!.p50)}` : "could not answer");
+    const shippedKB = (readFileSync(verifier).length / 1024).toFixed(1);
+    const singleKB = (readFileSync(singleEntry).length / 1024).toFixed(0);
     return {
       id: "pull-verifier",
       title: "Pull verifier start-up",
       rows: [
         {
           what: "Pull verifier (one process per pull, answered from the agent's cache)",
-          how: `wall time spawn→exit of \`node dist/tollgate-verify.mjs\` (bindir args, descriptor on stdin, TOLLGATE_CONFIG as installed) vs \`node -e 0\`, ${n} interleaved runs`,
+          how: `wall time spawn→exit of \`node dist/tollgate-verify.mjs\` (bindir args, descriptor on stdin, ${mainKey === "verifier" ? "TOLLGATE_CONFIG as installed" : "TOLLGATE_AGENT_SOCKET set, because with TOLLGATE_CONFIG (as installed) it could not answer, see below"}) vs \`node -e 0\`, ${n} interleaved runs`,
           baseline: `node -e 0: ${fmtSummary(s.node!)}`,
-          result: fmtSummary(s.verifier!),
+          result:
+            mainKey === "verifier"
+              ? fmtSummary(s[mainKey]!)
+              : `as installed (TOLLGATE_CONFIG): cannot answer (${(broken.get("verifier") ?? "").match(/configuration: [^(]*/)?.[0]?.trim() ?? "see below"}); with TOLLGATE_AGENT_SOCKET: ${fmtSummary(s[mainKey]!)}`,
           ratio: `${fmtRatio(ratio)} (p50)`,
           target: `≤ ${TARGET_RATIO}× node start-up`,
-          met: ratio <= TARGET_RATIO,
+          met: mainKey === "verifier" && ratio <= TARGET_RATIO,
         },
       ],
       details: [
@@ -173,19 +240,28 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           "|---|---|---|---|---|",
           ...[
             ["`node -e 0`", "node"],
-            [`\`dist/tollgate-verify.mjs\` (${singleKB} KB), TOLLGATE_CONFIG (as installed)`, "verifier"],
-            ["same, TOLLGATE_AGENT_SOCKET set (no config file read)", "verifierSocketEnv"],
             [
-              "same entry built with esbuild `splitting: true` (dynamic imports become lazy chunks), TOLLGATE_AGENT_SOCKET set",
-              "split",
+              `shipped \`dist/tollgate-verify.mjs\` (entry ${shippedKB} KB), TOLLGATE_CONFIG (as installed)`,
+              "verifier",
             ],
-          ].map(
-            ([label, k]) =>
-              `| ${label} | ${fmtMs(s[k!]!.p50)} | ${fmtMs(s[k!]!.p90)} | ${fmtMs(s[k!]!.p99)} | ${fmtRatio(s[k!]!.p50 / s.node!.p50)} |`,
+            ["shipped, TOLLGATE_AGENT_SOCKET set (no config file read)", "verifierSocketEnv"],
+            [
+              `reference: the same source as one ${singleKB} KB file (no code splitting), TOLLGATE_CONFIG`,
+              "single",
+            ],
+          ].map(([label, k]) =>
+            broken.has(k!)
+              ? `| ${label} | could not answer: ${broken.get(k!)!.replace(/\|/g, "\\|").replace(/\n/g, " ")} | | | |`
+              : `| ${label} | ${fmtMs(s[k!]!.p50)} | ${fmtMs(s[k!]!.p90)} | ${fmtMs(s[k!]!.p99)} | ${fmtRatio(s[k!]!.p50 / s.node!.p50)} |`,
           ),
         ].join("\n"),
-        breakdown(meta).join("\n"),
-        `Why: \`src/pull-verifier/run.ts\` reaches the engine only through \`await import("./fallback.js")\` and the config loader through \`await import("../agent/config.js")\`, but scripts/build.mjs bundles without \`splitting\`, so esbuild inlines those dynamic imports: their modules are only initialised when reached, but every verifier process still reads and parses the whole bundle (registry client, notation, cosign/sigstore, policy, yaml) before it can ask the agent. The split build above is the same source with the fallback graph in lazily loaded chunks (compare it with the TOLLGATE_AGENT_SOCKET row of the shipped bundle): ${fmtRatio(ratioSplit)} of node's start-up at p50. Splitting alone is not a drop-in fix: with a shared chunk, esbuild's CommonJS interop breaks \`await import("yaml")\` in config.js (\`parse is not a function\`), so the fix is splitting plus a static import of yaml's ESM build or a separate tiny config reader for the verifier.`,
+        breakdown(split).join("\n"),
+        `Reading the rows: the cost above Node's own start-up is what the process loads and runs before it can ask the agent, plus the local API round trip (about 1 ms, see "Cold vs cached"). Setting TOLLGATE_AGENT_SOCKET in containerd's environment skips the config loader and its YAML parser (${rel("verifierSocketEnv")} vs ${rel("verifier")} with TOLLGATE_CONFIG); the one-file reference shows what code splitting saves (${rel("single")}).`,
+        ...(broken.size > 0
+          ? [
+              `Broken in this run: ${[...broken.entries()].map(([k, e]) => `\`${k}\` (${e.replace(/\n/g, " ")})`).join("; ")}.`,
+            ]
+          : []),
       ],
     };
   } finally {
