@@ -168,7 +168,10 @@ describe("registry faults: verdicts follow the failure policy, then recover", ()
       let last: Verdict | undefined;
       await waitFor(
         "verified again after the fault cleared",
-        async () => (last = await call(signed, closed))?.outcome === "verified",
+        async () => {
+          last = await call(signed, closed);
+          return last?.outcome === "verified";
+        },
         RECOVERY_LIMIT_MS,
       ).catch(() => {});
       recoveredMs = Date.now() - t0;
