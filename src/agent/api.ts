@@ -5,11 +5,11 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs
 import type http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { DIGEST_RE, descriptorFromJson } from "./api-input.js";
 import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "./api-types.js";
 import type { Decision } from "./decision.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}$/;
 
 export interface ApiHandlers {
   pullVerdict(req: PullVerdictRequest): Promise<Decision>;
@@ -31,26 +31,10 @@ export function parsePullVerdictRequest(v: unknown): PullVerdictRequest {
     throw new BadRequest("digest must be algorithm:hex");
   const out: PullVerdictRequest = { name: o.name, digest: o.digest };
   if (o.descriptor !== undefined && o.descriptor !== null) {
-    const d = o.descriptor as Record<string, unknown>;
-    if (
-      typeof d !== "object" ||
-      Array.isArray(d) ||
-      typeof d.mediaType !== "string" ||
-      typeof d.digest !== "string"
-    )
-      throw new BadRequest("descriptor must be an OCI descriptor");
+    const d = descriptorFromJson(o.descriptor);
+    if (!d) throw new BadRequest("descriptor must be an OCI descriptor");
     if (d.digest !== o.digest) throw new BadRequest("descriptor.digest does not match digest");
-    out.descriptor = {
-      mediaType: d.mediaType,
-      digest: d.digest,
-      size: typeof d.size === "number" ? d.size : 0,
-      ...(d.annotations && typeof d.annotations === "object"
-        ? { annotations: d.annotations as Record<string, string> }
-        : {}),
-      ...(d.platform && typeof d.platform === "object"
-        ? { platform: d.platform as Record<string, string> }
-        : {}),
-    };
+    out.descriptor = d;
   }
   return out;
 }

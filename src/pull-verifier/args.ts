@@ -1,13 +1,13 @@
 // containerd's bindir verifier contract (protocols.md §4): argv
 // `-name <ref> -digest <alg:hex> -stdin-media-type application/vnd.oci.descriptor.v1+json`,
 // one JSON descriptor on stdin, exit 0 = allow, stdout = reason (first 32768 bytes kept).
+import { DIGEST_RE, descriptorFromJson } from "../agent/api-input.js";
 import type { Descriptor } from "../engine/types.js";
 
 export const DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json";
 export const MAX_STDIN_BYTES = 64 * 1024;
 /** containerd keeps the first 32768 bytes of stdout; stay below so nothing is cut mid-word. */
 export const MAX_REASON_BYTES = 32_000;
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,256}$/;
 
 export interface VerifierArgs {
   name: string;
@@ -49,22 +49,11 @@ export function parseDescriptor(text: string, digest: string): Descriptor | unde
   } catch {
     throw new UsageError("stdin is not a JSON descriptor");
   }
-  const d = v as Record<string, unknown>;
-  if (!d || typeof d !== "object" || typeof d.mediaType !== "string" || typeof d.digest !== "string")
-    throw new UsageError("stdin descriptor lacks mediaType/digest");
+  const d = descriptorFromJson(v);
+  if (!d) throw new UsageError("stdin descriptor lacks mediaType/digest");
   if (d.digest !== digest)
     throw new UsageError(`stdin descriptor digest ${d.digest} does not match -digest ${digest}`);
-  return {
-    mediaType: d.mediaType,
-    digest: d.digest,
-    size: typeof d.size === "number" ? d.size : 0,
-    ...(d.annotations && typeof d.annotations === "object"
-      ? { annotations: d.annotations as Record<string, string> }
-      : {}),
-    ...(d.platform && typeof d.platform === "object"
-      ? { platform: d.platform as Descriptor["platform"] }
-      : {}),
-  };
+  return d;
 }
 
 /** Reads stdin up to a cap, giving up after `timeoutMs` (containerd closes it after one line). */
