@@ -4,7 +4,8 @@
 // background after each (re)connection.
 import type { Logger } from "pino";
 import type { Container, PodSandbox } from "../gen/nri.js";
-import { type ConfigureInfo, NriPlugin, type PluginState } from "../nri-plugin/plugin.js";
+import type { ConfigureInfo, PluginState } from "../nri-plugin/api.js";
+import { NriPlugin } from "../nri-plugin/plugin.js";
 import { Code, TtrpcStatusError } from "../nri-plugin/ttrpc/status.js";
 import type { SyncAuditSummary } from "./api-types.js";
 import type { AgentConfig } from "./config.js";

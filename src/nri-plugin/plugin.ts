@@ -16,18 +16,6 @@ import { eventMask, type NriEvent } from "./events.js";
 import { type Deferred, deferred, Session } from "./session.js";
 import { Code, TtrpcStatusError } from "./ttrpc/status.js";
 
-// Re-exported so importers of plugin.js keep working (index.ts is the preferred entry point).
-export {
-  type ConfigureInfo,
-  type CreateContainerAnswer,
-  DEFAULT_SOCKET_PATH,
-  type NriHandlers,
-  type NriLogger,
-  type NriPluginOptions,
-  type PluginState,
-  type RequestContext,
-} from "./api.js";
-
 const NOOP_LOGGER: NriLogger = { info() {}, warn() {}, error() {}, debug() {} };
 
 export class NriPlugin {
