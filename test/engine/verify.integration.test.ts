@@ -2,22 +2,16 @@
 // signed by the real notation 1.3.2 and cosign 3.1.1 CLIs (offline), the real registry
 // client, discovery, Notary Project and cosign verifiers, and the real Rego module.
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import os from "node:os";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type CompiledPolicy, compilePolicy, createEngine } from "../../src/engine/index.js";
 import { type PushedImage, pushBusyboxImage } from "../support/images.js";
-import { type LocalRegistry, startRegistry } from "../support/registry.js";
-import {
-  type CosignKeys,
-  cosignGenerateKeyPair,
-  cosignSign,
-  type NotationConfig,
-  notationInit,
-  notationSign,
-} from "../support/signing.js";
+import type { LocalRegistry } from "../support/registry.js";
+import { type CosignKeys, cosignSign, type NotationConfig, notationSign } from "../support/signing.js";
+import { type SigningFixture, startSigningFixture } from "../support/signing-fixture.js";
 
+let fx: SigningFixture;
 let reg: LocalRegistry;
 let notation: NotationConfig;
 let keys: CosignKeys;
@@ -30,11 +24,8 @@ let other: PushedImage;
 let wasm: Buffer;
 
 beforeAll(async () => {
-  reg = await startRegistry();
-  [notation, keys] = await Promise.all([
-    notationInit({ keyName: "tollgate-release" }),
-    cosignGenerateKeyPair(),
-  ]);
+  fx = await startSigningFixture({ notationKey: "tollgate-release" });
+  ({ reg, notation, keys } = fx);
   both = pushBusyboxImage(reg.host, "team/app", "both", { marker: "both" });
   notaryOnly = pushBusyboxImage(reg.host, "team/app", "notary", { marker: "notary" });
   cosignOnly = pushBusyboxImage(reg.host, "team/app", "cosign", { marker: "cosign" });
@@ -49,13 +40,13 @@ beforeAll(async () => {
   await notationSign({ ref: neverSeen.pinned, configDir: notation.configDir });
   await cosignSign({ ref: neverSeen.pinned, keyDir: keys });
 
-  const out = path.join(mkdtempSync(path.join(os.tmpdir(), "tollgate-rego-")), "signer.wasm");
+  const out = path.join(fx.work, "signer.wasm");
   execFileSync("wat2wasm", [path.resolve(import.meta.dirname, "../fixtures/rego/signer.wat"), "-o", out]);
   wasm = readFileSync(out);
 }, 300_000);
 
 afterAll(async () => {
-  await reg?.stop();
+  await fx?.stop();
 });
 
 const subjectOf = (img: PushedImage) => ({ reference: img.ref, digest: img.digest });

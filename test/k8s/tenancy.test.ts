@@ -6,6 +6,7 @@
 // against the fake API server, and the engine's verify. Policy changes flip verdicts
 // without a restart because the revision (and so the verdict cache key) changes.
 import { readFileSync } from "node:fs";
+import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../src/engine/index.js";
 import type { Verdict } from "../../src/engine/types.js";
@@ -13,16 +14,17 @@ import { KubernetesPolicySource } from "../../src/k8s/source.js";
 import { FakeApiServer, type KObject } from "../support/fake-apiserver.js";
 import { type PushedImage, pushBusyboxImage } from "../support/images.js";
 import { waitFor } from "../support/procs.js";
-import { type LocalRegistry, startRegistry } from "../support/registry.js";
+import type { LocalRegistry } from "../support/registry.js";
 import {
   type CosignKeys,
   cosignGenerateKeyPair,
   cosignSign,
   type NotationConfig,
-  notationInit,
   notationSign,
 } from "../support/signing.js";
+import { type SigningFixture, startSigningFixture } from "../support/signing-fixture.js";
 
+let fx: SigningFixture;
 let reg: LocalRegistry;
 let api: FakeApiServer;
 let src: KubernetesPolicySource;
@@ -91,12 +93,9 @@ function baseline(): KObject {
 }
 
 beforeAll(async () => {
-  reg = await startRegistry();
-  [keyA, keyC, certB] = await Promise.all([
-    cosignGenerateKeyPair(),
-    cosignGenerateKeyPair(),
-    notationInit({ keyName: "tenant-b" }),
-  ]);
+  fx = await startSigningFixture({ notationKey: "tenant-b" });
+  ({ reg, keys: keyA, notation: certB } = fx);
+  keyC = await cosignGenerateKeyPair(path.join(fx.work, "cosign-c"));
   img.signedA = pushBusyboxImage(reg.host, "shared/app", "a", { marker: "a" });
   img.signedB = pushBusyboxImage(reg.host, "shared/app", "b", { marker: "b" });
   img.signedBoth = pushBusyboxImage(reg.host, "shared/app", "both", { marker: "both" });
@@ -139,7 +138,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await src?.stop();
   await api?.stop();
-  await reg?.stop();
+  await fx?.stop();
 });
 
 async function decide(namespace: string, image: PushedImage): Promise<Verdict> {

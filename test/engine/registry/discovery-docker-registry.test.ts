@@ -11,17 +11,17 @@ import {
   type RequestEvent,
 } from "../../../src/engine/registry/index.js";
 import { type PushedImage, pushBusyboxImage } from "../../support/images.js";
-import { type LocalRegistry, startRegistry } from "../../support/registry.js";
+import type { LocalRegistry } from "../../support/registry.js";
 import {
   type CosignKeys,
-  cosignGenerateKeyPair,
   cosignSign,
   type NotationConfig,
-  notationInit,
   notationSign,
   orasAttach,
 } from "../../support/signing.js";
+import { type SigningFixture, startSigningFixture } from "../../support/signing-fixture.js";
 
+let fx: SigningFixture;
 let reg: LocalRegistry;
 let client: RegistryClient;
 const events: RequestEvent[] = [];
@@ -34,9 +34,9 @@ let coseDigest: string;
 let sbomDigest: string;
 
 beforeAll(async () => {
-  reg = await startRegistry();
+  fx = await startSigningFixture();
+  ({ reg, notation, keys } = fx);
   client = createRegistryClient({ onRequest: (e) => events.push(e) });
-  [notation, keys] = await Promise.all([notationInit(), cosignGenerateKeyPair()]);
   signed = pushBusyboxImage(reg.host, "test/signed", "v1", { marker: "signed" });
   unsigned = pushBusyboxImage(reg.host, "test/unsigned", "v1", { marker: "unsigned" });
   // Sequential: the tools read-modify-write one shared referrers tag index.
@@ -51,7 +51,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   client?.close();
-  await reg?.stop();
+  await fx?.stop();
 });
 
 describe("discovery on docker-registry 2.8.3 (referrers tag schema)", () => {
