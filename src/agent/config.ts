@@ -236,7 +236,10 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<AgentConfig> {
   }
   let raw: unknown = {};
   if (text !== undefined) {
-    const { parse } = await import("yaml");
+    // A CommonJS package imported lazily from a code-split ESM bundle only has a default
+    // export (esbuild); from source it has named ones. Accept both.
+    const mod: typeof import("yaml") & { default?: typeof import("yaml") } = await import("yaml");
+    const parse = mod.parse ?? mod.default!.parse;
     try {
       raw = parse(text, { maxAliasCount: 100 }) ?? {};
     } catch (e) {
