@@ -27,7 +27,10 @@ let certDer: Uint8Array;
 let certPem: string;
 let cosignPem: string;
 
-async function envelopeOf(ref: { reference: string; digest: string }, mediaType: string): Promise<Uint8Array> {
+async function envelopeOf(
+  ref: { reference: string; digest: string },
+  mediaType: string,
+): Promise<Uint8Array> {
   const client = createRegistryClient({});
   try {
     const src = await discoverSignatures(client, ref, { kinds: ["notation"] });
@@ -151,7 +154,9 @@ describe("fuzz: signature envelopes, certificates, policies", () => {
     };
     // Real trust material in the seed (placeholders keep the JSON mutations cheap to print).
     const real = JSON.parse(
-      JSON.stringify(seed).replace('"PEM"', JSON.stringify(certPem)).replace('"PEM2"', JSON.stringify(cosignPem)),
+      JSON.stringify(seed)
+        .replace('"PEM"', JSON.stringify(certPem))
+        .replace('"PEM2"', JSON.stringify(cosignPem)),
     ) as typeof seed;
     expect(parsePolicy(real).name).toBe("fuzz");
     let compiled = 0;

@@ -70,8 +70,9 @@ export function setPath(obj: unknown, pathParts: (string | number)[], value: unk
 /** Every (path) to a leaf or node of a JSON value, for targeted mutations. */
 export function pathsOf(v: unknown, prefix: (string | number)[] = [], out: (string | number)[][] = []) {
   if (prefix.length > 0) out.push(prefix);
-  if (Array.isArray(v)) v.forEach((x, i) => pathsOf(x, [...prefix, i], out));
-  else if (typeof v === "object" && v !== null)
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) pathsOf(v[i], [...prefix, i], out);
+  } else if (typeof v === "object" && v !== null)
     for (const [k, x] of Object.entries(v)) pathsOf(x, [...prefix, k], out);
   return out;
 }

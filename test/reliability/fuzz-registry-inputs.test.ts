@@ -276,7 +276,7 @@ describe("fuzz: registry-side inputs", () => {
         const m = toOciManifest(j as Record<string, unknown>);
         if (typeof m === "string") throw new EngineError("MALFORMED", m);
         expect(m.schemaVersion).toBe(2);
-        for (const source of ["referrers", "cosign-tag"] as const) {
+        for (const source of ["referrers-api", "referrers-tag", "cosign-tag"] as const) {
           const k = classifyArtifact(m, source);
           expect([
             undefined,

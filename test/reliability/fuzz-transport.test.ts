@@ -20,7 +20,11 @@ const FILE = "test/reliability/fuzz-transport.test.ts";
 const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
   fc
     .record({
-      id: fc.oneof(fc.integer({ min: 0, max: 20 }).map((n) => n * 2 + 1), fc.nat(40), fc.nat()),
+      id: fc.oneof(
+        fc.integer({ min: 0, max: 20 }).map((n) => n * 2 + 1),
+        fc.nat(40),
+        fc.nat(),
+      ),
       type: fc.constantFrom(1, 1, 1, 2, 3, 0, 7),
       flags: fc.nat(255),
       service: fc.constantFrom(RuntimeDefinition.fullName, "test.Echo", "", "nri.pkg.api.v1alpha1.Plugin"),
@@ -43,10 +47,18 @@ const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
       ),
     ),
   fc
-    .record({ id: fc.nat(), type: fc.nat(255), flags: fc.nat(255), payload: fc.uint8Array({ maxLength: 64 }) })
+    .record({
+      id: fc.nat(),
+      type: fc.nat(255),
+      flags: fc.nat(255),
+      payload: fc.uint8Array({ maxLength: 64 }),
+    })
     .map((r) => encodeFrame(r.id >>> 0, r.type, r.flags, r.payload)),
   fc
-    .record({ len: fc.oneof(fc.nat(40), fc.constant(MAX_PAYLOAD + 1), fc.constant(0xffffffff)), id: fc.nat() })
+    .record({
+      len: fc.oneof(fc.nat(40), fc.constant(MAX_PAYLOAD + 1), fc.constant(0xffffffff)),
+      id: fc.nat(),
+    })
     .map((r) => {
       const h = Buffer.alloc(HEADER_LENGTH);
       h.writeUInt32BE(r.len, 0);
@@ -130,7 +142,10 @@ describe("fuzz: NRI transport", () => {
     const muxFrame = fc
       .record({
         id: fc.constantFrom(0, 1, 2, 3, 0xffffffff),
-        body: fc.oneof(streamArb, fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u))),
+        body: fc.oneof(
+          streamArb,
+          fc.uint8Array({ maxLength: 40 }).map((u) => Buffer.from(u)),
+        ),
         lie: fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: -3, max: 3 }), fc.constant(5 << 20)),
       })
       .map((r) => {
