@@ -20,7 +20,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const f = await ctx.fixture();
   const dir = ctx.dir("cold-vs-cached");
   const img = f.images.jws;
-  const verifier = path.join(repoRoot, "dist", "tollgate-verify.mjs");
+  const verifier = ctx.verifier;
   const agent = await startBenchAgent({
     entry: ctx.agentEntry,
     dir: path.join(dir, "agent"),

@@ -121,7 +121,7 @@ function breakdown(meta: Metafile): string[] {
 export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const f = await ctx.fixture();
   const dir = ctx.dir("pull-verifier");
-  const verifier = path.join(repoRoot, "dist", "tollgate-verify.mjs");
+  const verifier = ctx.verifier;
   if (!existsSync(verifier)) throw new Error(`${verifier} missing (node scripts/build.mjs)`);
   const agent = await startBenchAgent({
     entry: ctx.agentEntry,

@@ -6,7 +6,7 @@
 //   npm run bench -- --only nri,memory  a subset (report written to --out, default stdout only)
 //   npm run bench -- --quick            few iterations: a smoke run of the harness, never published
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { assertToolsInstalled, repoRoot } from "../test/support/tools.js";
@@ -73,6 +73,13 @@ async function main(): Promise<number> {
   prepare(log);
   const machine = machineInfo();
   const tmp = mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-run-"));
+  // A private copy of the built verifier (entry + lazy chunks): others may rebuild dist/
+  // in the shared tree while the benchmarks run.
+  const distCopy = path.join(tmp, "dist");
+  mkdirSync(distCopy, { recursive: true });
+  cpSync(path.join(repoRoot, "dist", "tollgate-verify.mjs"), path.join(distCopy, "tollgate-verify.mjs"));
+  const chunks = path.join(repoRoot, "dist", "verify-chunks");
+  if (existsSync(chunks)) cpSync(chunks, path.join(distCopy, "verify-chunks"), { recursive: true });
   let fixture: Promise<Fixture> | undefined;
   const children = new Map<string, Promise<string>>();
   const ctx: BenchContext = {
@@ -85,6 +92,7 @@ async function main(): Promise<number> {
       mkdirSync(d, { recursive: true });
       return d;
     },
+    verifier: path.join(distCopy, "tollgate-verify.mjs"),
     agentEntry: await bundle("bench/children/agent.ts", path.join(tmp, "bin"), "agent"),
     child: (entry) => {
       let p = children.get(entry);

@@ -6,6 +6,8 @@ export interface BenchContext {
   fixture(): Promise<Fixture>;
   /** Private scratch dir for this benchmark. */
   dir(name: string): string;
+  /** The shipped pull verifier (dist/tollgate-verify.mjs + chunks), copied right after the build. */
+  verifier: string;
   /** Bundled real agent entry (plain node). */
   agentEntry: string;
   /** Bundles a bench/children entry; returns the .mjs path. */
