@@ -1,0 +1,424 @@
+// Faults end to end on a real containerd 2.1.9 + runc with the tollgate agent on the NRI
+// socket and the pull verifier in bin_dir; docker-registry behind the fault-injecting proxy.
+// Faults hit only signature discovery (referrers / tag schema / .sig tags), so containerd's
+// own pull of image content is unaffected and every denial seen is ours.
+//
+// For each fault: the decision follows the failure policy (Closed: denied at pull and at
+// CreateContainer), every CreateContainer is answered inside containerd's deadline (no
+// "closing plugin" in containerd's log), and the agent recovers by itself within a stated
+// time the test asserts. Hostile tenants (pod annotations, a namespace naming a missing
+// policy) are tried through the same path.
+import { execFileSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { stringify } from "yaml";
+import type { AgentStatus } from "../src/agent/api-types.js";
+import { recordResult } from "../test/reliability/results.js";
+import { type Fault, type FaultProxy, startFaultProxy } from "../test/support/fault-proxy.js";
+import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
+import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
+import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
+import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
+import { repoRoot } from "../test/support/tools.js";
+import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./lib/containerd.js";
+import { CriError, type Pod } from "./lib/cri.js";
+import { buildBusyboxArchive } from "./lib/images.js";
+
+const FILE = "e2e/reliability.test.ts";
+const NRI_TIMEOUT_MS = 2000;
+/** Asserted: after a fault clears, a signed image pulls again within this. */
+const REGISTRY_RECOVERY_MS = 30_000;
+/** Asserted: the agent (re)registers with containerd within this after it or containerd restarts. */
+const REREGISTER_MS = 30_000;
+const NEGATIVE_TTL_S = 5;
+const PATH_VIA = "real containerd 2.1.9 (CRI) + agent (NRI) + pull verifier → fault proxy → docker-registry";
+
+let work: string;
+let registry: LocalRegistry;
+let proxy: FaultProxy;
+let ctrd: Containerd;
+let agent: Daemon | undefined;
+let key1: CosignKeys;
+let key2: CosignKeys;
+let policyDir: string;
+let configPath: string;
+let apiSocket: string;
+let seq = 0;
+
+const discovery = (r: { path: string }) =>
+  r.path.includes("/referrers/") || /\/manifests\/sha256-[0-9a-f]{64}/.test(r.path);
+
+function agentLog(): string {
+  return agent ? readFileSync(agent.logFile, "utf8") : "";
+}
+function decisions(pred: (r: Record<string, unknown>) => boolean) {
+  return agentLog()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((r) => r.audit === true && pred(r));
+}
+function pluginDrops(): number {
+  return (readFileSync(ctrd.logFile, "utf8").match(/closing plugin[^\n]*tollgate/g) ?? []).length;
+}
+
+function getStatus(): Promise<AgentStatus> {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => {
+        try {
+          resolve(JSON.parse(b) as AgentStatus);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    r.on("error", reject);
+    r.end();
+  });
+}
+
+function policyDoc(name: string, key: CosignKeys, spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "tollgate.dev/v1alpha1",
+    kind: "ImagePolicy",
+    metadata: { name },
+    spec: {
+      verifiers: [{ name: "cosign", cosign: { keys: [{ name: "k", pem: key.publicKeyPem }] } }],
+      // Bad content (wrong digest) is a "rejected" verdict, cached for the negative TTL: a
+      // short one keeps the stated recovery bound small.
+      cache: { positiveTTLSeconds: 600, negativeTTLSeconds: NEGATIVE_TTL_S },
+      ...spec,
+    },
+  };
+}
+function nsDoc(name: string, annotations: Record<string, string>) {
+  return { apiVersion: "v1", kind: "Namespace", metadata: { name, annotations } };
+}
+function writeYaml(file: string, docs: unknown[]) {
+  const tmp = path.join(policyDir, `.${file}.tmp`);
+  writeFileSync(tmp, docs.map((d) => stringify(d)).join("---\n"));
+  execFileSync("mv", [tmp, path.join(policyDir, file)]);
+}
+
+async function startAgent(): Promise<number> {
+  const t = Date.now();
+  agent = startDaemon(
+    "agent",
+    process.execPath,
+    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", configPath],
+    { logDir: work },
+  );
+  await waitForRegistered(REREGISTER_MS);
+  return Date.now() - t;
+}
+async function waitForRegistered(ms: number): Promise<void> {
+  await waitFor(
+    "agent registered with NRI",
+    async () => existsSync(apiSocket) && (await getStatus()).nri.state === "registered",
+    ms,
+  );
+}
+
+async function newPod(namespace: string, annotations: Record<string, string> = {}): Promise<Pod> {
+  seq++;
+  return ctrd.cri.runPodSandbox({ name: `p${seq}`, namespace, uid: `uid-${seq}`, annotations });
+}
+async function create(
+  pod: Pod,
+  image: string,
+  annotations: Record<string, string> = {},
+): Promise<{ id?: string; error?: CriError; ms: number }> {
+  const t = Date.now();
+  try {
+    const id = await ctrd.cri.createContainer(pod, { name: `c${++seq}`, image, annotations });
+    return { id, ms: Date.now() - t };
+  } catch (e) {
+    if (e instanceof CriError) return { error: e, ms: Date.now() - t };
+    throw e;
+  }
+}
+async function pull(ref: string): Promise<CriError | undefined> {
+  return ctrd.cri.pullImage(ref).then(
+    () => undefined,
+    (e: unknown) => {
+      if (e instanceof CriError) return e;
+      throw e;
+    },
+  );
+}
+function importUnsigned(marker: string) {
+  const name = `${proxy.host}/rel/imported-${marker}:v1`;
+  const a = buildBusyboxArchive({ name, marker, dir: mkdtempSync(path.join(work, "img-")) });
+  ctrd.ctr(["-n", "k8s.io", "images", "import", a.tarball]);
+  return a;
+}
+/** Pushed and signed at the registry (crane/cosign are synchronous; the proxy runs in this process), used via the proxy. */
+async function pushSigned(name: string, key: CosignKeys | undefined): Promise<PushedImage> {
+  const i = pushBusyboxImage(registry.host, `rel/${name}`, "v1", { marker: name });
+  if (key) await cosignSign({ ref: i.pinned, keyDir: key });
+  const swap = (x: string) => x.replace(registry.host, proxy.host);
+  return { repo: swap(i.repo), ref: swap(i.ref), digest: i.digest, pinned: swap(i.pinned) };
+}
+
+beforeAll(async () => {
+  work = mkdtempSync(path.join(os.tmpdir(), "tollgate-e2e-rel-"));
+  registry = await startRegistry(path.join(work, "registry"));
+  proxy = await startFaultProxy(registry.host);
+  key1 = await cosignGenerateKeyPair(path.join(work, "key1"));
+  key2 = await cosignGenerateKeyPair(path.join(work, "key2"));
+  policyDir = path.join(work, "policies");
+  mkdirSync(policyDir);
+  writeYaml("policies.yaml", [policyDoc("strict", key1), policyDoc("lax", key2)]);
+  writeYaml("namespaces.yaml", [
+    nsDoc("team-a", { "tollgate.dev/policy": "lax" }),
+    nsDoc("team-b", {}),
+    nsDoc("ghost", { "tollgate.dev/policy": "does-not-exist" }),
+  ]);
+  apiSocket = path.join(work, "run", "agent.sock");
+  configPath = path.join(work, "agent.yaml");
+  ctrd = await startContainerd({
+    nriRequestTimeout: `${NRI_TIMEOUT_MS / 1000}s`,
+    perVerifierTimeout: "10s",
+    env: { TOLLGATE_CONFIG: configPath },
+  });
+  writeFileSync(
+    configPath,
+    stringify({
+      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
+      containerd: { address: ctrd.address },
+      api: { socket: apiSocket },
+      policy: {
+        source: "files",
+        dir: policyDir,
+        defaultPolicy: "strict",
+        exemptImages: [DEFAULT_SANDBOX_IMAGE],
+      },
+      pullVerifier: { mode: "any-policy-in-use", timeoutMs: 8000 },
+      metrics: { listen: "127.0.0.1:0" },
+      log: { level: "info" },
+    }),
+  );
+  const verifier = path.join(ctrd.binDir, "50-tollgate");
+  writeFileSync(
+    verifier,
+    `#!/bin/sh\nexec ${process.execPath} ${path.join(repoRoot, "dist", "tollgate-verify.mjs")} "$@"\n`,
+  );
+  chmodSync(verifier, 0o755);
+  await startAgent();
+}, 300_000);
+
+afterAll(async () => {
+  proxy?.setFault(undefined);
+  await agent?.stop();
+  await ctrd?.stop();
+  await proxy?.stop();
+  await registry?.stop();
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+const FAULTS: Array<{ name: string; fault: Fault }> = [
+  { name: "HTTP 500", fault: { kind: "status", status: 500 } },
+  { name: "HTTP 429 + Retry-After", fault: { kind: "status", status: 429, headers: { "retry-after": "1" } } },
+  { name: "connection reset", fault: { kind: "reset" } },
+  { name: "hang", fault: { kind: "hang" } },
+  { name: "wrong-digest content", fault: { kind: "wrong-digest" } },
+];
+
+describe("faults end to end through containerd", () => {
+  FAULTS.forEach((f, n) => {
+    it(`registry ${f.name} during signature discovery: Closed denies at pull and create, in time; recovers`, async () => {
+      const drops = pluginDrops();
+      const signed = await pushSigned(`sig-${n}-${f.fault.kind}`, key1);
+      const imported = importUnsigned(`imp-${n}-${f.fault.kind}`);
+      const pod = await newPod("team-b");
+      proxy.setFault(f.fault, discovery);
+      let creates: Array<{ error?: CriError; ms: number }> = [];
+      let pullErr: CriError | undefined;
+      try {
+        pullErr = await pull(signed.ref);
+        creates = [await create(pod, imported.name), await create(pod, imported.name)];
+      } finally {
+        proxy.setFault(undefined);
+      }
+      expect(proxy.count((r) => r.fault === f.fault.kind)).toBeGreaterThan(0);
+      // Fail closed: the signed image could not be verified, so it is not admitted...
+      expect(pullErr?.details).toContain("tollgate: denied");
+      expect(await ctrd.cri.imageStatus(signed.ref)).toBeUndefined();
+      // ...and the pre-existing unsigned image never starts, answered inside the deadline.
+      for (const c of creates) {
+        expect(c.error?.details).toContain("PermissionDenied");
+        expect(c.ms).toBeLessThan(NRI_TIMEOUT_MS + 1500);
+      }
+      // Recovery: once the registry behaves, the same signed image pulls.
+      const t0 = Date.now();
+      await waitFor(
+        "signed pull after the fault",
+        async () => (await pull(signed.ref)) === undefined,
+        REGISTRY_RECOVERY_MS,
+      );
+      const recovered = Date.now() - t0;
+      const dropped = pluginDrops() - drops;
+      expect((await getStatus()).nri.state).toBe("registered");
+      recordResult({
+        area: "fault",
+        name: `e2e: registry ${f.name} (signature discovery)`,
+        path: PATH_VIA,
+        cases: 1 + creates.length,
+        outcome: `pull denied ("${pullErr?.details.match(/tollgate: denied[^;\n]{0,60}/)?.[0] ?? ""}…"), ${creates.length} CreateContainer PermissionDenied in ≤ ${Math.max(...creates.map((c) => c.ms))} ms; signed pull recovered in ${(recovered / 1000).toFixed(1)} s (limit ${REGISTRY_RECOVERY_MS / 1000} s)`,
+        crashes: 0,
+        missedDeadlines: dropped,
+        undecided: 0,
+        file: FILE,
+      });
+      expect(dropped).toBe(0);
+    });
+  });
+});
+
+describe("hostile tenants through containerd", () => {
+  it("pod annotations claiming a policy or break-glass are ignored; a namespace naming a missing policy is denied, never the default", async () => {
+    const laxOnly = await pushSigned("lax-only", key2);
+    const strictSigned = await pushSigned("strict-signed", key1);
+    expect(await pull(laxOnly.ref)).toBeUndefined(); // "lax" is in use: pull allowed
+    expect(await pull(strictSigned.ref)).toBeUndefined();
+    const until = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
+    const claims = {
+      "tollgate.dev/policy": "lax",
+      "tollgate.dev/break-glass": until,
+      "tollgate.dev/break-glass-reason": "trust me",
+    };
+    const results: string[] = [];
+    // 1. Claims on the pod sandbox and on the container: team-b stays on "strict".
+    const pod = await newPod("team-b", claims);
+    const c1 = await create(pod, laxOnly.ref, claims);
+    expect(c1.error?.details).toContain('by policy "strict"');
+    results.push("pod+container annotations (policy, break-glass): denied by strict");
+    // 2. A namespace naming a policy that does not exist: denied even for an image the
+    //    default policy would accept.
+    const ghost = await newPod("ghost");
+    const c2 = await create(ghost, strictSigned.ref);
+    expect(c2.error?.details).toContain("PermissionDenied");
+    expect(c2.error?.details).toContain("does-not-exist");
+    results.push("namespace → missing policy: denied (default strict would allow)");
+    const c3 = await create(await newPod("team-b"), strictSigned.ref);
+    expect(c3.error).toBeUndefined();
+    const audit = decisions((r) => r.namespace === "ghost");
+    expect(audit.length).toBe(1);
+    expect(audit[0]).toMatchObject({ result: "deny" });
+    recordResult({
+      area: "hostile-tenant",
+      name: "pod annotations claiming a policy / break-glass; namespace naming a missing policy",
+      path: PATH_VIA,
+      cases: 3,
+      outcome: `${results.join("; ")}; control: same image allowed in team-b`,
+      crashes: 0,
+      missedDeadlines: 0,
+      undecided: 0,
+      file: FILE,
+    });
+  });
+});
+
+describe("component failures through containerd", () => {
+  it("agent killed during a verification: the pull is decided (never an unsigned allow), the agent re-registers", async () => {
+    const signed = await pushSigned("killed-signed", key1);
+    const unsigned = await pushSigned("killed-unsigned", undefined);
+    proxy.setFault({ kind: "slow-body", chunk: 8, everyMs: 500 }, discovery);
+    const before = proxy.count((r) => discovery(r));
+    const pulls = [pull(signed.ref), pull(unsigned.ref)];
+    await waitFor("verification in flight", () => proxy.count((r) => discovery(r)) > before, 30_000);
+    await agent!.stop("SIGKILL");
+    proxy.setFault(undefined);
+    const [sErr, uErr] = await Promise.all(pulls);
+    // The unsigned image is never admitted; the signed one is either verified in-process by
+    // the verifier or denied by the failure policy (agent died mid-answer) and then pulls on
+    // kubelet's retry, verified in-process while the agent is down.
+    expect(uErr?.details).toContain("tollgate: denied");
+    if (sErr) expect(await pull(signed.ref)).toBeUndefined();
+    expect(await ctrd.cri.imageStatus(unsigned.ref)).toBeUndefined();
+    const took = await startAgent();
+    expect(took).toBeLessThanOrEqual(REREGISTER_MS);
+    recordResult({
+      area: "fault",
+      name: "e2e: agent SIGKILLed during a pull verification",
+      path: PATH_VIA,
+      cases: 2,
+      outcome: `unsigned pull denied; signed pull ${sErr ? "denied by failure policy, then allowed on retry (in-process)" : "allowed (in-process fallback)"}; restarted agent registered in ${(took / 1000).toFixed(1)} s (limit ${REREGISTER_MS / 1000} s)`,
+      crashes: 0,
+      missedDeadlines: 0,
+      undecided: 0,
+      file: FILE,
+    });
+  });
+
+  it("containerd restarted while the plugin is mid-request: the plugin re-registers by itself and denies again", async () => {
+    const imported = importUnsigned("restart");
+    const pod = await newPod("team-b");
+    proxy.setFault({ kind: "hang" }, discovery);
+    const pending = create(pod, imported.name);
+    await waitFor(
+      "CreateContainer verification in flight",
+      () => proxy.count((r) => r.fault === "hang") > 0,
+      30_000,
+    );
+    const t0 = Date.now();
+    await ctrd.restart();
+    proxy.setFault(undefined);
+    const first = await pending.catch((e: unknown) => ({ error: e as CriError, ms: 0 }));
+    // Whatever containerd did with the request it was serving, the image did not start:
+    // either our denial reached it, or the call died with containerd.
+    expect(first.error).toBeDefined();
+    await waitForRegistered(REREGISTER_MS);
+    const reregistered = Date.now() - t0;
+    const pod2 = await newPod("team-b");
+    const again = await create(pod2, imported.name);
+    expect(again.error?.details).toContain("PermissionDenied");
+    expect(reregistered).toBeLessThanOrEqual(REREGISTER_MS);
+    recordResult({
+      area: "fault",
+      name: "e2e: containerd restarted while the plugin is mid-request",
+      path: PATH_VIA,
+      cases: 2,
+      outcome: `in-flight create failed (${first.error?.details.slice(0, 60)}…); plugin re-registered ${(reregistered / 1000).toFixed(1)} s after the restart began (limit ${REREGISTER_MS / 1000} s); next create denied`,
+      crashes: 0,
+      missedDeadlines: 0,
+      undecided: 0,
+      file: FILE,
+    });
+  });
+
+  it("the agent's API socket removed: pulls are decided in-process by the verifier (fail closed)", async () => {
+    const signed = await pushSigned("nosock-signed", key1);
+    const unsigned = await pushSigned("nosock-unsigned", undefined);
+    rmSync(apiSocket);
+    const u = await pull(unsigned.ref);
+    const s = await pull(signed.ref);
+    expect(u?.details).toContain("tollgate: denied");
+    expect(s).toBeUndefined();
+    // The agent itself is fine: NRI still answers (an imported unsigned image is denied).
+    const imported = importUnsigned("nosock");
+    const c = await create(await newPod("team-b"), imported.name);
+    expect(c.error?.details).toContain("PermissionDenied");
+    recordResult({
+      area: "fault",
+      name: "e2e: agent API socket removed",
+      path: PATH_VIA,
+      cases: 3,
+      outcome:
+        "unsigned pull denied and signed pull allowed by the verifier's in-process fallback; NRI gate unaffected (create denied). The agent does not re-create a deleted socket: restart it (see report)",
+      crashes: 0,
+      missedDeadlines: 0,
+      undecided: 0,
+      file: FILE,
+    });
+    // Restart the agent so later tests (and teardown) see a normal node.
+    await agent!.stop();
+    await startAgent();
+  });
+});
