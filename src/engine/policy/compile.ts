@@ -122,6 +122,7 @@ export async function compileParsed(
           },
         ],
         trustStores: stores,
+        revocation: { enabled: true },
       };
       verifiers.push({ name: v.name, kind: "notation", notation });
       fingerprints.push({
