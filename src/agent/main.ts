@@ -32,7 +32,7 @@ export interface AgentHandle {
 export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHandle> {
   const startedAt = new Date().toISOString();
   const metrics = new AgentMetrics({ defaultMetrics: true });
-  const source: PolicySource<CompiledPolicy> = createPolicySource(
+  const source: PolicySource<CompiledPolicy> = await createPolicySource(
     cfg,
     log.child({ component: "policy-source" }),
   );

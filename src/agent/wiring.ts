@@ -3,14 +3,17 @@
 import { createEngine } from "../engine/index.js";
 import { normalizeReference } from "../engine/reference.js";
 import type { RequestEvent } from "../engine/registry/client.js";
-import { createKubernetesPolicySource, type KubernetesPolicySource } from "../k8s/index.js";
+import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
 import type { AgentConfig } from "./config.js";
 
 export type AgentEngine = ReturnType<typeof createEngine>;
 
-export function createPolicySource(cfg: AgentConfig, logger: SourceLogger): PolicySource<CompiledPolicy> {
+export async function createPolicySource(
+  cfg: AgentConfig,
+  logger: SourceLogger,
+): Promise<PolicySource<CompiledPolicy>> {
   const selection = {
     defaultPolicy: cfg.policy.defaultPolicy,
     exemptNamespaces: cfg.policy.exemptNamespaces,
@@ -19,6 +22,8 @@ export function createPolicySource(cfg: AgentConfig, logger: SourceLogger): Poli
   if (cfg.policy.source === "files") {
     return new FilePolicySource<CompiledPolicy>({ dir: cfg.policy.dir!, config: selection, logger });
   }
+  // Loaded only for this source: @kubernetes/client-node costs ~28 MB of agent RSS.
+  const { createKubernetesPolicySource } = await import("../k8s/index.js");
   return createKubernetesPolicySource(selection, logger, cfg.policy.kubeconfig);
 }
 

@@ -167,7 +167,7 @@ async function verify(p: Parsed, io: Io): Promise<number> {
         );
       progress(`loading policies (${c.policy.source} source${c.policy.dir ? ` ${c.policy.dir}` : ""})`);
       try {
-        source = createPolicySource(c, silent);
+        source = await createPolicySource(c, silent);
         await startSynced(source, 30_000);
       } catch (e) {
         throw new UsageError(`cannot load policies: ${(e as Error).message}`);

@@ -20,7 +20,7 @@ export async function verifyInProcess(
     warn: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
     error: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
   };
-  const source = createPolicySource(cfg, logger);
+  const source = await createPolicySource(cfg, logger);
   await withTimeout(
     startSynced(source, opts.deadline - Date.now()),
     opts.deadline - Date.now(),

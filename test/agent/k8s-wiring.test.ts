@@ -38,7 +38,7 @@ describe("agent wiring: kubernetes policy source", () => {
 
     const cfg = defaultConfig();
     cfg.policy = { ...cfg.policy, source: "kubernetes", kubeconfig, defaultPolicy: "baseline" };
-    source = createPolicySource(cfg, silent);
+    source = await createPolicySource(cfg, silent);
     await startSynced(source, 15_000);
 
     const a = source.select("team-a");
@@ -60,7 +60,7 @@ describe("agent wiring: kubernetes policy source", () => {
     writeFileSync(kubeconfig, kubeConfigFor("http://127.0.0.1:9").exportConfig());
     const cfg = defaultConfig();
     cfg.policy = { ...cfg.policy, source: "kubernetes", kubeconfig };
-    source = createPolicySource(cfg, silent);
+    source = await createPolicySource(cfg, silent);
     await expect(startSynced(source, 500)).rejects.toThrow(/did not sync in time/);
     expect(source.select("team-a").kind).toBe("error");
   });
