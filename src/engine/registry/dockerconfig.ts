@@ -3,8 +3,8 @@
 // separate `username`/`password`, or an OAuth2 `identitytoken`. Credential helpers
 // (credsStore/credHelpers) would mean executing binaries on the verification path and are
 // not supported; entries that need them are simply absent.
-import { readFileSync } from "node:fs";
 import { EngineError } from "../errors.js";
+import { readLocalConfig } from "./local-file.js";
 
 export interface Credential {
   username?: string;
@@ -79,17 +79,8 @@ export function parseDockerConfig(text: string, source = "docker config"): Crede
 export function loadDockerConfigs(files: readonly string[]): CredentialMap {
   const out: CredentialMap = new Map();
   for (const f of files) {
-    let text: string;
-    try {
-      const buf = readFileSync(f);
-      if (buf.length > MAX_CONFIG_BYTES)
-        throw new EngineError("INVALID_CONFIG", `${f} is larger than ${MAX_CONFIG_BYTES} bytes`);
-      text = buf.toString("utf8");
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "ENOENT") continue;
-      if (e instanceof EngineError) throw e;
-      throw new EngineError("INVALID_CONFIG", `cannot read ${f}: ${(e as Error).message}`, { cause: e });
-    }
+    const text = readLocalConfig(f, MAX_CONFIG_BYTES);
+    if (text === undefined) continue;
     for (const [host, cred] of parseDockerConfig(text, f)) if (!out.has(host)) out.set(host, cred);
   }
   return out;

@@ -7,6 +7,7 @@ import { parse as parseToml } from "smol-toml";
 import { EngineError } from "../errors.js";
 import { registryPort } from "../reference.js";
 import type { TlsOptions } from "./http.js";
+import { readLocalConfig } from "./local-file.js";
 
 export type Capability = "pull" | "resolve" | "push" | "referrers";
 const ALL_CAPS: readonly Capability[] = ["pull", "resolve", "push", "referrers"];
@@ -231,18 +232,8 @@ export function loadHostEndpoints(hostsDir: string | undefined, registry: string
         continue;
       }
       const file = path.join(dir, "hosts.toml");
-      let text: string;
-      try {
-        const buf = readFileSync(file);
-        if (buf.length > MAX_HOSTS_TOML)
-          throw new EngineError("INVALID_CONFIG", `${file} is larger than ${MAX_HOSTS_TOML} bytes`);
-        text = buf.toString("utf8");
-      } catch (e) {
-        if (e instanceof EngineError) throw e;
-        if ((e as NodeJS.ErrnoException).code === "ENOENT") return [defaultEndpoint(registry)];
-        throw new EngineError("INVALID_CONFIG", `cannot read ${file}: ${(e as Error).message}`, { cause: e });
-      }
-      if (text.trim() === "") return [defaultEndpoint(registry)];
+      const text = readLocalConfig(file, MAX_HOSTS_TOML);
+      if (text === undefined || text.trim() === "") return [defaultEndpoint(registry)];
       return parseHostsToml(text, registry, dir);
     }
   }
