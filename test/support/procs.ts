@@ -1,6 +1,6 @@
 // Daemons started by tests: each one is recorded by pid and stopped by that pid only.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
@@ -23,15 +23,16 @@ export interface StartOptions {
 export function startDaemon(name: string, cmd: string, args: string[], opts: StartOptions): Daemon {
   mkdirSync(opts.logDir, { recursive: true });
   const logFile = path.join(opts.logDir, `${name}.log`);
-  const log = createWriteStream(logFile, { flags: "a" });
+  // The daemon writes its log file itself: piping through this process would stall the
+  // daemon (a full 64 KB pipe) whenever a test blocks the event loop in execFileSync.
+  const log = openSync(logFile, "a");
   const child = spawn(cmd, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", log, log],
     detached: opts.group ?? false,
   });
-  child.stdout?.pipe(log, { end: false });
-  child.stderr?.pipe(log, { end: false });
+  closeSync(log);
   if (child.pid === undefined) throw new Error(`failed to start ${name} (${cmd})`);
   const pid = child.pid;
   let exited = child.exitCode !== null;
