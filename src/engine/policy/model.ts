@@ -165,6 +165,8 @@ export interface NotationTrustStore {
 export interface NotationConfig {
   trustPolicies: NotationTrustPolicy[];
   trustStores: NotationTrustStore[];
+  /** CRL checking; the verification level decides what a revoked or unreachable CRL means. */
+  revocation?: { enabled: boolean; timeoutMs?: number; maxCrlBytes?: number };
 }
 
 export interface CosignConfig {
