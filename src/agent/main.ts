@@ -4,6 +4,7 @@
 import http from "node:http";
 import { type Logger, pino } from "pino";
 import pkg from "../../package.json";
+import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, listenUnix, makeHandler } from "./api.js";
@@ -43,6 +44,14 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
     address: cfg.containerd.address,
     namespace: cfg.containerd.namespace,
   });
+  // Name → top-level descriptor, invalidated by containerd's image events; bypassed whenever
+  // the event stream is not proven live (src/containerd/image-cache.ts).
+  const cachedImages = new CachedContainerdImages({
+    address: cfg.containerd.address,
+    namespace: cfg.containerd.namespace,
+    images,
+    log: log.child({ component: "image-cache" }),
+  });
   const sink = new AuditLog(log.child({ component: "audit" }), metrics);
   const exemptImages = new ExemptImages(cfg.policy.exemptImages);
   let nri: NriGate<CompiledPolicy> | undefined;
@@ -50,7 +59,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
   const gate = new Gate<CompiledPolicy>({
     selector: source,
     engine,
-    resolver: new ContainerdImageResolver(images),
+    resolver: new ContainerdImageResolver(cachedImages),
     exemptImages,
     exemptNamespaces: cfg.policy.exemptNamespaces,
     budgetFraction: cfg.gate.budgetFraction,
@@ -71,6 +80,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
   });
 
   await source.start();
+  cachedImages.start();
   source.onChange(() => {
     const st = source.status();
     log.info(
@@ -155,6 +165,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
       await closeServer(apiServer);
       if (metricsServer) await closeServer(metricsServer);
       await source.stop().catch(() => {});
+      cachedImages.close();
       images.close();
     },
   };

@@ -1,0 +1,325 @@
+// The name → image cache in front of Images.Get against an in-process gRPC stand-in for
+// containerd's images + events services (real protocol, real grpc-js client): invalidation
+// by image events, bypass while the stream is not proven live, reconnect after the server
+// goes away, in-flight lookups racing an invalidation, wedged streams, bad events.
+import { mkdtempSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  CachedContainerdImages,
+  decodeImageEventName,
+  SYNC_TOPIC,
+} from "../../src/containerd/image-cache.js";
+import { ContainerdImageResolver, ContainerdImages } from "../../src/containerd/images.js";
+import type { Image } from "../../src/gen/containerd/images.js";
+import { ImageCreate } from "../../src/gen/containerd/images.js";
+import { waitFor } from "../support/procs.js";
+import { type FakeContainerd, startFakeContainerd } from "./fake-containerd.js";
+
+const D1 = `sha256:${"1".repeat(64)}`;
+const D2 = `sha256:${"2".repeat(64)}`;
+const NAME = "registry.example/team/app:v1";
+const soon = () => Date.now() + 5_000;
+
+describe("CachedContainerdImages", () => {
+  let dir: string;
+  let fake: FakeContainerd;
+  let upstream: ContainerdImages;
+  let cache: CachedContainerdImages | undefined;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-imgcache-"));
+    fake = await startFakeContainerd(path.join(dir, "containerd.sock"));
+    upstream = new ContainerdImages({ address: fake.socket });
+  });
+  afterEach(async () => {
+    cache?.close();
+    cache = undefined;
+    upstream.close();
+    await fake.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const make = (o: Partial<ConstructorParameters<typeof CachedContainerdImages>[0]> = {}) => {
+    cache = new CachedContainerdImages({
+      address: fake.socket,
+      images: upstream,
+      backoffInitialMs: 20,
+      backoffMaxMs: 200,
+      handshakeTimeoutMs: 3_000,
+      ...o,
+    });
+    return cache;
+  };
+
+  it("bypasses the cache until started and live, then answers repeats without containerd", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    expect(c.state).toBe("connecting");
+    await c.get(NAME, soon());
+    await c.get(NAME, soon());
+    expect(fake.getCalls).toBe(2);
+    expect(c.stats()).toMatchObject({ bypassed: 2, entries: 0 });
+
+    c.start();
+    await c.waitConnected(10_000);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+    expect(fake.getCalls).toBe(3);
+    expect(c.stats()).toMatchObject({ state: "connected", hits: 2, misses: 1, entries: 1, connects: 1 });
+  });
+
+  it("never caches NOT_FOUND", async () => {
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    expect(await c.get("registry.example/nope:v1", soon())).toBeUndefined();
+    expect(await c.get("registry.example/nope:v1", soon())).toBeUndefined();
+    expect(fake.getCalls).toBe(2);
+    expect(c.stats().entries).toBe(0);
+  });
+
+  it("drops a name on /images/update, /images/create and /images/delete", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+
+    // The tag is re-pulled to new content: the next lookup must see it.
+    let inv = c.stats().invalidations;
+    fake.put(NAME, D2);
+    await waitFor("update event", () => c.stats().invalidations > inv);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+    expect(fake.getCalls).toBe(2);
+
+    // Deleted: the lookup misses (and the miss is not cached).
+    inv = c.stats().invalidations;
+    fake.remove(NAME);
+    await waitFor("delete event", () => c.stats().invalidations > inv);
+    expect(await c.get(NAME, soon())).toBeUndefined();
+
+    // Created again under the same name.
+    inv = c.stats().invalidations;
+    fake.put(NAME, D1);
+    await waitFor("create event", () => c.stats().invalidations > inv);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+    // Other names stay cached across an event for this one.
+    inv = c.stats().invalidations;
+    fake.put("registry.example/other:v1", D2);
+    await waitFor("create event", () => c.stats().invalidations > inv);
+    await c.get("registry.example/other:v1", soon());
+    inv = c.stats().invalidations;
+    fake.put(NAME, D2);
+    await waitFor("update event", () => c.stats().invalidations > inv);
+    const calls = fake.getCalls;
+    expect((await c.get("registry.example/other:v1", soon()))?.target?.digest).toBe(D2);
+    expect(fake.getCalls).toBe(calls);
+  });
+
+  it("does not store a lookup that an invalidation overlapped", async () => {
+    fake.put(NAME, D1);
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    let hold = true;
+    const slow = {
+      async get(name: string, deadline: number): Promise<Image | undefined> {
+        const img = await upstream.get(name, deadline); // reads the old target…
+        if (hold) await held; // …and answers only after the tag moved
+        return img;
+      },
+    };
+    const c = make({ images: slow });
+    c.start();
+    await c.waitConnected(10_000);
+    const inflight = c.get(NAME, soon());
+    await waitFor("lookup read", () => fake.getCalls === 1);
+    const inv = c.stats().invalidations;
+    fake.put(NAME, D2);
+    await waitFor("update event", () => c.stats().invalidations > inv);
+    hold = false;
+    release();
+    expect((await inflight)?.target?.digest).toBe(D1); // that answer was already in flight
+    expect(c.stats().entries).toBe(0);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+  });
+
+  it("clears and bypasses while containerd is gone, and reconnects when it is back", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    await c.get(NAME, soon());
+    expect(c.stats().entries).toBe(1);
+
+    await fake.stop();
+    await waitFor("stream lost", () => c.state === "connecting");
+    expect(c.stats().entries).toBe(0);
+    // The record changes while nobody can see events.
+    fake.images.set(NAME, (await import("./fake-containerd.js")).image(NAME, D2));
+    await fake.start();
+    // Whatever the stream state, the answer is the current record.
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+    await c.waitConnected(15_000);
+    expect(c.stats().connects).toBe(2);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+    const calls = fake.getCalls;
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D2);
+    expect(fake.getCalls).toBe(calls);
+  });
+
+  it("goes live only once its sentinel comes back, even when the subscription registers late", async () => {
+    fake.registerDelayMs = 400;
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    expect(fake.subscribers()).toBe(1);
+  });
+
+  it("stays bypassed when the sentinel never comes back, and retries", async () => {
+    fake.put(NAME, D1);
+    fake.swallowSync = true;
+    let failures = 0;
+    const log = { info: (_o: object, m: string) => void (m.includes("not live") && failures++), warn() {} };
+    const c = make({ handshakeTimeoutMs: 300, log });
+    c.start();
+    await waitFor("two failed handshakes", () => failures >= 2, 10_000);
+    expect(c.state).toBe("connecting");
+    await c.get(NAME, soon());
+    await c.get(NAME, soon());
+    expect(fake.getCalls).toBe(2);
+    fake.swallowSync = false;
+    await c.waitConnected(10_000);
+  });
+
+  it("drops the stream when a heartbeat is not echoed", async () => {
+    fake.put(NAME, D1);
+    const c = make({ heartbeatMs: 100, handshakeTimeoutMs: 400 });
+    c.start();
+    await c.waitConnected(10_000);
+    await c.get(NAME, soon());
+    expect(c.stats().entries).toBe(1);
+    fake.swallowSync = true;
+    await waitFor("heartbeat failure", () => c.state === "connecting", 10_000);
+    expect(c.stats().entries).toBe(0);
+    fake.swallowSync = false;
+    await c.waitConnected(10_000);
+  });
+
+  it("clears everything on an image event it cannot decode", async () => {
+    fake.put(NAME, D1);
+    fake.put("registry.example/other:v1", D2);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    await c.get(NAME, soon());
+    await c.get("registry.example/other:v1", soon());
+    expect(c.stats().entries).toBe(2);
+    fake.publishRaw({
+      namespace: "k8s.io",
+      topic: "/images/update",
+      event: { typeUrl: "containerd.services.images.v1.ImageUpdate", value: Buffer.from([0x0a, 0xff]) },
+    });
+    await waitFor("cleared", () => c.stats().entries === 0);
+    expect(c.state).toBe("connected");
+  });
+
+  it("ignores events of other namespaces and forged sentinels", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    await c.get(NAME, soon());
+    // The fake filters by namespace like containerd; our own check is the second line.
+    fake.publishRaw({
+      namespace: "default",
+      topic: "/images/delete",
+      event: {
+        typeUrl: "containerd.services.images.v1.ImageCreate",
+        value: Buffer.from(ImageCreate.encode({ name: NAME, labels: {} }).finish()),
+      },
+    });
+    fake.publishRaw({
+      namespace: "k8s.io",
+      topic: SYNC_TOPIC,
+      event: { typeUrl: "x", value: Buffer.from("y") },
+    });
+    const calls = fake.getCalls;
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
+    expect(fake.getCalls).toBe(calls);
+  });
+
+  it("is what ContainerdImageResolver reads through", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    const r = new ContainerdImageResolver(c);
+    expect(await r.resolve(NAME, { deadline: soon() })).toEqual({ reference: NAME, digest: D1 });
+    expect(await r.resolve(NAME, { deadline: soon() })).toEqual({ reference: NAME, digest: D1 });
+    expect(fake.getCalls).toBe(1);
+    const inv = c.stats().invalidations;
+    fake.put(NAME, D2);
+    await waitFor("update event", () => c.stats().invalidations > inv);
+    expect(await r.resolve(NAME, { deadline: soon() })).toEqual({ reference: NAME, digest: D2 });
+    await expect(r.resolve("registry.example/none:v1", { deadline: soon() })).rejects.toMatchObject({
+      code: "NOT_FOUND",
+    });
+  });
+
+  it("close() stops the stream and bypasses from then on", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    c.close();
+    expect(c.state).toBe("closed");
+    await waitFor("subscription gone", () => fake.subscribers() === 0);
+    await c.get(NAME, soon());
+    await c.get(NAME, soon());
+    expect(fake.getCalls).toBe(2);
+  });
+});
+
+describe("decodeImageEventName", () => {
+  const ev = (topic: string, typeUrl: string) => ({
+    namespace: "k8s.io",
+    topic,
+    event: { typeUrl, value: Buffer.from(ImageCreate.encode({ name: NAME, labels: {} }).finish()) },
+  });
+  it("decodes the three image events, with or without the type URL prefix", () => {
+    expect(decodeImageEventName(ev("/images/create", "containerd.services.images.v1.ImageCreate"))).toBe(
+      NAME,
+    );
+    expect(decodeImageEventName(ev("/images/update", "containerd.services.images.v1.ImageUpdate"))).toBe(
+      NAME,
+    );
+    expect(decodeImageEventName(ev("/images/delete", "containerd.services.images.v1.ImageDelete"))).toBe(
+      NAME,
+    );
+    expect(
+      decodeImageEventName(
+        ev("/images/create", "type.googleapis.com/containerd.services.images.v1.ImageCreate"),
+      ),
+    ).toBe(NAME);
+  });
+  it("refuses a topic/type mismatch, unknown types, empty or missing payloads", () => {
+    expect(
+      decodeImageEventName(ev("/images/delete", "containerd.services.images.v1.ImageCreate")),
+    ).toBeUndefined();
+    expect(decodeImageEventName(ev("/images/create", "containerd.services.images.v1.Other"))).toBeUndefined();
+    expect(
+      decodeImageEventName({
+        namespace: "k8s.io",
+        topic: "/images/create",
+        event: { typeUrl: "containerd.services.images.v1.ImageCreate", value: Buffer.alloc(0) },
+      }),
+    ).toBeUndefined();
+    expect(decodeImageEventName({ namespace: "k8s.io", topic: "/images/create" })).toBeUndefined();
+  });
+});
