@@ -18,12 +18,14 @@
 //   depth, not the mechanism).
 //
 // Remaining ordering assumption: containerd publishes the image event after committing the
-// record and before the pull/tag/delete call returns, and the event reaches us before a
-// CreateContainer that depends on the change does (kubelet first waits for PullImage to
-// return, then calls CreateContainer, which travels containerd → NRI → us). If the event
-// were delayed past that create (a wedged event queue in containerd), the gate could judge
-// the previous target for that name until the event, the heartbeat's failure or the TTL
-// clears it. Writers that bypass containerd's images service (direct bolt edits) publish
+// record and before the pull/tag/delete call returns, and the event reaches our socket
+// before a CreateContainer that depends on the change reaches us (kubelet first waits for
+// PullImage to return, then calls CreateContainer, which travels containerd → NRI → us).
+// A hit first yields to I/O already waiting (two event-loop turns), so an event in the same
+// loop turn or already in the socket buffer wins; without that, e2e/image-cache.test.ts saw
+// `ctr image rm` followed at once by a lookup answered stale. If the event were delayed past
+// the create (a wedged event queue in containerd), the gate could judge the previous target
+// for that name until the event, the heartbeat's failure or the TTL clears it. Writers that bypass containerd's images service (direct bolt edits) publish
 // no event and are not seen at all. See docs/security.md, "Residual race on tag moves".
 import { randomBytes } from "node:crypto";
 import { type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
@@ -150,10 +152,19 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
       this.counters.bypassed++;
       return this.o.images.get(name, deadline);
     }
-    const hit = this.cache.get(name);
-    if (hit) {
-      this.counters.hits++;
-      return hit;
+    if (this.cache.has(name)) {
+      // Let I/O that is already waiting run first: an image event sitting in our socket
+      // buffer (or arriving in the same loop turn as this request) must win over the hit.
+      await yieldToIo();
+      const hit = this.stateValue === "connected" ? this.cache.get(name) : undefined;
+      if (hit) {
+        this.counters.hits++;
+        return hit;
+      }
+      if (this.stateValue !== "connected") {
+        this.counters.bypassed++;
+        return this.o.images.get(name, deadline);
+      }
     }
     this.counters.misses++;
     const epoch = this.epoch;
@@ -350,6 +361,15 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
+}
+
+/**
+ * Two turns of the event loop: the first setImmediate runs after every I/O callback of the
+ * current poll phase, the second after one more (zero-timeout) poll, so bytes already in a
+ * socket buffer when we got here are read and dispatched before we answer.
+ */
+function yieldToIo(): Promise<void> {
+  return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 /** The image name an /images/* envelope is about; undefined when it cannot be decoded. */

@@ -12,8 +12,9 @@
 // digest) and then calls CreateContainer with that id; containerd creates from the id,
 // while we look up the *name*. If the tag is re-pulled to different content between
 // kubelet's lookup and our Get, we judge the new target while containerd starts the old
-// one. What narrows it here: we resolve at CreateContainer time (not from a pull-time
-// cache keyed by name), we refuse names that are config-digest records (`sha256:<hex>`
+// one. What narrows it here: we resolve at CreateContainer time (the name cache in
+// image-cache.ts is invalidated by containerd's image events, not filled at pull time),
+// we refuse names that are config-digest records (`sha256:<hex>`
 // alone), and a digest-pinned name (`repo@sha256:…`) resolves exactly. What cannot be
 // done with NRI v0.8.0: the request carries neither the config digest nor the image id,
 // so there is nothing to cross-check the resolved target against. When a newer NRI
