@@ -248,8 +248,9 @@ describe("faults end to end through containerd", () => {
       }
       expect(proxy.count((r) => r.fault === f.fault.kind)).toBeGreaterThan(0);
       // Fail closed: the signed image could not be verified, so it is not admitted...
-      expect(pullErr?.details).toContain("tollgate: denied");
+      expect(pullErr).toBeDefined();
       expect(await ctrd.cri.imageStatus(signed.ref)).toBeUndefined();
+      expect(pullErr?.details).toContain("tollgate: denied");
       // ...and the pre-existing unsigned image never starts, answered inside the deadline.
       for (const c of creates) {
         expect(c.error?.details).toContain("PermissionDenied");
