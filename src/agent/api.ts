@@ -2,7 +2,7 @@
 // socket is 0600 inside a 0700 directory). Also serves /metrics, /healthz, /readyz on an
 // optional TCP listener. node:http only, so the pull verifier's client stays tiny.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
-import type http from "node:http";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { DIGEST_RE, descriptorFromJson } from "./api-input.js";
@@ -120,6 +120,79 @@ export async function listenUnix(server: http.Server, socketPath: string): Promi
     process.umask(old);
   }
   chmodSync(socketPath, 0o600);
+}
+
+/**
+ * The local API's unix listener, kept alive: if the socket file is removed or replaced (an
+ * operator's cleanup, a tmpfs remount), the agent binds a fresh one within `checkMs` instead
+ * of leaving every pull to the verifier's slower in-process fallback until a restart.
+ */
+export class UnixApiListener {
+  private server: http.Server | undefined;
+  private ino: number | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private checking = false;
+
+  constructor(
+    private readonly handler: http.RequestListener,
+    readonly socketPath: string,
+    private readonly log: { warn(o: object, msg?: string): void; info(o: object, msg?: string): void },
+    private readonly checkMs = 2000,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.bind();
+    this.timer = setInterval(() => void this.check(), this.checkMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    const s = this.server;
+    this.server = undefined;
+    if (s) await closeServer(s);
+  }
+
+  private async bind(): Promise<void> {
+    const s = http.createServer(this.handler);
+    await listenUnix(s, this.socketPath);
+    this.server = s;
+    this.ino = lstatSync(this.socketPath).ino;
+  }
+
+  private currentIno(): number | undefined {
+    try {
+      const st = lstatSync(this.socketPath);
+      return st.isSocket() ? st.ino : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async check(): Promise<void> {
+    if (this.checking || this.timer === undefined) return;
+    if (this.server && this.currentIno() === this.ino) return;
+    this.checking = true;
+    try {
+      this.log.warn(
+        { socket: this.socketPath },
+        "local API socket was removed or replaced; binding it again",
+      );
+      const old = this.server;
+      this.server = undefined;
+      if (old) await closeServer(old);
+      await this.bind();
+      this.log.info({ socket: this.socketPath }, "local API listening again");
+    } catch (e) {
+      // Retried at the next check (e.g. another process now serves the path).
+      this.log.warn(
+        { socket: this.socketPath, err: (e as Error).message },
+        "cannot bind the local API socket",
+      );
+    } finally {
+      this.checking = false;
+    }
+  }
 }
 
 function socketAlive(p: string): Promise<boolean> {

@@ -7,7 +7,7 @@ import pkg from "../../package.json";
 import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
-import { closeServer, listenTcp, listenUnix, makeHandler } from "./api.js";
+import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
 import type { AgentStatus } from "./api-types.js";
 import { AuditLog } from "./audit.js";
 import { type AgentConfig, ConfigError, loadConfig, parseListen } from "./config.js";
@@ -132,8 +132,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
     }),
   };
 
-  const apiServer = http.createServer(makeHandler(handlers, { local: true }));
-  await listenUnix(apiServer, cfg.api.socket);
+  const apiListener = new UnixApiListener(makeHandler(handlers, { local: true }), cfg.api.socket, log);
+  await apiListener.start();
   log.info({ socket: cfg.api.socket }, "local API listening");
 
   let metricsServer: http.Server | undefined;
@@ -162,7 +162,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
       if (stopped) return;
       stopped = true;
       await nri?.stop().catch((e: unknown) => log.warn({ err: (e as Error).message }, "NRI stop failed"));
-      await closeServer(apiServer);
+      await apiListener.stop();
       if (metricsServer) await closeServer(metricsServer);
       await source.stop().catch(() => {});
       cachedImages.close();
