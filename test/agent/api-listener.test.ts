@@ -10,7 +10,7 @@ import { waitFor } from "../support/procs.js";
 function get(socketPath: string, p: string): Promise<number> {
   return new Promise((resolve, reject) => {
     http
-      .get({ socketPath, path: p }, (res) => {
+      .get({ socketPath, path: p, agent: false }, (res) => {
         res.resume();
         resolve(res.statusCode ?? 0);
       })
