@@ -7,6 +7,7 @@ import crypto from "node:crypto";
 import * as x509 from "@peculiar/x509";
 import { X509Certificate } from "@sigstore/core";
 import { initializeTLog, initializeTSA } from "@sigstore/mock";
+import { vi } from "vitest";
 
 type TLog = Awaited<ReturnType<typeof initializeTLog>>;
 type TSA = Awaited<ReturnType<typeof initializeTSA>>;
@@ -280,13 +281,23 @@ export async function keylessBundle(
   }
   const verificationMaterial: Record<string, unknown> = { certificate: { rawBytes: b64(cert) }, tlogEntries };
   if (o.tsa) {
-    const resp = await s.tsa.timestamp({
-      artifactHash: crypto.createHash("sha256").update(sig).digest(),
-      hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
-      nonce: 42,
-      policyOID: "1.3.6.1.4.1.57264.2",
-      certReq: true,
-    });
+    // @sigstore/mock's TSA (pkijs) writes genTime with trailing zeros of the milliseconds
+    // trimmed (".12Z"), which @sigstore/core's parser rejects (it wants exactly 3 digits):
+    // 1 run in 10 failed with "invalid time". Stamp at a millisecond value with 3 digits.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
+    let resp: Buffer;
+    try {
+      resp = await s.tsa.timestamp({
+        artifactHash: crypto.createHash("sha256").update(sig).digest(),
+        hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
+        nonce: 42,
+        policyOID: "1.3.6.1.4.1.57264.2",
+        certReq: true,
+      });
+    } finally {
+      vi.useRealTimers();
+    }
     // The bundle carries the DER TimeStampResp as the TSA returned it.
     verificationMaterial.timestampVerificationData = { rfc3161Timestamps: [{ signedTimestamp: b64(resp) }] };
   }
