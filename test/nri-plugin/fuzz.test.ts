@@ -4,13 +4,14 @@ import net from "node:net";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { RuntimeDefinition } from "../../src/gen/nri.js";
-import { Request, Response } from "../../src/gen/ttrpc.js";
+import { Response } from "../../src/gen/ttrpc.js";
 import { Mux } from "../../src/nri-plugin/mux.js";
 import { NriPlugin } from "../../src/nri-plugin/plugin.js";
 import { TtrpcClient } from "../../src/nri-plugin/ttrpc/client.js";
-import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD } from "../../src/nri-plugin/ttrpc/frame.js";
+import { encodeFrame, FrameDecoder } from "../../src/nri-plugin/ttrpc/frame.js";
 import { TtrpcServer } from "../../src/nri-plugin/ttrpc/server.js";
 import { TtrpcStatusError } from "../../src/nri-plugin/ttrpc/status.js";
+import { splits, ttrpcFrameArb, ttrpcStreamArb } from "./support/arbitraries.js";
 import { duplexPair } from "./support/duplex.js";
 import { tempSocketPath } from "./support/net.js";
 
@@ -21,84 +22,27 @@ afterEach(async () => {
 
 const PLUGIN = "nri.pkg.api.v1alpha1.Plugin";
 
-/** A ttrpc frame that is plausible enough to reach deep code paths, or just noise. */
-const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
-  // well-formed Request to a real service/method with a random inner payload
-  fc
-    .record({
-      id: fc.oneof(
-        fc.integer({ min: 0, max: 40 }).map((n) => n * 2 + 1),
-        fc.integer({ min: 0, max: 20 }),
-        fc.integer({ min: 0, max: 0xffffffff }),
-      ),
-      type: fc.constantFrom(1, 1, 1, 2, 3, 0, 9),
-      flags: fc.integer({ min: 0, max: 255 }),
-      service: fc.constantFrom(PLUGIN, RuntimeDefinition.fullName, "test.Echo", "", "x"),
-      method: fc.constantFrom(
-        "Configure",
-        "Synchronize",
-        "CreateContainer",
-        "StateChange",
-        "RegisterPlugin",
-        "Echo",
-        "Shutdown",
-        "",
-      ),
-      payload: fc.uint8Array({ maxLength: 300 }),
-      timeoutNano: fc.constantFrom(0, 1, 5e6, 2e9),
-    })
-    .map((r) =>
-      encodeFrame(
-        r.id,
-        r.type,
-        r.flags,
-        Request.encode({
-          service: r.service,
-          method: r.method,
-          payload: Buffer.from(r.payload),
-          timeoutNano: r.timeoutNano,
-          metadata: [{ key: "K", value: "v" }],
-        }).finish(),
-      ),
-    ),
-  // a frame around random bytes
-  fc
-    .record({
-      id: fc.nat(),
-      type: fc.nat(255),
-      flags: fc.nat(255),
-      payload: fc.uint8Array({ maxLength: 300 }),
-    })
-    .map((r) => encodeFrame(r.id >>> 0, r.type, r.flags, r.payload)),
-  // a header announcing a length that may exceed the cap or the data we have
-  fc
-    .record({
-      len: fc.oneof(fc.nat(64), fc.constant(MAX_PAYLOAD + 1), fc.constant(0xffffffff)),
-      id: fc.nat(),
-    })
-    .map((r) => {
-      const h = Buffer.alloc(HEADER_LENGTH);
-      h.writeUInt32BE(r.len, 0);
-      h.writeUInt32BE(r.id >>> 0, 4);
-      h[8] = 1;
-      return h;
-    }),
-  fc.uint8Array({ maxLength: 64 }).map((u) => Buffer.from(u)),
-);
+const frameArb = ttrpcFrameArb({
+  services: [PLUGIN, RuntimeDefinition.fullName, "test.Echo", "", "x"],
+  methods: [
+    "Configure",
+    "Synchronize",
+    "CreateContainer",
+    "StateChange",
+    "RegisterPlugin",
+    "Echo",
+    "Shutdown",
+    "",
+  ],
+  maxPayload: 300,
+  maxNoise: 64,
+  oddIds: 40,
+  types: [1, 1, 1, 2, 3, 0, 9],
+  timeoutsNano: [0, 1, 5e6, 2e9],
+  metadata: [{ key: "K", value: "v" }],
+});
 
-const streamArb = fc.array(frameArb, { maxLength: 12 }).map((fs) => Buffer.concat(fs));
-
-function splits(buf: Buffer, cuts: number[]): Buffer[] {
-  const pts = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of pts) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
+const streamArb = ttrpcStreamArb(frameArb, 12);
 
 describe("fuzz: ttrpc and mux decoders", () => {
   it("FrameDecoder gives the same frames however the bytes are split, and never throws", () => {

@@ -6,81 +6,29 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { RuntimeDefinition } from "../../src/gen/nri.js";
-import { Request, Response } from "../../src/gen/ttrpc.js";
+import { Response } from "../../src/gen/ttrpc.js";
 import { Mux } from "../../src/nri-plugin/mux.js";
 import { TtrpcClient } from "../../src/nri-plugin/ttrpc/client.js";
-import { encodeFrame, FrameDecoder, HEADER_LENGTH, MAX_PAYLOAD } from "../../src/nri-plugin/ttrpc/frame.js";
+import { FrameDecoder } from "../../src/nri-plugin/ttrpc/frame.js";
 import { TtrpcServer } from "../../src/nri-plugin/ttrpc/server.js";
 import { TtrpcStatusError } from "../../src/nri-plugin/ttrpc/status.js";
+import { splits, ttrpcFrameArb, ttrpcStreamArb } from "../nri-plugin/support/arbitraries.js";
 import { duplexPair } from "../nri-plugin/support/duplex.js";
 import { fuzzClass } from "./fuzz-kit.js";
 
 const FILE = "test/reliability/fuzz-transport.test.ts";
 
-const frameArb: fc.Arbitrary<Buffer> = fc.oneof(
-  fc
-    .record({
-      id: fc.oneof(
-        fc.integer({ min: 0, max: 20 }).map((n) => n * 2 + 1),
-        fc.nat(40),
-        fc.nat(),
-      ),
-      type: fc.constantFrom(1, 1, 1, 2, 3, 0, 7),
-      flags: fc.nat(255),
-      service: fc.constantFrom(RuntimeDefinition.fullName, "test.Echo", "", "nri.pkg.api.v1alpha1.Plugin"),
-      method: fc.constantFrom("RegisterPlugin", "UpdateContainers", "Echo", "", "CreateContainer"),
-      payload: fc.uint8Array({ maxLength: 64 }),
-      timeoutNano: fc.constantFrom(0, 1, 2e9),
-    })
-    .map((r) =>
-      encodeFrame(
-        r.id >>> 0,
-        r.type,
-        r.flags,
-        Request.encode({
-          service: r.service,
-          method: r.method,
-          payload: Buffer.from(r.payload),
-          timeoutNano: r.timeoutNano,
-          metadata: [{ key: "containerd-namespace-ttrpc", value: "k8s.io" }],
-        }).finish(),
-      ),
-    ),
-  fc
-    .record({
-      id: fc.nat(),
-      type: fc.nat(255),
-      flags: fc.nat(255),
-      payload: fc.uint8Array({ maxLength: 64 }),
-    })
-    .map((r) => encodeFrame(r.id >>> 0, r.type, r.flags, r.payload)),
-  fc
-    .record({
-      len: fc.oneof(fc.nat(40), fc.constant(MAX_PAYLOAD + 1), fc.constant(0xffffffff)),
-      id: fc.nat(),
-    })
-    .map((r) => {
-      const h = Buffer.alloc(HEADER_LENGTH);
-      h.writeUInt32BE(r.len, 0);
-      h.writeUInt32BE(r.id >>> 0, 4);
-      h[8] = 1;
-      return h;
-    }),
-  fc.uint8Array({ maxLength: 24 }).map((u) => Buffer.from(u)),
-);
-const streamArb = fc.array(frameArb, { maxLength: 6 }).map((f) => Buffer.concat(f));
-
-function splits(buf: Buffer, cuts: number[]): Buffer[] {
-  const pts = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of pts) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
-}
+const frameArb = ttrpcFrameArb({
+  services: [RuntimeDefinition.fullName, "test.Echo", "", "nri.pkg.api.v1alpha1.Plugin"],
+  methods: ["RegisterPlugin", "UpdateContainers", "Echo", "", "CreateContainer"],
+  maxPayload: 64,
+  maxNoise: 24,
+  oddIds: 20,
+  types: [1, 1, 1, 2, 3, 0, 7],
+  timeoutsNano: [0, 1, 2e9],
+  metadata: [{ key: "containerd-namespace-ttrpc", value: "k8s.io" }],
+});
+const streamArb = ttrpcStreamArb(frameArb, 6);
 
 const tick = () => new Promise((r) => setImmediate(r));
 
