@@ -1,7 +1,7 @@
 // Small runnable test images built from Debian's busybox-static and pushed with the real
 // `crane` to a loopback registry. Distinct `marker` values give distinct digests.
 import { execFileSync } from "node:child_process";
-import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { tools } from "./tools.js";
@@ -37,6 +37,21 @@ export function pushBusyboxImage(
   opts: { marker?: string; cmd?: string[] } = {},
 ): PushedImage {
   const work = mkdtempSync(path.join(os.tmpdir(), "tollgate-img-"));
+  try {
+    return buildAndPush(work, registryHost, name, tag, opts);
+  } finally {
+    // The rootfs and layer are only needed for the push (each is a few MB).
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+function buildAndPush(
+  work: string,
+  registryHost: string,
+  name: string,
+  tag: string,
+  opts: { marker?: string; cmd?: string[] },
+): PushedImage {
   const root = path.join(work, "rootfs");
   mkdirSync(path.join(root, "bin"), { recursive: true });
   copyFileSync(tools.busybox, path.join(root, "bin", "busybox"));

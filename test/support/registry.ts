@@ -1,5 +1,5 @@
 // A real OCI registry (Debian's docker-registry 2.8.3) on a loopback port, private storage.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { type Daemon, freePort, startDaemon, waitFor } from "./procs.js";
@@ -38,5 +38,10 @@ export async function startRegistry(baseDir?: string): Promise<LocalRegistry> {
   const daemon = startDaemon("registry", tools.registry, ["serve", config], { logDir: dir });
   const url = `http://127.0.0.1:${port}`;
   await waitFor("registry /v2/", async () => (await fetch(`${url}/v2/`)).status === 200);
-  return { host: `127.0.0.1:${port}`, url, dir, daemon, stop: () => daemon.stop() };
+  const stop = async () => {
+    await daemon.stop();
+    // A directory we made is ours to remove; a caller's baseDir is the caller's.
+    if (baseDir === undefined) rmSync(dir, { recursive: true, force: true });
+  };
+  return { host: `127.0.0.1:${port}`, url, dir, daemon, stop };
 }

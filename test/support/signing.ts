@@ -5,7 +5,7 @@
 // Note: notation and cosign (tag-schema mode) both read-modify-write the shared referrers
 // tag index `sha256-<hex>`; sign one subject sequentially, never in parallel.
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
@@ -249,6 +249,7 @@ export async function orasAttach(o: {
     { ...baseEnv(dir), DOCKER_CONFIG: path.join(dir, ".docker") },
     dir,
   );
+  rmSync(dir, { recursive: true, force: true });
   const m = /Digest:\s*(sha256:[0-9a-f]{64})/.exec(stdout);
   if (!m?.[1]) throw new Error(`oras attach printed no digest: ${stdout}`);
   return m[1];
