@@ -2,7 +2,7 @@
 // containerd's bin_dir, the agent connected to the NRI socket, a real registry behind a
 // counting proxy, images signed with the real cosign CLI, the file policy source.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -15,7 +15,8 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./lib/containerd.js";
+import { startAgentNode } from "./lib/agent-node.js";
+import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
 
@@ -181,38 +182,16 @@ beforeAll(async () => {
   writeYaml("policies.yaml", basePolicies());
   writeYaml("namespaces.yaml", [nsDoc("team-a", { "tollgate.dev/policy": "lax" }), nsDoc("team-b", {})]);
 
-  apiSocket = path.join(work, "run", "agent.sock");
-  configPath = path.join(work, "agent.yaml");
-  ctrd = await startContainerd({
-    nriRequestTimeout: `${NRI_TIMEOUT_MS / 1000}s`,
+  ({ ctrd, configPath, apiSocket } = await startAgentNode({
+    work,
+    policyDir,
+    nriTimeoutMs: NRI_TIMEOUT_MS,
     perVerifierTimeout: "10s",
-    env: { TOLLGATE_CONFIG: configPath },
-  });
-  writeFileSync(
-    configPath,
-    stringify({
-      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
-      containerd: { address: ctrd.address },
-      api: { socket: apiSocket },
-      policy: {
-        source: "files",
-        dir: policyDir,
-        defaultPolicy: "strict",
-        exemptNamespaces: ["infra"],
-        exemptImages: [DEFAULT_SANDBOX_IMAGE, `${h}/test/tool:v1`],
-      },
-      pullVerifier: { mode: "any-policy-in-use", timeoutMs: 8000 },
-      metrics: { listen: "127.0.0.1:0" },
-      log: { level: "info" },
-    }),
-  );
-  // The verifier binary, as an installer would put it into bin_dir.
-  const verifier = path.join(ctrd.binDir, "50-tollgate");
-  writeFileSync(
-    verifier,
-    `#!/bin/sh\nexec ${process.execPath} ${path.join(repoRoot, "dist", "tollgate-verify.mjs")} "$@"\n`,
-  );
-  chmodSync(verifier, 0o755);
+    defaultPolicy: "strict",
+    exemptNamespaces: ["infra"],
+    exemptImages: [`${h}/test/tool:v1`],
+    pullVerifierTimeoutMs: 8000,
+  }));
   await startAgent();
 }, 300_000);
 

@@ -5,7 +5,7 @@
 // agent's JSON audit log, the plugin never misses containerd's deadline (containerd never
 // logs "closing plugin"), and the agent's memory stays bounded (RSS before/after, and a
 // second identical round does not grow it further).
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -18,7 +18,8 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./lib/containerd.js";
+import { startAgentNode } from "./lib/agent-node.js";
+import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 
 const FILE = "e2e/load.test.ts";
@@ -112,36 +113,15 @@ beforeAll(async () => {
       }),
     ).join("---\n"),
   );
-  apiSocket = path.join(work, "run", "agent.sock");
-  const configPath = path.join(work, "agent.yaml");
-  ctrd = await startContainerd({
-    nriRequestTimeout: `${NRI_TIMEOUT_MS / 1000}s`,
+  let configPath: string;
+  ({ ctrd, configPath, apiSocket } = await startAgentNode({
+    work,
+    policyDir,
+    nriTimeoutMs: NRI_TIMEOUT_MS,
     perVerifierTimeout: "60s",
-    env: { TOLLGATE_CONFIG: configPath },
-  });
-  writeFileSync(
-    configPath,
-    stringify({
-      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
-      containerd: { address: ctrd.address },
-      api: { socket: apiSocket },
-      policy: {
-        source: "files",
-        dir: policyDir,
-        defaultPolicy: "strict",
-        exemptImages: [DEFAULT_SANDBOX_IMAGE],
-      },
-      pullVerifier: { mode: "any-policy-in-use", timeoutMs: 50_000 },
-      metrics: { listen: "127.0.0.1:0" },
-      log: { level: "info" },
-    }),
-  );
-  const verifier = path.join(ctrd.binDir, "50-tollgate");
-  writeFileSync(
-    verifier,
-    `#!/bin/sh\nexec ${process.execPath} ${path.join(repoRoot, "dist", "tollgate-verify.mjs")} "$@"\n`,
-  );
-  chmodSync(verifier, 0o755);
+    defaultPolicy: "strict",
+    pullVerifierTimeoutMs: 50_000,
+  }));
   agent = startDaemon(
     "agent",
     process.execPath,

@@ -9,7 +9,7 @@
 // time the test asserts. Hostile tenants (pod annotations, a namespace naming a missing
 // policy) are tried through the same path.
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -23,7 +23,8 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./lib/containerd.js";
+import { startAgentNode } from "./lib/agent-node.js";
+import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
 
@@ -180,36 +181,14 @@ beforeAll(async () => {
     nsDoc("team-b", {}),
     nsDoc("ghost", { "tollgate.dev/policy": "does-not-exist" }),
   ]);
-  apiSocket = path.join(work, "run", "agent.sock");
-  configPath = path.join(work, "agent.yaml");
-  ctrd = await startContainerd({
-    nriRequestTimeout: `${NRI_TIMEOUT_MS / 1000}s`,
+  ({ ctrd, configPath, apiSocket } = await startAgentNode({
+    work,
+    policyDir,
+    nriTimeoutMs: NRI_TIMEOUT_MS,
     perVerifierTimeout: "10s",
-    env: { TOLLGATE_CONFIG: configPath },
-  });
-  writeFileSync(
-    configPath,
-    stringify({
-      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
-      containerd: { address: ctrd.address },
-      api: { socket: apiSocket },
-      policy: {
-        source: "files",
-        dir: policyDir,
-        defaultPolicy: "strict",
-        exemptImages: [DEFAULT_SANDBOX_IMAGE],
-      },
-      pullVerifier: { mode: "any-policy-in-use", timeoutMs: 8000 },
-      metrics: { listen: "127.0.0.1:0" },
-      log: { level: "info" },
-    }),
-  );
-  const verifier = path.join(ctrd.binDir, "50-tollgate");
-  writeFileSync(
-    verifier,
-    `#!/bin/sh\nexec ${process.execPath} ${path.join(repoRoot, "dist", "tollgate-verify.mjs")} "$@"\n`,
-  );
-  chmodSync(verifier, 0o755);
+    defaultPolicy: "strict",
+    pullVerifierTimeoutMs: 8000,
+  }));
   await startAgent();
 }, 300_000);
 

@@ -1,0 +1,64 @@
+// A node as the agent e2e tests need it: a private containerd whose bin_dir holds our pull
+// verifier (as the installer would put it) and whose environment points the verifier at an
+// agent configuration with the file policy source. The agent process itself is started by
+// each test file (they differ in how they watch and restart it).
+import { chmodSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { stringify } from "yaml";
+import { repoRoot } from "../../test/support/tools.js";
+import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./containerd.js";
+
+export interface AgentNodeOptions {
+  /** Working directory of the test; the agent socket and config are created under it. */
+  work: string;
+  policyDir: string;
+  nriTimeoutMs: number;
+  perVerifierTimeout: string;
+  defaultPolicy: string;
+  /** Added to the pinned sandbox image, which is always exempt. */
+  exemptImages?: string[];
+  exemptNamespaces?: string[];
+  pullVerifierTimeoutMs: number;
+}
+
+export interface AgentNode {
+  ctrd: Containerd;
+  configPath: string;
+  apiSocket: string;
+}
+
+export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
+  const apiSocket = path.join(o.work, "run", "agent.sock");
+  const configPath = path.join(o.work, "agent.yaml");
+  const ctrd = await startContainerd({
+    nriRequestTimeout: `${o.nriTimeoutMs / 1000}s`,
+    perVerifierTimeout: o.perVerifierTimeout,
+    env: { TOLLGATE_CONFIG: configPath },
+  });
+  writeFileSync(
+    configPath,
+    stringify({
+      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
+      containerd: { address: ctrd.address },
+      api: { socket: apiSocket },
+      policy: {
+        source: "files",
+        dir: o.policyDir,
+        defaultPolicy: o.defaultPolicy,
+        ...(o.exemptNamespaces ? { exemptNamespaces: o.exemptNamespaces } : {}),
+        exemptImages: [DEFAULT_SANDBOX_IMAGE, ...(o.exemptImages ?? [])],
+      },
+      pullVerifier: { mode: "any-policy-in-use", timeoutMs: o.pullVerifierTimeoutMs },
+      metrics: { listen: "127.0.0.1:0" },
+      log: { level: "info" },
+    }),
+  );
+  // The verifier binary, as an installer would put it into bin_dir.
+  const verifier = path.join(ctrd.binDir, "50-tollgate");
+  writeFileSync(
+    verifier,
+    `#!/bin/sh\nexec ${process.execPath} ${path.join(repoRoot, "dist", "tollgate-verify.mjs")} "$@"\n`,
+  );
+  chmodSync(verifier, 0o755);
+  return { ctrd, configPath, apiSocket };
+}
