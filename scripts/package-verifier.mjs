@@ -1,6 +1,7 @@
 // Packages the pull verifier as a self-contained executable for hosts without Node.js:
-// a Node.js single-executable application (SEA, Node 20 `--experimental-sea-config` +
-// postject). The result, dist/tollgate-verify (~100 MB: it is the node binary with the
+// a Node.js single-executable application (SEA: `node --experimental-sea-config` + postject;
+// Node 24.22 has no `--build-sea` yet). Run it with the project's Node 24 (scripts/node-env.sh):
+// the binary it injects into is the running node unless --node says otherwise. The result, dist/tollgate-verify (~100 MB: it is the node binary with the
 // bundled verifier injected), runs with an empty environment and needs nothing else on the
 // host but glibc. SEA only runs CommonJS, so the verifier is bundled a second time as one
 // CJS file (dist/tollgate-verify.cjs); the ESM dist/tollgate-verify.mjs stays for hosts
@@ -32,9 +33,13 @@ const seaConfig = path.join(work, "sea-config.json");
 // The fuse string postject flips; it is fixed in Node's source (src/node_sea.cc).
 const FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
-const [major] = process.versions.node.split(".").map(Number);
-if (major < 20)
-  throw new Error(`package-verifier: Node ${process.versions.node} has no SEA support (need 20+)`);
+// The verifier must embed a supported Node (the project's runtime is 24): refuse to package
+// an older runtime by accident (e.g. the machine's own node instead of .cache/node).
+const embedded = execFileSync(nodeBin, ["--version"], { encoding: "utf8" }).trim();
+if (Number(embedded.slice(1).split(".")[0]) < 24)
+  throw new Error(
+    `package-verifier: ${nodeBin} is Node ${embedded}; the verifier must embed Node 24 (source scripts/node-env.sh)`,
+  );
 
 mkdirSync(work, { recursive: true });
 await build({
@@ -42,7 +47,7 @@ await build({
   outfile: bundle,
   bundle: true,
   platform: "node",
-  target: "node20",
+  target: "node24",
   format: "cjs",
   legalComments: "none",
   // Dynamic imports (the in-process fallback, the config loader) are inlined; SEA's
@@ -54,7 +59,12 @@ writeFileSync(
   seaConfig,
   JSON.stringify({ main: bundle, output: blob, disableExperimentalSEAWarning: true, useCodeCache: false }),
 );
-execFileSync(nodeBin, ["--experimental-sea-config", seaConfig], { stdio: ["ignore", "ignore", "inherit"] });
+try {
+  // Node 24 reports "Wrote single executable preparation blob…" on stderr: shown only on failure.
+  execFileSync(nodeBin, ["--experimental-sea-config", seaConfig], { stdio: ["ignore", "ignore", "pipe"] });
+} catch (e) {
+  throw new Error(`package-verifier: --experimental-sea-config failed: ${e.stderr?.toString() || e.message}`);
+}
 
 // Write next to the target and rename: a half-written binary never has the final name.
 const tmp = `${out}.tmp-${process.pid}`;
@@ -82,4 +92,4 @@ try {
 }
 rmSync(work, { recursive: true, force: true });
 const mb = (statSync(out).size / 1e6).toFixed(0);
-console.log(`package-verifier: ${path.relative(repo, out)} (Node ${process.versions.node} SEA, ${mb} MB)`);
+console.log(`package-verifier: ${path.relative(repo, out)} (Node ${embedded.slice(1)} SEA, ${mb} MB)`);
