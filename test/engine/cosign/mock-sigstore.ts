@@ -1,19 +1,20 @@
-// A local Sigstore: Rekor and the TSA from @sigstore/mock, a small Fulcio-like CA with a CT
-// log here (the mock CA's embedded SCT list is mis-encoded with the installed pkijs, so
-// @sigstore/verify cannot parse it); real certificates, SCTs, signed entry timestamps,
-// checkpoints and RFC 3161 timestamps, plus the trusted_root.json trusting exactly these. Bundles are assembled the
-// way cosign 3 stores keyless image signatures (bundle v0.3, DSSE, in-toto statement).
+// A local Sigstore, all from @sigstore/mock: Fulcio's CA with its CT log, Rekor and the TSA —
+// real certificates, SCTs, signed entry timestamps, checkpoints and RFC 3161 timestamps, plus
+// the trusted_root.json trusting exactly these. (With @sigstore/mock 0.11 and the pkijs of
+// that time the CA's SCT list could not be parsed and we ran our own CA; 0.13's can.)
+// Bundles are assembled the way cosign 3 stores keyless image signatures (bundle v0.3, DSSE,
+// in-toto statement).
 import crypto from "node:crypto";
-import * as x509 from "@peculiar/x509";
-import { X509Certificate } from "@sigstore/core";
-import { initializeTLog, initializeTSA } from "@sigstore/mock";
+import { initializeCA, initializeCTLog, initializeTLog, initializeTSA } from "@sigstore/mock";
 import { vi } from "vitest";
 
 type TLog = Awaited<ReturnType<typeof initializeTLog>>;
 type TSA = Awaited<ReturnType<typeof initializeTSA>>;
 
 const ec = () => crypto.generateKeyPairSync("ec", { namedCurve: "P-256" });
-const b64 = (b: Uint8Array) => Buffer.from(b).toString("base64");
+// @sigstore/mock 0.13 hands out ArrayBufferViews (Buffers at run time).
+const bytes = (v: ArrayBufferView) => Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+const b64 = (b: ArrayBufferView) => bytes(b).toString("base64");
 const OID_ISSUER_V1 = "1.3.6.1.4.1.57264.1.1";
 const OID_ISSUER_V2 = "1.3.6.1.4.1.57264.1.8";
 
@@ -28,99 +29,26 @@ export interface CA {
   }): Promise<Buffer>;
 }
 
-const ECDSA = { name: "ECDSA", namedCurve: "P-256" } as const;
-const ECDSA_SHA256 = { name: "ECDSA", hash: "SHA-256" } as const;
-
-/** DER length + value helpers (short and long form). */
-function derLen(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-const der = (tag: number, body: Buffer) => Buffer.concat([Buffer.from([tag]), derLen(body.length), body]);
-const u16 = (n: number) => Buffer.from([(n >> 8) & 0xff, n & 0xff]);
-
-async function startCA(ctKey: crypto.KeyPairKeyObjectResult): Promise<CA> {
-  const keys = (await globalThis.crypto.subtle.generateKey(ECDSA, true, ["sign", "verify"])) as Parameters<
-    typeof x509.X509CertificateGenerator.createSelfSigned
-  >[0]["keys"];
-  const root = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: "01",
-    name: "CN=sigstore,O=sigstore.mock",
-    notBefore: new Date(Date.now() - 86400_000),
-    notAfter: new Date(Date.now() + 86400_000),
-    keys,
-    signingAlgorithm: ECDSA_SHA256,
-    extensions: [
-      new x509.BasicConstraintsExtension(true, 1, true),
-      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true),
-    ],
-  });
-  const rootSpki = Buffer.from(await globalThis.crypto.subtle.exportKey("spki", keys.publicKey));
-  const ctSpki = ctKey.publicKey.export({ type: "spki", format: "der" });
-  const ctLogId = crypto.createHash("sha256").update(ctSpki).digest();
+async function startCA(ctKeys: crypto.KeyPairKeyObjectResult): Promise<CA> {
+  // @sigstore/mock's Fulcio: one CA with its CT log (certificates carry an SCT) and the same
+  // CA key without a CT log (no SCT). Certificates are valid from one minute before start for
+  // ten minutes, so a timestamp or log entry made right after issuance is inside the window.
+  const clock = new Date(Date.now() - 60_000);
+  const caKeys = ec();
+  const withCt = await initializeCA(caKeys, await initializeCTLog(ctKeys, clock), clock);
+  const withoutCt = await initializeCA(caKeys, undefined, clock);
   return {
-    rootCertificate: Buffer.from(root.rawData),
+    rootCertificate: bytes(withCt.rootCertificate),
     async issueCertificate(o) {
-      const pub = await globalThis.crypto.subtle.importKey(
-        "spki",
-        o.publicKey.export({ type: "spki", format: "der" }),
-        ECDSA,
-        true,
-        ["verify"],
-      );
-      const now = new Date(Date.now() - 1000);
-      const utf8 = Buffer.from(o.issuer, "utf8");
-      const base = {
-        serialNumber: crypto
-          .randomBytes(8)
-          .toString("hex")
-          .replace(/^[89a-f]/, "1"),
-        subject: "",
-        issuer: root.subject,
-        notBefore: now,
-        notAfter: new Date(now.getTime() + 10 * 60_000),
-        publicKey: pub,
-        signingKey: keys.privateKey,
-        signingAlgorithm: ECDSA_SHA256,
+      const req = {
+        publicKey: o.publicKey.export({ type: "spki", format: "der" }),
+        subjectAltName: o.subjectAltName,
+        extensions: [
+          { oid: OID_ISSUER_V1, value: o.issuer, legacy: true },
+          { oid: OID_ISSUER_V2, value: o.issuer },
+        ],
       };
-      const extensions: x509.Extension[] = [
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.codeSigning]),
-        new x509.SubjectAlternativeNameExtension([{ type: "url", value: o.subjectAltName }], true),
-        new x509.Extension(OID_ISSUER_V1, false, utf8),
-        new x509.Extension(OID_ISSUER_V2, false, der(0x0c, utf8)),
-      ];
-      if (o.sct === false)
-        return Buffer.from((await x509.X509CertificateGenerator.create({ ...base, extensions })).rawData);
-      // RFC 6962 §3.2: the SCT signs the precertificate TBS (no SCT extension) and the issuer key hash.
-      const pre = await x509.X509CertificateGenerator.create({ ...base, extensions });
-      const tbs = X509Certificate.parse(Buffer.from(pre.rawData)).tbsCertificate.toDER();
-      const ts = Buffer.alloc(8);
-      ts.writeBigUInt64BE(BigInt(Date.now()));
-      const signed = Buffer.concat([
-        Buffer.from([0, 0]),
-        ts,
-        u16(1),
-        crypto.createHash("sha256").update(rootSpki).digest(),
-        Buffer.from([(tbs.length >> 16) & 0xff, (tbs.length >> 8) & 0xff, tbs.length & 0xff]),
-        tbs,
-        u16(0),
-      ]);
-      const sig = crypto.sign("sha256", signed, { key: ctKey.privateKey, dsaEncoding: "der" });
-      const sct = Buffer.concat([
-        Buffer.from([0]),
-        ctLogId,
-        ts,
-        u16(0),
-        Buffer.from([4, 3]),
-        u16(sig.length),
-        sig,
-      ]);
-      const list = Buffer.concat([u16(sct.length + 2), u16(sct.length), sct]);
-      extensions.push(new x509.Extension("1.3.6.1.4.1.11129.2.4.2", false, der(0x04, list)));
-      return Buffer.from((await x509.X509CertificateGenerator.create({ ...base, extensions })).rawData);
+      return bytes(await (o.sct === false ? withoutCt : withCt).issueCertificate(req));
     },
   };
 }
@@ -281,20 +209,23 @@ export async function keylessBundle(
   }
   const verificationMaterial: Record<string, unknown> = { certificate: { rawBytes: b64(cert) }, tlogEntries };
   if (o.tsa) {
-    // @sigstore/mock's TSA (pkijs) writes genTime with trailing zeros of the milliseconds
-    // trimmed (".12Z"), which @sigstore/core's parser rejects (it wants exactly 3 digits):
-    // 1 run in 10 failed with "invalid time". Stamp at a millisecond value with 3 digits.
+    // @sigstore/mock's TSA (asn1js) writes genTime with trailing zeros of the milliseconds
+    // trimmed (".12Z", as DER wants), which @sigstore/core's parser rejects (it wants exactly
+    // 3 digits): 1 run in 10 failed with "invalid time". Still so with mock 0.13 / core 4.0.1.
+    // Stamp at a millisecond value with 3 digits.
     vi.useFakeTimers({ toFake: ["Date"] });
     vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
     let resp: Buffer;
     try {
-      resp = await s.tsa.timestamp({
-        artifactHash: crypto.createHash("sha256").update(sig).digest(),
-        hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
-        nonce: 42,
-        policyOID: "1.3.6.1.4.1.57264.2",
-        certReq: true,
-      });
+      resp = bytes(
+        await s.tsa.timestamp({
+          artifactHash: crypto.createHash("sha256").update(sig).digest(),
+          hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
+          nonce: 42,
+          policyOID: "1.3.6.1.4.1.57264.2",
+          certReq: true,
+        }),
+      );
     } finally {
       vi.useRealTimers();
     }
