@@ -209,6 +209,35 @@ describe("A: install into a temporary host root without Node.js", () => {
     expect(bin.equals(readFileSync(SEA))).toBe(true);
   });
 
+  it("runs on Node 24: the agent process and the installed verifier binary report v24", async () => {
+    // The agent's start record names the runtime it runs on (process.version).
+    let started: { msg?: string; node?: string } | undefined;
+    await waitFor(
+      "agent-a start record",
+      () => {
+        started = readFileSync(agent.daemon.logFile, "utf8")
+          .split("\n")
+          .filter((l) => l.startsWith("{"))
+          .map((l) => JSON.parse(l) as { msg?: string; node?: string })
+          .find((rec) => rec.msg === "agent started");
+        return started !== undefined;
+      },
+      30_000,
+    );
+    // The verifier containerd would run: the installed SEA, empty environment, no Node on the host.
+    const r = spawnSync(
+      "/usr/bin/env",
+      ["-i", "/usr/sbin/chroot", hostRoot, `${BIN_DIR}/50-tollgate`, "--version"],
+      { encoding: "utf8", timeout: 60_000 },
+    );
+    console.log(`agent process: node ${started?.node}; installed verifier: ${r.stdout.trim()}`);
+    expect(started?.node).toMatch(/^v24\./);
+    expect(started?.node).toBe(process.version);
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toMatch(/^tollgate-verify \S+ \(node v24\.\d+\.\d+\)$/);
+    expect(r.stdout).toContain(`(node ${process.version})`);
+  });
+
   it("answers through the agent: signed image allowed, unsigned denied with the reason", () => {
     const ok = verifyInChroot(hostRoot, signed);
     expect(ok.stderr).toMatch(/"msg":"agent answered"/);

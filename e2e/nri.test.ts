@@ -326,7 +326,7 @@ describe("NRI plugin on a real containerd", () => {
       bundle: true,
       platform: "node",
       format: "esm",
-      target: "node20",
+      target: "node24",
       logLevel: "warning",
       banner: {
         js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",

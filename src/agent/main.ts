@@ -188,7 +188,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     log.fatal({ err: (e as Error).message }, "agent failed to start");
     return 1;
   }
-  log.info({ version: VERSION, config: cfg.file ?? "defaults" }, "agent started");
+  log.info({ version: VERSION, node: process.version, config: cfg.file ?? "defaults" }, "agent started");
   return new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {
       log.info({ signal: sig }, "shutting down");

@@ -34,6 +34,13 @@ export async function run(io: RunIO): Promise<number> {
     return code;
   };
 
+  // `--version` (alone): which Tollgate and which embedded Node.js runtime a node has installed.
+  if (io.argv.length === 1 && (io.argv[0] === "--version" || io.argv[0] === "-version")) {
+    const { default: pkg } = await import("../../package.json");
+    io.stdout(`tollgate-verify ${pkg.version} (node ${process.version})\n`);
+    return EXIT_ALLOW;
+  }
+
   let args: VerifierArgs;
   let req: PullVerdictRequest;
   try {

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import pkg from "../../package.json";
 import { closeServer, listenUnix, makeHandler, parsePullVerdictRequest } from "../../src/agent/api.js";
 import type { AgentStatus } from "../../src/agent/api-types.js";
 import { ExemptImages } from "../../src/agent/exempt.js";
@@ -150,6 +151,31 @@ describe("agent local API + pull verifier", () => {
       env: {},
     });
     expect(c2).toBe(EXIT_ERROR);
+  });
+
+  it("verifier: --version alone names the package and the Node.js runtime; with other args it is no allow", async () => {
+    for (const flag of ["--version", "-version"]) {
+      let out = "";
+      const code = await run({
+        argv: [flag],
+        stdin: Readable.from([]),
+        stdout: (s) => (out += s),
+        stderr: () => {},
+        env: {},
+      });
+      expect(code).toBe(EXIT_ALLOW);
+      expect(out).toBe(`tollgate-verify ${pkg.version} (node ${process.version})\n`);
+    }
+    let out = "";
+    const code = await run({
+      argv: ["--version", "-name", "r/a:v1", "-digest", SIGNED],
+      stdin: Readable.from([]),
+      stdout: (s) => (out += s),
+      stderr: () => {},
+      env: { TOLLGATE_AGENT_SOCKET: path.join(dir, "absent.sock") },
+    });
+    expect(code).not.toBe(EXIT_ALLOW);
+    expect(out).not.toContain("tollgate-verify");
   });
 
   it("verifier: agent unreachable and no configuration → failure policy Closed", async () => {

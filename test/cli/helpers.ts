@@ -22,7 +22,7 @@ export async function buildCli(): Promise<string> {
     outfile: out,
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node24",
     format: "esm",
     banner: {
       js: "import { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);",
