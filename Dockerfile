@@ -1,10 +1,10 @@
-# The Tollgate agent image: the agent/CLI bundle (node dist/tollgate.mjs) on node:20-slim,
+# The Tollgate agent image: the agent/CLI bundle (node dist/tollgate.mjs) on node:24-slim,
 # plus the pull verifier packaged as a self-contained executable (a Node.js single-
-# executable application, ~100 MB) that the DaemonSet's init container installs into
+# executable application, ~135 MB) that the DaemonSet's init container installs into
 # containerd's verifier bin_dir on the host, where there is no Node.js.
 # Build from the repository root: docker build -t ghcr.io/tollgate-dev/tollgate:0.1.0 .
 
-FROM node:20-slim AS build
+FROM node:24-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -14,14 +14,14 @@ COPY proto ./proto
 COPY src ./src
 # dist/tollgate.mjs (agent + CLI), dist/tollgate-verify.mjs (verifier, needs node),
 # dist/tollgate-verify (verifier SEA: this image's node binary with the bundle injected;
-# runs on hosts with glibc >= 2.28, like the official Node.js 20 builds).
+# runs on hosts with glibc >= 2.28, like the official Node.js 24 builds).
 RUN node scripts/build.mjs \
  && node scripts/package-verifier.mjs \
  && env -i ./dist/tollgate-verify -name probe -digest "sha256:$(printf '%064d' 0)" </dev/null \
     | grep -q "^tollgate: " \
  && echo "verifier SEA runs with an empty environment"
 
-FROM node:20-slim
+FROM node:24-slim
 LABEL org.opencontainers.image.title="tollgate" \
       org.opencontainers.image.description="Node agent enforcing container image signature policy inside containerd" \
       org.opencontainers.image.licenses="Apache-2.0"

@@ -40,7 +40,7 @@ async function analyse(outDir: string): Promise<{ split: Metafile; single: Metaf
     entryPoints: { "tollgate-verify": path.join(repoRoot, "src/pull-verifier/main.ts") },
     bundle: true,
     platform: "node" as const,
-    target: "node20",
+    target: "node24",
     format: "esm" as const,
     legalComments: "none" as const,
     banner: { js: BANNER },

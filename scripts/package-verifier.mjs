@@ -1,9 +1,10 @@
 // Packages the pull verifier as a self-contained executable for hosts without Node.js:
 // a Node.js single-executable application (SEA: `node --experimental-sea-config` + postject;
 // Node 24.22 has no `--build-sea` yet). Run it with the project's Node 24 (scripts/node-env.sh):
-// the binary it injects into is the running node unless --node says otherwise. The result, dist/tollgate-verify (~100 MB: it is the node binary with the
-// bundled verifier injected), runs with an empty environment and needs nothing else on the
-// host but glibc. SEA only runs CommonJS, so the verifier is bundled a second time as one
+// the binary it injects into is the running node unless --node says otherwise. The result,
+// dist/tollgate-verify (~135 MB: it is the Node 24 binary with the bundled verifier
+// injected), runs with an empty environment and needs nothing else on the host but glibc
+// (>= 2.28). SEA only runs CommonJS, so the verifier is bundled a second time as one
 // CJS file (dist/tollgate-verify.cjs); the ESM dist/tollgate-verify.mjs stays for hosts
 // that have node.
 //

@@ -20,7 +20,7 @@ export async function bundle(entry: string, outDir: string, name: string): Promi
     outfile,
     bundle: true,
     platform: "node",
-    target: "node20",
+    target: "node24",
     format: "esm",
     legalComments: "none",
     banner: { js: BANNER },

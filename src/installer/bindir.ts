@@ -115,7 +115,7 @@ export function assertSelfContained(file: string): void {
     );
 }
 
-/** Streaming hash: the verifier is ~100 MB and the init container's memory is limited. */
+/** Streaming hash: the verifier is ~135 MB and the init container's memory is limited. */
 export function sha256File(file: string): string {
   const h = createHash("sha256");
   const buf = Buffer.alloc(1 << 20);

@@ -40,7 +40,7 @@ let root: string;
 let fakeVerifier: string;
 beforeEach(() => {
   root = mkdtempSync(path.join(os.tmpdir(), "tollgate-installer-"));
-  // Any ELF executable stands in for the ~100 MB SEA here.
+  // Any ELF executable stands in for the ~135 MB SEA here.
   fakeVerifier = path.join(root, "verifier-src");
   copyFileSync("/bin/true", fakeVerifier);
   mkdirSync(path.join(root, "host"));
