@@ -85,7 +85,10 @@ async function main() {
   }
   const full = snapshot();
   const stats = engine.stats();
-  const sample = engine.cached(`sha256:${"00000001".repeat(8)}`, policies[1 % policies.length]!);
+  const sample = engine.cached(
+    { reference: "registry.example.com/team-1/service-1:v1.1.0", digest: `sha256:${"00000001".repeat(8)}` },
+    policies[1 % policies.length]!,
+  );
   await agent.stop();
   process.stdout.write(
     `${JSON.stringify({

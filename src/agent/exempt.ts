@@ -1,37 +1,27 @@
-// Exempt image patterns (config policy.exemptImages). Kept free of engine imports: the
-// pull verifier consults it even when it can load nothing else.
+// Exempt image patterns (config policy.exemptImages). Kept free of the engine's heavy
+// imports: the pull verifier consults it even when it can load nothing else (identity.ts
+// and reference.ts are small and import nothing but errors.ts).
+//
+// Names are compared as canonical identities (engine/identity.ts), like policy patterns: a
+// re-spelled registry host ("REG.example:443", "index.docker.io") neither escapes nor
+// widens an exemption, and a tag beside a digest is dropped as containerd drops it.
+import { canonicalNamePattern, imageIdentity, splitPattern } from "../engine/identity.js";
 
 export interface RefParts {
-  /** registry/path, normalised (docker.io/library/ added for short names). */
+  /** Canonical registry/repository. */
   name: string;
   tag?: string;
   digest?: string;
 }
 
-/** Docker-style normalisation, enough for matching: short names get docker.io(/library). */
-export function splitReference(ref: string): RefParts {
-  let rest = ref.trim();
-  let digest: string | undefined;
-  const at = rest.indexOf("@");
-  if (at >= 0) {
-    digest = rest.slice(at + 1);
-    rest = rest.slice(0, at);
+/** A reference's canonical parts; undefined when it is not a valid image name. */
+export function splitReference(ref: string): RefParts | undefined {
+  try {
+    const id = imageIdentity(ref.trim());
+    return { name: id.repository, tag: id.tag, digest: id.digest };
+  } catch {
+    return undefined;
   }
-  let tag: string | undefined;
-  const slash = rest.lastIndexOf("/");
-  const colon = rest.lastIndexOf(":");
-  if (colon > slash) {
-    tag = rest.slice(colon + 1);
-    rest = rest.slice(0, colon);
-  }
-  const first = rest.split("/")[0] ?? "";
-  const hasHost = rest.includes("/") && (first.includes(".") || first.includes(":") || first === "localhost");
-  let name = hasHost ? rest : `docker.io/${rest}`;
-  if (name.startsWith("docker.io/") && name.split("/").length === 2)
-    name = `docker.io/library/${name.slice(10)}`;
-  if (name.startsWith("index.docker.io/")) name = `docker.io/${name.slice(16)}`;
-  if (tag === undefined && digest === undefined) tag = "latest";
-  return { name: name.toLowerCase(), tag, digest };
 }
 
 function globToRegExp(glob: string, segment: string): RegExp {
@@ -50,23 +40,14 @@ export class ExemptImages {
 
   constructor(patterns: readonly string[]) {
     this.rules = patterns.map((pattern) => {
-      const at = pattern.indexOf("@");
-      const digest = at >= 0 ? pattern.slice(at + 1) : undefined;
-      let rest = at >= 0 ? pattern.slice(0, at) : pattern;
-      const slash = rest.lastIndexOf("/");
-      const colon = rest.lastIndexOf(":");
-      let tag: string | undefined;
-      if (colon > slash) {
-        tag = rest.slice(colon + 1);
-        rest = rest.slice(0, colon);
-      }
-      // Normalise the literal part the same way references are (short names → docker.io).
-      const norm = rest.includes("*") ? rest : splitReference(rest).name;
+      const parts = splitPattern(pattern);
+      // A digest pins the content; a tag beside it says nothing more (containerd drops it).
+      const tag = parts.digest === undefined ? parts.tag : undefined;
       return {
         pattern,
-        name: globToRegExp(norm.toLowerCase(), "[^/]*"),
+        name: globToRegExp(canonicalNamePattern(parts.name), "[^/]*"),
         tag: tag === undefined ? undefined : globToRegExp(tag, "[^/]*"),
-        digest,
+        digest: parts.digest,
       };
     });
   }
@@ -82,6 +63,7 @@ export class ExemptImages {
    */
   match(reference: string, digest?: string): string | undefined {
     const r = splitReference(reference);
+    if (r === undefined) return undefined;
     const actualDigest = digest ?? r.digest;
     for (const rule of this.rules) {
       if (!rule.name.test(r.name)) continue;

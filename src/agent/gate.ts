@@ -8,6 +8,7 @@
 // whole node. So the gate answers well inside the deadline: when the budget runs out it
 // answers with the policy's failure policy and lets the verification continue in the
 // engine (single flight + cache), so kubelet's retry is answered from the cache.
+import { classifyCriImage } from "../engine/identity.js";
 import type { Subject, Verdict } from "../engine/types.js";
 import type { DecisionSink } from "./audit.js";
 import {
@@ -26,6 +27,7 @@ import {
   type ImageResolver,
   type PolicyRef,
   type PolicySelector,
+  type ResolvedImage,
   type Selection,
   type VerifyEngine,
 } from "./ports.js";
@@ -72,6 +74,14 @@ export interface EvaluateInput {
 }
 
 const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
+
+/** What judging one image record needs from the policy selection. */
+interface Judging<P extends PolicyRef> {
+  policy: P;
+  pol: { name: string; revision: string };
+  bgUntil: number | undefined;
+  notes: string[] | undefined;
+}
 
 export class Gate<P extends PolicyRef = PolicyRef> {
   private readonly now: () => number;
@@ -161,6 +171,74 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const bgUntil = breakGlassUntil(sel.breakGlass);
     const pol = { name: policy.name, revision: policy.revision };
     const notes = sel.notes && sel.notes.length > 0 ? sel.notes : undefined;
+
+    // Not knowing which content containerd will start is never a verification failure:
+    // denied whatever the failure policy (mode Audit and a valid break-glass still apply).
+    const unidentified = (why: string) => {
+      const j = judgeFailure(policy, "Closed", bgUntil, this.now());
+      return this.finish(input, start, {
+        allowed: j.allowed,
+        kind: j.kind === "failed" ? "rejected" : j.kind,
+        reason: `cannot tell which image content containerd would start: ${oneLine(why, 400)} (denied under every failure policy)`,
+        source: "none",
+        policy: pol,
+        mode: policy.mode,
+        breakGlassUntil: bgUntil,
+        notes,
+      });
+    };
+
+    // Image → the content containerd will start: from containerd (or the request itself, if
+    // a newer NRI carries the digest). An image ID stands for every record carrying it.
+    let targets: ResolvedImage[];
+    let imageId: string | undefined;
+    if (input.digestHint && DIGEST_RE.test(input.digestHint)) {
+      const c = classifyCriImage(input.imageName);
+      if (c.kind !== "name") return unidentified(`image ${JSON.stringify(input.imageName)} is not an image name`);
+      targets = [{ reference: c.stored, digest: input.digestHint }];
+    } else {
+      if (!input.imageName)
+        return unidentified("the request names no image (annotation io.kubernetes.cri.image-name missing)");
+      try {
+        const r = await this.o.resolver.resolve(input.imageName, {
+          deadline: input.answerBy ?? this.now() + 10_000,
+        });
+        targets = r.records && r.records.length > 0 ? r.records : [r];
+        imageId = r.imageId;
+      } catch (e) {
+        return unidentified((e as Error).message);
+      }
+    }
+    const ctx: Judging<P> = { policy, pol, bgUntil, notes };
+    if (targets.length === 1) {
+      const t = targets[0]!;
+      return this.judgeTarget({ ...input, imageName: t.reference }, start, ctx, t);
+    }
+    // Several records carry the image ID: containerd may start any of them, so every one
+    // must pass, each judged under its own name.
+    const each = await Promise.all(
+      targets.map((t) => this.judgeTarget({ ...input, imageName: t.reference }, start, ctx, t)),
+    );
+    const denied = each.find((d) => !d.allowed);
+    const pick = denied ?? each[0]!;
+    const names = targets.map((t) => t.reference).join(", ");
+    return this.finish(input, start, {
+      ...pick,
+      reason: denied
+        ? `image ID ${imageId ?? input.imageName} is stored as ${names}; ${denied.image} is not allowed: ${denied.reason}`
+        : `image ID ${imageId ?? input.imageName} is stored as ${names}; every one is allowed: ${pick.reason}`,
+    });
+  }
+
+  /** The decision for one image record (name + top-level digest) under the selected policy. */
+  private async judgeTarget(
+    input: EvaluateInput,
+    start: number,
+    ctx: Judging<P>,
+    target: ResolvedImage,
+  ): Promise<Decision> {
+    const { policy, pol, bgUntil, notes } = ctx;
+    const { reference, digest } = target;
     const failed = (reason: string, source: VerdictSource, extra: Partial<Decision> = {}) => {
       const j = judgeFailure(policy, policy.failurePolicy, bgUntil, this.now());
       return this.finish(input, start, {
@@ -175,29 +253,6 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       });
     };
 
-    // Image → digest, from containerd (or the request itself, if a newer NRI carries it).
-    let reference = input.imageName;
-    let digest: string;
-    if (input.digestHint && DIGEST_RE.test(input.digestHint)) {
-      digest = input.digestHint;
-    } else {
-      if (!input.imageName)
-        return failed("the request names no image (annotation io.kubernetes.cri.image-name missing)", "none");
-      try {
-        const r = await this.o.resolver.resolve(input.imageName, {
-          deadline: input.answerBy ?? this.now() + 10_000,
-        });
-        reference = r.reference;
-        digest = r.digest;
-      } catch (e) {
-        return failed(
-          `cannot resolve the image digest in containerd: ${oneLine((e as Error).message, 300)}`,
-          "none",
-        );
-      }
-    }
-    input = { ...input, imageName: reference };
-
     const exemptBy = this.o.exemptImages.match(reference, digest);
     if (exemptBy !== undefined) {
       return this.finish(input, start, {
@@ -210,13 +265,14 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       });
     }
 
-    // Verdict: cache, else a verification bounded by what is left of the budget.
-    let verdict = this.o.engine.cached(digest, policy);
+    // Verdict: name-dependent parts for this reference + cached signature results, else a
+    // verification bounded by what is left of the budget.
+    const subject: Subject = { reference, digest };
+    let verdict = this.o.engine.cached(subject, policy);
     let source: VerdictSource = "cache";
     if (verdict) this.o.metrics?.cache.inc({ result: "hit" });
     else {
       this.o.metrics?.cache.inc({ result: "miss" });
-      const subject: Subject = { reference, digest };
       const r = await this.bounded(subject, policy, input.answerBy);
       if (r.kind === "timeout") {
         this.o.metrics?.budgetExhausted.inc();

@@ -5,6 +5,7 @@ import http from "node:http";
 import { type Logger, pino } from "pino";
 import pkg from "../../package.json";
 import { CachedContainerdImages } from "../containerd/image-cache.js";
+import { CriImages } from "../containerd/cri-images.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
@@ -52,6 +53,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
     images,
     log: log.child({ component: "image-cache" }),
   });
+  // Image IDs (full or short) are resolved by CRI itself, as the create that follows will be.
+  const criImages = new CriImages(cfg.containerd.address);
   const sink = new AuditLog(log.child({ component: "audit" }), metrics);
   const exemptImages = new ExemptImages(cfg.policy.exemptImages);
   let nri: NriGate<CompiledPolicy> | undefined;
@@ -59,7 +62,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
   const gate = new Gate<CompiledPolicy>({
     selector: source,
     engine,
-    resolver: new ContainerdImageResolver(cachedImages),
+    resolver: new ContainerdImageResolver(cachedImages, criImages),
     exemptImages,
     exemptNamespaces: cfg.policy.exemptNamespaces,
     budgetFraction: cfg.gate.budgetFraction,
@@ -167,6 +170,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
       await source.stop().catch(() => {});
       cachedImages.close();
       images.close();
+      criImages.close();
     },
   };
 }

@@ -14,8 +14,11 @@ export interface PolicyRef {
 export interface VerifyEngine<P extends PolicyRef = PolicyRef> {
   /** Verifies (single flight, cached inside). A verify we stop waiting for keeps running. */
   verify(subject: Subject, policy: P, opts?: { signal?: AbortSignal; timeoutMs?: number }): Promise<Verdict>;
-  /** A cached verdict for (digest, policy revision), if one is live. */
-  cached(digest: string, policy: P): Verdict | undefined;
+  /**
+   * The verdict for this subject without verifying, if it needs none: name-dependent parts
+   * decided for subject.reference, signatures from the cache (digest × revision).
+   */
+  cached(subject: Subject, policy: P): Verdict | undefined;
 }
 
 export type BreakGlass = { until: Date | string | number };
@@ -32,9 +35,22 @@ export interface PolicySelector<P extends PolicyRef = PolicyRef> {
   defaultPolicy(): P | undefined;
 }
 
+/** One image record: containerd's name for it and its top-level digest. */
+export interface ResolvedImage {
+  reference: string;
+  digest: string;
+}
+
 /** Resolves the container's image to the top-level digest containerd holds for it. */
 export interface ImageResolver {
-  resolve(name: string, opts: { deadline: number }): Promise<{ reference: string; digest: string }>;
+  /**
+   * Throws when the content cannot be pinned down exactly. For an image ID (full or short)
+   * `records` lists every named record carrying it and `imageId` the ID it named.
+   */
+  resolve(
+    name: string,
+    opts: { deadline: number },
+  ): Promise<ResolvedImage & { imageId?: string; records?: ResolvedImage[] }>;
 }
 
 export function breakGlassUntil(bg: BreakGlass | undefined): number | undefined {

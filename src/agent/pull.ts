@@ -178,7 +178,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
   }
 
   private run(subject: Subject, p: P): Promise<Outcome> {
-    const c = this.o.engine.cached(subject.digest, p);
+    const c = this.o.engine.cached(subject, p);
     if (c) return Promise.resolve({ kind: "verdict", verdict: c });
     try {
       return this.o.engine.verify(subject, p).then(

@@ -1,7 +1,7 @@
 // Builds the policy source and the engine from the agent configuration. Shared by the
 // agent process and the pull verifier's in-process fallback (same file, same answers).
 import { createEngine } from "../engine/index.js";
-import { normalizeReference } from "../engine/reference.js";
+import { storedName } from "../engine/identity.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
@@ -50,10 +50,10 @@ export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEven
   });
 }
 
-/** The engine's reference normalisation, tolerant: an unparsable name is kept as given. */
+/** containerd's spelling of a name (engine/identity.ts), tolerant: an unparsable name is kept as given. */
 export function normalizeName(name: string): string {
   try {
-    return normalizeReference(name);
+    return storedName(name);
   } catch {
     return name;
   }

@@ -10,7 +10,8 @@ import { createEngine } from "../engine/index.js";
 import { compilePolicy } from "../engine/policy/compile.js";
 import { isPolicyValidationError } from "../engine/policy/errors.js";
 import type { CompiledPolicy } from "../engine/policy/model.js";
-import { isValidDigest, normalizeReference } from "../engine/reference.js";
+import { classifyCriImage, storedName } from "../engine/identity.js";
+import { isValidDigest } from "../engine/reference.js";
 import type { Outcome, Verdict } from "../engine/types.js";
 import type { PolicySource, Selection, SourceLogger } from "../policy-source/types.js";
 import {
@@ -118,8 +119,13 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     throw new UsageError("say which policy: --policy FILE, or --namespace NS (and/or --config FILE)");
   let reference: string;
   try {
-    reference = normalizeReference(image);
+    // containerd's spelling: short names completed, a tag beside a digest dropped.
+    const c = classifyCriImage(image);
+    if (c.kind === "id" || c.kind === "id-prefix")
+      throw new UsageError(`${image} is an image ID; give the image's name (registry/repository[:tag][@digest])`);
+    reference = storedName(image);
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError(toEngineError(e).message);
   }
   const givenDigest = str(p, "digest");

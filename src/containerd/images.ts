@@ -3,9 +3,11 @@
 // pull verifier saw (protocols.md §3.2, §5).
 //
 // How the digest is found: the CRI annotation `io.kubernetes.cri.image-name` (kubelet's
-// `user_specified_image`) → Images.Get(name) in namespace k8s.io → image.target.digest (the
-// index digest for multi-arch images, the manifest digest otherwise). Never through the
-// `sha256:<config>` record: its target is re-pointed by whichever pull came last.
+// `user_specified_image`) → containerd's stored spelling of it (engine/identity.ts) →
+// Images.Get in namespace k8s.io → image.target.digest (the index digest for multi-arch
+// images, the manifest digest otherwise). Image IDs (full or short) go through CRI's own
+// lookup to every named record that carries them (ContainerdImageResolver.byId). Never
+// through the `sha256:<config>` record: its target is re-pointed by whichever pull came last.
 //
 // Residual race (documented in docs/security.md): NRI v0.8.0 gives the plugin no image id
 // or digest. kubelet resolves the image (ImageStatus / PullImage → image_ref, the config
@@ -14,17 +16,16 @@
 // kubelet's lookup and our Get, we judge the new target while containerd starts the old
 // one. What narrows it here: we resolve at CreateContainer time (the name cache in
 // image-cache.ts is invalidated by containerd's image events, not filled at pull time),
-// we refuse names that are config-digest records (`sha256:<hex>`
-// alone), and a digest-pinned name (`repo@sha256:…`) resolves exactly. What cannot be
+// an image ID is judged through every named record carrying it, and a digest-pinned name (`repo@sha256:…`) resolves exactly. What cannot be
 // done with NRI v0.8.0: the request carries neither the config digest nor the image id,
 // so there is nothing to cross-check the resolved target against. When a newer NRI
 // request carries the image digest, the gate uses it instead (gate.ts digestFromRequest).
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { EngineError } from "../engine/errors.js";
-import { normalizeReference } from "../engine/reference.js";
+import { classifyCriImage } from "../engine/identity.js";
 import { type Image, ImagesClient } from "../gen/containerd/images.js";
+import type { CriImageLookup } from "./cri-images.js";
 
-const CONFIG_RECORD_RE = /^sha256:[a-f0-9]{64}$/;
 const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 
 export interface ImagesApiOptions {
@@ -77,44 +78,84 @@ export class ContainerdImages {
   }
 }
 
-/** The gate's ImageResolver over containerd's images API. */
-export class ContainerdImageResolver {
-  constructor(private readonly images: Pick<ContainerdImages, "get">) {}
+export interface ResolvedImage {
+  /** The image record's name (containerd's spelling). */
+  reference: string;
+  /** Its top-level digest (index or manifest). */
+  digest: string;
+}
 
-  async resolve(name: string, opts: { deadline: number }): Promise<{ reference: string; digest: string }> {
-    const raw = name.trim();
-    if (raw === "") throw new EngineError("INVALID_REFERENCE", "empty image name");
-    if (CONFIG_RECORD_RE.test(raw)) {
-      // A bare config digest names no repository and its record moves with every pull.
-      throw new EngineError(
-        "INVALID_REFERENCE",
-        `image name ${raw} is a config-digest record; it does not identify a verified top-level digest`,
-      );
+export interface Resolution extends ResolvedImage {
+  /** Set when the image string was an image ID (full or short): the ID it named. */
+  imageId?: string;
+  /** For an image ID, every named record carrying that config digest (all must pass). */
+  records?: ResolvedImage[];
+}
+
+/**
+ * The gate's ImageResolver: the content CRI will start for an image string, in CRI's own
+ * order (internal/cri LocalResolve, mirrored by engine/identity.ts classifyCriImage):
+ * a full digest is an image ID; anything else is looked up as containerd's stored name
+ * (`repo:tag@sha256:…` is stored as `repo@sha256:…`) and, when no such name exists and the
+ * string can be an ID prefix, as an image ID. An image ID names content only through the
+ * image records that carry it, so all of them are returned. Anything that cannot be pinned
+ * down exactly (unknown, ambiguous, a record that vanished) throws.
+ */
+export class ContainerdImageResolver {
+  constructor(
+    private readonly images: Pick<ContainerdImages, "get">,
+    private readonly cri?: CriImageLookup,
+  ) {}
+
+  async resolve(name: string, opts: { deadline: number }): Promise<Resolution> {
+    if (name === "") throw new EngineError("INVALID_REFERENCE", "empty image name");
+    const c = classifyCriImage(name);
+    if (c.kind === "invalid") throw c.error;
+    if (c.kind === "name") {
+      const found = await this.byName(c.stored, opts.deadline);
+      if (found) return found;
+      if (c.idPrefix === undefined)
+        throw new EngineError("NOT_FOUND", `image ${JSON.stringify(c.stored)} not found in containerd`);
     }
-    let normalized = raw;
-    try {
-      normalized = normalizeReference(raw);
-    } catch {
-      // Keep the raw name: containerd may still know it verbatim.
-    }
-    // CRI stores normalised names; try that first, then the name exactly as given.
-    const candidates = normalized === raw ? [raw] : [normalized, raw];
-    for (const n of candidates) {
-      const img = await this.images.get(n, opts.deadline);
-      const digest = img?.target?.digest;
-      if (img && digest) {
-        if (!DIGEST_RE.test(digest))
-          throw new EngineError("MALFORMED", `containerd image ${n} has a malformed target digest`);
-        // A pinned name must resolve to its own digest.
-        const at = n.lastIndexOf("@");
-        if (at >= 0 && n.slice(at + 1) !== digest)
+    return this.byId(name, opts.deadline);
+  }
+
+  private async byName(stored: string, deadline: number): Promise<ResolvedImage | undefined> {
+    const img = await this.images.get(stored, deadline);
+    const digest = img?.target?.digest;
+    if (!img || !digest) return undefined;
+    if (!DIGEST_RE.test(digest))
+      throw new EngineError("MALFORMED", `containerd image ${stored} has a malformed target digest`);
+    // A pinned name must resolve to its own digest.
+    const at = stored.lastIndexOf("@");
+    if (at >= 0 && stored.slice(at + 1) !== digest)
+      throw new EngineError("DIGEST_MISMATCH", `containerd image ${stored} targets ${digest}, not the pinned digest`);
+    return { reference: stored, digest };
+  }
+
+  private async byId(image: string, deadline: number): Promise<Resolution> {
+    const shown = JSON.stringify(image.slice(0, 160));
+    if (!this.cri) throw new EngineError("NOT_FOUND", `image ${shown} is not a stored name, and image IDs cannot be looked up`);
+    const rec = await this.cri.status(image, deadline);
+    if (!rec) throw new EngineError("NOT_FOUND", `no image name or image ID ${shown} in containerd`);
+    const names = [...new Set([...rec.repoTags, ...rec.repoDigests])];
+    const records = await Promise.all(
+      names.map(async (n) => {
+        const c = classifyCriImage(n);
+        const stored = c.kind === "name" ? c.stored : n;
+        const r = await this.byName(stored, deadline);
+        if (!r)
           throw new EngineError(
-            "DIGEST_MISMATCH",
-            `containerd image ${n} targets ${digest}, not the pinned digest`,
+            "NOT_FOUND",
+            `image ID ${rec.id} is listed under ${JSON.stringify(n)}, but containerd has no such record`,
           );
-        return { reference: n, digest };
-      }
-    }
-    throw new EngineError("NOT_FOUND", `image ${JSON.stringify(raw)} not found in containerd namespace`);
+        return r;
+      }),
+    );
+    const unique = [...new Map(records.map((r) => [`${r.reference} ${r.digest}`, r])).values()];
+    const first = unique[0];
+    if (!first)
+      throw new EngineError("NOT_FOUND", `image ID ${rec.id} is carried by no named image record`);
+    return { ...first, imageId: rec.id, records: unique };
   }
 }

@@ -3,7 +3,19 @@
 // and failed verdicts expire separately; concurrent requests for one key share a single
 // verification (single flight). Bounded by entry count and approximate bytes (lru-cache).
 import { LRUCache } from "lru-cache";
-import type { Verdict } from "./types.js";
+import type { Outcome, Verdict } from "./types.js";
+
+/**
+ * What the cache can hold: anything keyed by subject digest × policy revision with an
+ * outcome that picks its TTL. The engine stores signature results (verify.ts
+ * SignatureResult) — never a decision that depends on the image name.
+ */
+export interface Cacheable {
+  outcome: Outcome;
+  subject: { digest: string };
+  policy: { revision: string };
+  cached: boolean;
+}
 
 export interface VerdictCacheOptions {
   /** Most verdicts kept (default 10 000). */
@@ -40,7 +52,7 @@ export function cacheKey(digest: string, revision: string): string {
 }
 
 /** Which TTL a verdict gets; 0 means "do not cache". Exempt/ungoverned verdicts are not cached (cheap and reference-dependent). */
-export function ttlSecondsFor(v: Verdict, ttl: TtlSpec, failedTTLSeconds: number): number {
+export function ttlSecondsFor(v: Pick<Cacheable, "outcome">, ttl: TtlSpec, failedTTLSeconds: number): number {
   switch (v.outcome) {
     case "verified":
       return ttl.positiveTTLSeconds;
@@ -53,16 +65,16 @@ export function ttlSecondsFor(v: Verdict, ttl: TtlSpec, failedTTLSeconds: number
   }
 }
 
-export class VerdictCache {
-  private readonly lru: LRUCache<string, Verdict>;
-  private readonly inflight = new Map<string, Promise<Verdict>>();
+export class VerdictCache<V extends Cacheable = Verdict> {
+  private readonly lru: LRUCache<string, V>;
+  private readonly inflight = new Map<string, Promise<V>>();
   private readonly failedTTLSeconds: number;
   private readonly counters = { hits: 0, misses: 0, joined: 0, stored: 0, evicted: 0 };
 
   constructor(opts: VerdictCacheOptions = {}) {
     const now = opts.now ?? Date.now;
     this.failedTTLSeconds = opts.failedTTLSeconds ?? CACHE_DEFAULTS.failedTTLSeconds;
-    this.lru = new LRUCache<string, Verdict>({
+    this.lru = new LRUCache<string, V>({
       max: opts.maxEntries ?? CACHE_DEFAULTS.maxEntries,
       maxSize: opts.maxBytes ?? CACHE_DEFAULTS.maxBytes,
       sizeCalculation: (v) => Math.max(1, JSON.stringify(v).length * 2),
@@ -78,7 +90,7 @@ export class VerdictCache {
   }
 
   /** A cached verdict (marked cached: true) or undefined. */
-  get(digest: string, revision: string): Verdict | undefined {
+  get(digest: string, revision: string): V | undefined {
     const v = this.lru.get(cacheKey(digest, revision));
     if (!v) {
       this.counters.misses++;
@@ -89,13 +101,13 @@ export class VerdictCache {
   }
 
   /** Looks without counting a hit/miss or touching recency. */
-  peek(digest: string, revision: string): Verdict | undefined {
+  peek(digest: string, revision: string): V | undefined {
     const v = this.lru.peek(cacheKey(digest, revision));
     return v && { ...v, cached: true };
   }
 
   /** Stores per the verdict's outcome; returns the TTL used (0 = not stored). */
-  set(v: Verdict, ttl: TtlSpec): number {
+  set(v: V, ttl: TtlSpec): number {
     const seconds = ttlSecondsFor(v, ttl, this.failedTTLSeconds);
     if (seconds <= 0) return 0;
     this.lru.set(
@@ -111,7 +123,7 @@ export class VerdictCache {
    * Single flight: the first caller for `key` starts `work`; everyone else gets the same
    * promise. `work` must not depend on any one caller's AbortSignal.
    */
-  shared(key: string, work: () => Promise<Verdict>): { promise: Promise<Verdict>; joined: boolean } {
+  shared(key: string, work: () => Promise<V>): { promise: Promise<V>; joined: boolean } {
     const existing = this.inflight.get(key);
     if (existing) {
       this.counters.joined++;

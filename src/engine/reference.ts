@@ -125,7 +125,8 @@ export function parseReference(input: string, opts: ParseOptions = {}): ImageRef
 
   if (repository !== repository.toLowerCase()) throw invalid(input, "repository name must be lowercase");
   if (!PATH_RE.test(repository)) throw invalid(input, "malformed repository name");
-  if (registry === DEFAULT_REGISTRY && IDENTIFIER_RE.test(rest)) {
+  // containerd refuses only a bare 64-hex string (an image ID); "<64 hex>:tag" is a name.
+  if (IDENTIFIER_RE.test(input)) {
     throw invalid(input, "a 64-character hex string is an image ID, not a repository name");
   }
   if (registry.length + 1 + repository.length > NAME_TOTAL_MAX) {

@@ -2,10 +2,16 @@
 //
 //   exempt image        → outcome "exempt", allowed
 //   not governed        → spec.unmatchedImages: Allow → "ungoverned"; Deny → "rejected"
-//   cache hit           → the cached verdict (cached: true)
-//   otherwise           → one shared verification per digest × revision (single flight):
-//                         discover signature artifacts once, run every verifier over them,
-//                         combine (AnyOf/AllOf), then the optional Rego gate.
+//   otherwise           → the signature results for digest × revision (cached, or one
+//                         shared verification: discover signature artifacts once, run every
+//                         verifier over them), then — per request, with the reference
+//                         actually used — the AnyOf/AllOf combination, the optional Rego
+//                         gate and the reasons.
+//
+// The cache holds only what does not depend on the name (SignatureResult). Everything that
+// does — exemptions, spec.images / unmatchedImages, Rego input, reason
+// text — is decided on every call, so a result cached for one name never answers for
+// another (docs/architecture.md, "Verdict cache").
 //
 // "Could not complete" (transient EngineError, or a verifier that reported only "error"
 // checks where a definitive answer was needed) → outcome "failed", allowed per
@@ -30,7 +36,7 @@ import type {
   NotationConfig,
   RegoInput,
 } from "./policy/model.js";
-import { normalizeReference } from "./reference.js";
+import { canonicalReference } from "./identity.js";
 import type {
   ArtifactKind,
   ArtifactSource,
@@ -77,10 +83,34 @@ export interface EngineStats extends VerdictCacheStats {
   abandoned: number;
 }
 
+/**
+ * What the cache holds per digest × policy revision: the verifiers' results, nothing that
+ * depends on the image name. `outcome` is the signature stage's own conclusion (it picks
+ * the TTL); the verdict a caller gets is made from it per request.
+ */
+export interface SignatureResult {
+  outcome: "verified" | "rejected" | "failed";
+  /** `reference` is the first requester's, kept for logs only; never used to decide. */
+  subject: { reference: string; digest: string };
+  policy: { name: string; revision: string };
+  /** Per policy verifier, in policy order. Absent when the run stopped with `error`. */
+  perVerifier?: SignatureCheck[][];
+  /** The run stopped before the verifiers answered (transient → "could not complete"). */
+  error?: { code: string; message: string; transient: boolean };
+  checks: SignatureCheck[];
+  decidedAt: string;
+  durationMs: number;
+  cached: boolean;
+}
+
 export interface Engine {
   verify(subject: Subject, policy: CompiledPolicy, opts?: VerifyOptions): Promise<Verdict>;
-  /** The cached verdict for digest × policy revision, if any (no verification). */
-  cached(digest: string, policy: CompiledPolicy): Verdict | undefined;
+  /**
+   * The verdict for this subject (its reference decides everything name-dependent) when it
+   * needs no verification: exempt, not governed, or signature results cached for digest ×
+   * revision. Undefined when a verification is needed.
+   */
+  cached(subject: Subject, policy: CompiledPolicy): Verdict | undefined;
   stats(): EngineStats;
   /** Drops every cached verdict (in-flight verifications still finish). */
   clearCache(): void;
@@ -122,9 +152,16 @@ function why(s: VerifierSummary): string {
   return `${s.name}: ${reason}${who}`;
 }
 
+/** AnyOf / AllOf over the verifiers' states. */
+function combine(policy: CompiledPolicy, summaries: VerifierSummary[]): VerifierState {
+  const has = (st: VerifierState) => summaries.some((s) => s.state === st);
+  if (policy.match === "AllOf") return has("failed") ? "failed" : has("indeterminate") ? "indeterminate" : "passed";
+  return has("passed") ? "passed" : has("indeterminate") ? "indeterminate" : "failed";
+}
+
 export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engine {
   const now = opts.now ?? (() => new Date());
-  const cache = new VerdictCache({ now: () => now().getTime(), ...opts.cache });
+  const cache = new VerdictCache<SignatureResult>({ now: () => now().getTime(), ...opts.cache });
   const budgetMs = opts.verificationTimeoutMs ?? 30_000;
   const counters = {
     verifications: 0,
@@ -233,8 +270,8 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
   }
 
-  /** One full verification; never throws (every problem becomes a verdict). */
-  async function run(subject: Subject, policy: CompiledPolicy): Promise<Verdict> {
+  /** One full verification → signature results; never throws. Cached per digest × revision. */
+  async function run(subject: Subject, policy: CompiledPolicy): Promise<SignatureResult> {
     counters.verifications++;
     const started = performance.now();
     const ac = new AbortController();
@@ -243,8 +280,15 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       budgetMs,
     );
     timer.unref?.();
-    let checks: SignatureCheck[] = [];
-    let verdict: Verdict;
+    const result: SignatureResult = {
+      outcome: "failed",
+      subject: { reference: subject.reference, digest: subject.digest },
+      policy: { name: policy.name, revision: policy.revision },
+      checks: [],
+      decidedAt: "",
+      durationMs: 0,
+      cached: false,
+    };
     try {
       const kinds = [
         ...(policy.verifiers.some((v) => v.kind === "notation") ? NOTATION_KINDS : []),
@@ -255,27 +299,58 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
         Promise.all(policy.verifiers.map((v) => runVerifier(v, source, ac.signal))),
         ac.signal,
       );
-      const summaries = policy.verifiers.map((v, i) => summarise(v, results[i]!));
-      checks = summaries.flatMap((s) => s.checks);
-      verdict = decide(subject, policy, started, summaries, checks);
+      result.perVerifier = results;
+      result.checks = results.flat();
+      const state = combine(
+        policy,
+        policy.verifiers.map((v, i) => summarise(v, results[i]!)),
+      );
+      result.outcome = state === "passed" ? "verified" : state === "failed" ? "rejected" : "failed";
     } catch (e) {
       const err =
         ac.signal.aborted && ac.signal.reason instanceof EngineError ? ac.signal.reason : toEngineError(e);
-      if (err.transient) verdict = failedVerdict(policy, subject, started, err, checks);
-      else
-        verdict = finish(
-          policy,
-          subject,
-          started,
-          "rejected",
-          [`ImagePolicy ${policy.name} denies ${imageLabel(subject)}: ${err.message}`],
-          checks,
-        );
+      result.error = { code: err.code, message: err.message, transient: err.transient };
+      result.outcome = err.transient ? "failed" : "rejected";
     } finally {
       clearTimeout(timer);
     }
-    cache.set(verdict, policy.cache);
-    return verdict;
+    result.durationMs = Math.max(0, performance.now() - started);
+    result.decidedAt = now().toISOString();
+    cache.set(result, policy.cache);
+    return result;
+  }
+
+  /** The verdict for `subject` (its own reference) from signature results. */
+  function judgeSignatures(
+    subject: Subject,
+    policy: CompiledPolicy,
+    started: number,
+    sig: SignatureResult,
+  ): Verdict {
+    let v: Verdict;
+    if (sig.error || !sig.perVerifier) {
+      const err = new EngineError(
+        (sig.error?.code ?? "INTERNAL") as EngineError["code"],
+        sig.error?.message ?? "no signature results",
+      );
+      v = sig.error?.transient
+        ? failedVerdict(policy, subject, started, err, sig.checks)
+        : finish(
+            policy,
+            subject,
+            started,
+            "rejected",
+            [`ImagePolicy ${policy.name} denies ${imageLabel(subject)}: ${err.message}`],
+            sig.checks,
+          );
+    } else {
+      // Verifier results carry no name (no policy verifier option depends on it); what
+      // does — AnyOf/AllOf's reasons, Rego's input — is evaluated here, for this subject.
+      const per = sig.perVerifier;
+      const summaries = policy.verifiers.map((vf, i) => summarise(vf, per[i] ?? []));
+      v = decide(subject, policy, started, summaries, per.flat());
+    }
+    return { ...v, cached: sig.cached, ...(sig.cached ? { decidedAt: sig.decidedAt } : {}) };
   }
 
   function decide(
@@ -289,10 +364,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     const passed = summaries.filter((s) => s.state === "passed");
     const failed = summaries.filter((s) => s.state === "failed");
     const unknown = summaries.filter((s) => s.state === "indeterminate");
-    let state: VerifierState;
-    if (policy.match === "AllOf")
-      state = failed.length > 0 ? "failed" : unknown.length > 0 ? "indeterminate" : "passed";
-    else state = passed.length > 0 ? "passed" : unknown.length > 0 ? "indeterminate" : "failed";
+    const state = combine(policy, summaries);
 
     if (state === "indeterminate") {
       const first = unknown[0]!;
@@ -387,88 +459,88 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     if (typeof subject.reference !== "string" || subject.reference.length === 0) {
       throw new EngineError("INVALID_REFERENCE", "subject reference is empty");
     }
+    const named = nameDecision(subject, policy, started);
+    if (named) return count(named);
+    const hit = cache.get(subject.digest, policy.revision);
+    if (hit) return count(judgeSignatures(subject, policy, started, hit));
+
+    const key = cacheKey(subject.digest, policy.revision);
+    const { promise } = cache.shared(key, () => run(subject, policy));
+    const v = await waitWithin(
+      promise.then((sig) => judgeSignatures(subject, policy, started, sig)),
+      o,
+      (err) => {
+        counters.abandoned++;
+        return failedVerdict(policy, subject, started, err, []);
+      },
+    );
+    // Callers that joined someone else's verification get their own timing.
+    return count({ ...v, durationMs: Math.max(0, performance.now() - started) });
+  }
+
+  /**
+   * The decisions made from the name alone (exemptImages, images / unmatchedImages), on the
+   * canonical identity of the reference actually used; undefined when signatures decide.
+   */
+  function nameDecision(subject: Subject, policy: CompiledPolicy, started: number): Verdict | undefined {
     const label = imageLabel(subject);
-    // Patterns match normalised references; normalise here too, so "acme/app" cannot slip
-    // past a pattern written as "docker.io/acme/**".
-    let matchRef: string;
-    try {
-      matchRef = normalizeReference(subject.reference);
-    } catch (e) {
-      if (isEngineError(e) && e.code === "INVALID_REFERENCE") throw e;
+    const matchRef = canonicalReference(subject.reference);
+    if (matchRef === undefined) {
       throw new EngineError(
         "INVALID_REFERENCE",
-        `subject reference ${JSON.stringify(subject.reference)} is not valid`,
-        {
-          cause: e,
-        },
+        `subject reference ${JSON.stringify(subject.reference.slice(0, 300))} is not a valid image name`,
       );
     }
     if (policy.isExempt(matchRef)) {
-      return count(
-        finish(
-          policy,
-          subject,
-          started,
-          "exempt",
-          [`${label} is exempt by ImagePolicy ${policy.name} (spec.exemptImages)`],
-          [],
-        ),
+      return finish(
+        policy,
+        subject,
+        started,
+        "exempt",
+        [`${label} is exempt by ImagePolicy ${policy.name} (spec.exemptImages)`],
+        [],
       );
     }
     if (!policy.governs(matchRef)) {
       if (policy.unmatchedImages === "Allow") {
-        return count(
-          finish(
-            policy,
-            subject,
-            started,
-            "ungoverned",
-            [
-              `${label} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`,
-            ],
-            [],
-          ),
-        );
-      }
-      return count(
-        finish(
+        return finish(
           policy,
           subject,
           started,
-          "rejected",
-          [
-            `ImagePolicy ${policy.name} denies ${label}: not matched by spec.images and unmatchedImages is Deny`,
-          ],
+          "ungoverned",
+          [`${label} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`],
           [],
-        ),
+        );
+      }
+      return finish(
+        policy,
+        subject,
+        started,
+        "rejected",
+        [`ImagePolicy ${policy.name} denies ${label}: not matched by spec.images and unmatchedImages is Deny`],
+        [],
       );
     }
-    const hit = cache.get(subject.digest, policy.revision);
-    if (hit) {
-      return count({
-        ...hit,
-        subject: { reference: subject.reference, digest: subject.digest },
-        durationMs: Math.max(0, performance.now() - started),
-      });
-    }
+    return undefined;
+  }
 
-    const key = cacheKey(subject.digest, policy.revision);
-    const { promise } = cache.shared(key, () => run(subject, policy));
-    const v = await waitWithin(promise, o, (err) => {
-      counters.abandoned++;
-      return failedVerdict(policy, subject, started, err, []);
-    });
-    // Callers that joined someone else's verification get their own subject and timing.
-    return count({
-      ...v,
-      subject: { reference: subject.reference, digest: subject.digest },
-      durationMs: Math.max(0, performance.now() - started),
-    });
+  function cached(subject: Subject, policy: CompiledPolicy): Verdict | undefined {
+    const started = performance.now();
+    if (!DIGEST_RE.test(subject.digest) || typeof subject.reference !== "string") return undefined;
+    let named: Verdict | undefined;
+    try {
+      named = nameDecision(subject, policy, started);
+    } catch {
+      return undefined; // verify() reports the invalid reference
+    }
+    if (named) return count(named);
+    const hit = cache.get(subject.digest, policy.revision);
+    return hit ? count(judgeSignatures(subject, policy, started, hit)) : undefined;
   }
 
   return {
     verify,
-    cached: (digest, policy) => cache.get(digest, policy.revision),
+    cached,
     stats: () => ({ ...cache.stats(), ...counters, outcomes: { ...counters.outcomes } }),
     clearCache: () => cache.clear(),
   };

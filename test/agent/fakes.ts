@@ -39,8 +39,8 @@ export class FakeEngine implements VerifyEngine {
   cache = new Map<string, Verdict>();
   inflight = new Map<string, Promise<Verdict>>();
   constructor(public rule: Rule) {}
-  cached(digest: string, p: PolicyRef): Verdict | undefined {
-    const v = this.cache.get(`${digest}|${p.revision}`);
+  cached(subject: Subject, p: PolicyRef): Verdict | undefined {
+    const v = this.cache.get(`${subject.digest}|${p.revision}`);
     return v ? { ...v, cached: true } : undefined;
   }
   verify(subject: Subject, p: PolicyRef): Promise<Verdict> {

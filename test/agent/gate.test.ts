@@ -161,11 +161,12 @@ describe("create-time gate", () => {
 
   it("failures to resolve, a missing annotation, a throwing engine and a source error all fail closed", async () => {
     const t = setup();
+    // Not knowing the content is a denial, not a verification failure.
     expect(await t.create("team-b", "127.0.0.1:5000/missing:v1")).toMatchObject({
       allowed: false,
-      kind: "failed",
+      kind: "rejected",
     });
-    expect(await t.create("team-b", "")).toMatchObject({ allowed: false, kind: "failed" });
+    expect(await t.create("team-b", "")).toMatchObject({ allowed: false, kind: "rejected" });
     t.engine.rule = () => {
       throw new Error("registry exploded");
     };

@@ -50,16 +50,16 @@ describe("verdict cache", () => {
 
     clock.advance(29);
     expect((await engine.verify(subject(2), p)).cached).toBe(true);
-    expect(engine.cached(digestN(2), p)?.outcome).toBe("rejected");
+    expect(engine.cached(subject(2), p)?.outcome).toBe("rejected");
     clock.advance(2); // 31 s: the negative verdict is gone, the positive one is not
-    expect(engine.cached(digestN(2), p)).toBeUndefined();
-    expect(engine.cached(digestN(1), p)?.outcome).toBe("verified");
+    expect(engine.cached(subject(2), p)).toBeUndefined();
+    expect(engine.cached(subject(1), p)?.outcome).toBe("verified");
     const re = await engine.verify(subject(2), p);
     expect(re.cached).toBe(false);
     expect(calls.discover).toBe(3);
 
     clock.advance(300);
-    expect(engine.cached(digestN(1), p)).toBeUndefined();
+    expect(engine.cached(subject(1), p)).toBeUndefined();
   });
 
   it("verdicts that could not complete get the short failed TTL", async () => {
@@ -87,8 +87,8 @@ describe("verdict cache", () => {
     expect(byCount.stats().entries).toBe(5);
     expect(byCount.stats().evicted).toBe(35);
     // The most recent ones are the ones kept.
-    expect(byCount.cached(digestN(40), p)).toBeDefined();
-    expect(byCount.cached(digestN(1), p)).toBeUndefined();
+    expect(byCount.cached(subject(40), p)).toBeDefined();
+    expect(byCount.cached(subject(1), p)).toBeUndefined();
 
     const maxBytes = 20_000;
     const byBytes = createEngineCore(deps, { cache: { maxBytes } });
@@ -111,7 +111,7 @@ describe("verdict cache", () => {
     expect(v2.cached).toBe(false);
     expect(v2.policy.revision).toBe(p2.revision);
     expect(calls.discover).toBe(2);
-    expect(engine.cached(digestN(1), p1)?.policy.revision).toBe(p1.revision);
+    expect(engine.cached(subject(1), p1)?.policy.revision).toBe(p1.revision);
   });
 
   it("one waiter's abort does not cancel the shared verification", async () => {
@@ -133,7 +133,7 @@ describe("verdict cache", () => {
     expect(calls.discover).toBe(1);
     expect(engine.stats().abandoned).toBe(1);
     // The abandoned caller's failure was not cached; the real verdict was.
-    expect(engine.cached(digestN(1), p)?.outcome).toBe("verified");
+    expect(engine.cached(subject(1), p)?.outcome).toBe("verified");
   });
 
   it("a caller's timeout answers per failurePolicy and the verification still lands in the cache", async () => {
@@ -147,7 +147,7 @@ describe("verdict cache", () => {
     gate.resolve();
     await new Promise((r) => setTimeout(r, 0));
     await new Promise((r) => setImmediate(r));
-    expect(engine.cached(digestN(1), open)?.outcome).toBe("verified");
+    expect(engine.cached(subject(1), open)?.outcome).toBe("verified");
   });
 
   it("the engine's own budget ends a hung verification as failed", async () => {

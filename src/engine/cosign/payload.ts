@@ -1,6 +1,7 @@
 // The two payloads cosign signs: the legacy simple-signing JSON and the in-toto Statement
 // inside a bundle's DSSE envelope. Parsing is typed; claim checks return a reason or null.
 import { EngineError } from "../errors.js";
+import { canonicalRepository } from "../identity.js";
 import { asArray, asObject, asString, asStringMap, parseJsonBytes } from "./json.js";
 import { COSIGN_SIGN_PREDICATE, IN_TOTO_STATEMENT_V1, LIMITS, SIMPLESIGNING_TYPE } from "./types.js";
 
@@ -143,19 +144,7 @@ export function checkSimpleSigning(
   return null;
 }
 
-/** Repository part of a reference: without @digest and :tag, Docker Hub spellings unified. */
+/** A reference's repository as a canonical identity (identity.ts); an unparsable name stays as given, lower-cased. */
 export function normaliseRepository(ref: string): string {
-  let r = ref;
-  const at = r.indexOf("@");
-  if (at >= 0) r = r.slice(0, at);
-  const slash = r.lastIndexOf("/");
-  const colon = r.lastIndexOf(":");
-  if (colon > slash && slash >= 0) r = r.slice(0, colon);
-  const parts = r.split("/");
-  const first = parts[0] ?? "";
-  const hasHost = parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost");
-  if (!hasHost) parts.unshift("docker.io");
-  if (parts[0] === "index.docker.io" || parts[0] === "registry-1.docker.io") parts[0] = "docker.io";
-  if (parts[0] === "docker.io" && parts.length === 2) parts.splice(1, 0, "library");
-  return parts.join("/").toLowerCase();
+  return canonicalRepository(ref) ?? ref.toLowerCase();
 }

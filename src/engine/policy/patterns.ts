@@ -1,17 +1,20 @@
 // Image patterns for spec.images / spec.exemptImages.
 //
 // Semantics (documented in docs and the CRD):
-//   - Patterns are matched against the *normalised* reference the engine receives
-//     ("docker.io/library/busybox:1.36", "127.0.0.1:5000/team/app@sha256:…").
-//   - Patterns are normalised the same way first: "busybox" means
-//     "docker.io/library/busybox", "acme/app" means "docker.io/acme/app".
+//   - Patterns are matched against the *canonical* identity of the reference (identity.ts:
+//     "docker.io/library/busybox:1.36", "127.0.0.1:5000/team/app@sha256:…", host lower
+//     case, ":443" dropped, index.docker.io / registry-1.docker.io spelled docker.io, the
+//     tag dropped beside a digest as containerd does).
+//   - Patterns are canonicalised the same way first: "busybox" means
+//     "docker.io/library/busybox", "acme/app" means "docker.io/acme/app",
+//     "Registry.Example:443/team/**" means "registry.example/team/**".
 //   - `*` matches any run of characters except "/"; `**` matches any run including "/".
 //     Every other character is literal. Matching is anchored at both ends.
 //   - A pattern without a tag or digest ("ghcr.io/acme/*") matches the repository whatever
 //     the tag or digest; a pattern with one ("ghcr.io/acme/app:1.*",
 //     "registry.k8s.io/pause@sha256:…") must match the whole reference.
 
-const DOCKER_HUB = "docker.io";
+import { canonicalNamePattern, canonicalReference, splitPattern } from "../identity.js";
 
 /** The repository part of a reference: drops "@digest" and then ":tag". */
 export function repositoryOf(reference: string): string {
@@ -26,18 +29,16 @@ function hasTagOrDigest(pattern: string): boolean {
   return repositoryOf(pattern) !== pattern;
 }
 
-/** Applies Docker Hub defaults to a pattern whose first component is a literal path name. */
+/**
+ * Spells a pattern the way canonical identities are spelled (identity.ts): Docker Hub
+ * defaults for short names, host lower case, ":443" dropped, Docker Hub host aliases
+ * unified; a tag beside a digest is dropped, as containerd drops it.
+ */
 export function normalisePattern(pattern: string): string {
-  const first = pattern.split("/")[0] ?? "";
-  if (first.includes("*")) return pattern;
-  const slash = pattern.indexOf("/");
-  if (slash < 0) return `${DOCKER_HUB}/library/${pattern}`;
-  const isHost = first.includes(".") || first.includes(":") || first === "localhost";
-  if (!isHost) return `${DOCKER_HUB}/${pattern}`;
-  if (first === "index.docker.io" || first === "registry-1.docker.io") {
-    return `${DOCKER_HUB}${pattern.slice(first.length)}`;
-  }
-  return pattern;
+  const { name, tag, digest } = splitPattern(pattern);
+  const n = canonicalNamePattern(name);
+  if (digest !== undefined) return `${n}@${digest}`;
+  return tag !== undefined ? `${n}:${tag}` : n;
 }
 
 /** Why a pattern is unusable, or undefined when it is fine. */
@@ -78,6 +79,10 @@ export function compilePatterns(patterns: readonly string[]): ImageMatcher {
     return { re: toRegExp(n), whole: hasTagOrDigest(n) };
   });
   return (reference: string) => {
+    // Compare canonical identities: a re-spelled host neither escapes nor widens a pattern.
+    const canonical = canonicalReference(reference);
+    if (canonical === undefined) return false;
+    reference = canonical;
     const repo = repositoryOf(reference);
     return compiled.some(({ re, whole }) => re.test(reference) || (!whole && re.test(repo)));
   };
