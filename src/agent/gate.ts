@@ -194,7 +194,8 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     let imageId: string | undefined;
     if (input.digestHint && DIGEST_RE.test(input.digestHint)) {
       const c = classifyCriImage(input.imageName);
-      if (c.kind !== "name") return unidentified(`image ${JSON.stringify(input.imageName)} is not an image name`);
+      if (c.kind !== "name")
+        return unidentified(`image ${JSON.stringify(input.imageName)} is not an image name`);
       targets = [{ reference: c.stored, digest: input.digestHint }];
     } else {
       if (!input.imageName)

@@ -4,8 +4,8 @@
 import http from "node:http";
 import { type Logger, pino } from "pino";
 import pkg from "../../package.json";
-import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { CriImages } from "../containerd/cri-images.js";
+import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";

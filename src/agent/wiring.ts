@@ -1,7 +1,8 @@
 // Builds the policy source and the engine from the agent configuration. Shared by the
 // agent process and the pull verifier's in-process fallback (same file, same answers).
-import { createEngine } from "../engine/index.js";
+
 import { storedName } from "../engine/identity.js";
+import { createEngine } from "../engine/index.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";

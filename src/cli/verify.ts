@@ -6,11 +6,11 @@ import { type AgentConfig, ConfigError, loadConfig } from "../agent/config.js";
 import { ExemptImages } from "../agent/exempt.js";
 import { createPolicySource, startSynced } from "../agent/wiring.js";
 import { isEngineError, toEngineError } from "../engine/errors.js";
+import { classifyCriImage, storedName } from "../engine/identity.js";
 import { createEngine } from "../engine/index.js";
 import { compilePolicy } from "../engine/policy/compile.js";
 import { isPolicyValidationError } from "../engine/policy/errors.js";
 import type { CompiledPolicy } from "../engine/policy/model.js";
-import { classifyCriImage, storedName } from "../engine/identity.js";
 import { isValidDigest } from "../engine/reference.js";
 import type { Outcome, Verdict } from "../engine/types.js";
 import type { PolicySource, Selection, SourceLogger } from "../policy-source/types.js";
@@ -122,7 +122,9 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     // containerd's spelling: short names completed, a tag beside a digest dropped.
     const c = classifyCriImage(image);
     if (c.kind === "id" || c.kind === "id-prefix")
-      throw new UsageError(`${image} is an image ID; give the image's name (registry/repository[:tag][@digest])`);
+      throw new UsageError(
+        `${image} is an image ID; give the image's name (registry/repository[:tag][@digest])`,
+      );
     reference = storedName(image);
   } catch (e) {
     if (e instanceof UsageError) throw e;

@@ -41,13 +41,17 @@ export class CriImages implements CriImageLookup {
           if (err) {
             // Includes CRI's "ambiguous" answer for a short ID that matches several images.
             return reject(
-              new EngineError("INTERNAL", `CRI ImageStatus(${JSON.stringify(image)}): ${err.details || err.message}`, {
-                cause: err,
-              }),
+              new EngineError(
+                "INTERNAL",
+                `CRI ImageStatus(${JSON.stringify(image)}): ${err.details || err.message}`,
+                {
+                  cause: err,
+                },
+              ),
             );
           }
           const img = res.image;
-          if (!img || !img.id) return resolve(undefined);
+          if (!img?.id) return resolve(undefined);
           resolve({ id: img.id, repoTags: img.repoTags ?? [], repoDigests: img.repoDigests ?? [] });
         },
       );

@@ -129,13 +129,20 @@ export class ContainerdImageResolver {
     // A pinned name must resolve to its own digest.
     const at = stored.lastIndexOf("@");
     if (at >= 0 && stored.slice(at + 1) !== digest)
-      throw new EngineError("DIGEST_MISMATCH", `containerd image ${stored} targets ${digest}, not the pinned digest`);
+      throw new EngineError(
+        "DIGEST_MISMATCH",
+        `containerd image ${stored} targets ${digest}, not the pinned digest`,
+      );
     return { reference: stored, digest };
   }
 
   private async byId(image: string, deadline: number): Promise<Resolution> {
     const shown = JSON.stringify(image.slice(0, 160));
-    if (!this.cri) throw new EngineError("NOT_FOUND", `image ${shown} is not a stored name, and image IDs cannot be looked up`);
+    if (!this.cri)
+      throw new EngineError(
+        "NOT_FOUND",
+        `image ${shown} is not a stored name, and image IDs cannot be looked up`,
+      );
     const rec = await this.cri.status(image, deadline);
     if (!rec) throw new EngineError("NOT_FOUND", `no image name or image ID ${shown} in containerd`);
     const names = [...new Set([...rec.repoTags, ...rec.repoDigests])];
@@ -154,8 +161,7 @@ export class ContainerdImageResolver {
     );
     const unique = [...new Map(records.map((r) => [`${r.reference} ${r.digest}`, r])).values()];
     const first = unique[0];
-    if (!first)
-      throw new EngineError("NOT_FOUND", `image ID ${rec.id} is carried by no named image record`);
+    if (!first) throw new EngineError("NOT_FOUND", `image ID ${rec.id} is carried by no named image record`);
     return { ...first, imageId: rec.id, records: unique };
   }
 }

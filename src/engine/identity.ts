@@ -63,7 +63,9 @@ export function classifyCriImage(input: string): CriImage {
   } catch (e) {
     if (idPrefix) return { kind: "id-prefix", idPrefix };
     const error =
-      e instanceof EngineError ? e : new EngineError("INVALID_REFERENCE", `invalid image reference: ${input}`);
+      e instanceof EngineError
+        ? e
+        : new EngineError("INVALID_REFERENCE", `invalid image reference: ${input}`);
     return { kind: "invalid", error };
   }
 }
@@ -152,7 +154,10 @@ export interface ImageIdentity {
 }
 
 /** The identity of a reference. Throws INVALID_REFERENCE for a string that is not a name. */
-export function imageIdentity(input: string | ImageReference, opts: { defaultTag?: boolean } = {}): ImageIdentity {
+export function imageIdentity(
+  input: string | ImageReference,
+  opts: { defaultTag?: boolean } = {},
+): ImageIdentity {
   const ref = typeof input === "string" ? parseReference(input, opts) : input;
   // Docker Hub's "library/" prefix follows the canonical host, so "registry-1.docker.io/x"
   // names the same wire repository as its canonical spelling: "docker.io/x" (not library/x).
@@ -216,7 +221,8 @@ export function canonicalNamePattern(name: string): string {
   const first = name.slice(0, slash);
   const rest = name.slice(slash + 1);
   if (first.includes("*")) return `${first.toLowerCase()}/${rest}`;
-  const isHost = first.includes(".") || first.includes(":") || first === "localhost" || first !== first.toLowerCase();
+  const isHost =
+    first.includes(".") || first.includes(":") || first === "localhost" || first !== first.toLowerCase();
   if (!isHost) return `${DEFAULT_REGISTRY}/${name}`;
   const legacyHub = first === DEFAULT_REGISTRY || first === "index.docker.io";
   const host = canonicalRegistry(first);

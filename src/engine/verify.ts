@@ -28,7 +28,8 @@ import {
   type VerdictCacheOptions,
   type VerdictCacheStats,
 } from "./cache.js";
-import { EngineError, isEngineError, toEngineError } from "./errors.js";
+import { EngineError, toEngineError } from "./errors.js";
+import { canonicalReference } from "./identity.js";
 import type {
   CompiledPolicy,
   CompiledVerifier,
@@ -36,7 +37,6 @@ import type {
   NotationConfig,
   RegoInput,
 } from "./policy/model.js";
-import { canonicalReference } from "./identity.js";
 import type {
   ArtifactKind,
   ArtifactSource,
@@ -155,7 +155,8 @@ function why(s: VerifierSummary): string {
 /** AnyOf / AllOf over the verifiers' states. */
 function combine(policy: CompiledPolicy, summaries: VerifierSummary[]): VerifierState {
   const has = (st: VerifierState) => summaries.some((s) => s.state === st);
-  if (policy.match === "AllOf") return has("failed") ? "failed" : has("indeterminate") ? "indeterminate" : "passed";
+  if (policy.match === "AllOf")
+    return has("failed") ? "failed" : has("indeterminate") ? "indeterminate" : "passed";
   return has("passed") ? "passed" : has("indeterminate") ? "indeterminate" : "failed";
 }
 
@@ -350,7 +351,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       const summaries = policy.verifiers.map((vf, i) => summarise(vf, per[i] ?? []));
       v = decide(subject, policy, started, summaries, per.flat());
     }
-    return { ...v, cached: sig.cached, ...(sig.cached ? { decidedAt: sig.decidedAt } : {}) };
+    return { ...v, cached: sig.cached, decidedAt: sig.decidedAt };
   }
 
   function decide(
@@ -508,7 +509,9 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
           subject,
           started,
           "ungoverned",
-          [`${label} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`],
+          [
+            `${label} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`,
+          ],
           [],
         );
       }
@@ -517,7 +520,9 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
         subject,
         started,
         "rejected",
-        [`ImagePolicy ${policy.name} denies ${label}: not matched by spec.images and unmatchedImages is Deny`],
+        [
+          `ImagePolicy ${policy.name} denies ${label}: not matched by spec.images and unmatchedImages is Deny`,
+        ],
         [],
       );
     }

@@ -12,7 +12,10 @@ describe("exempt image patterns", () => {
     });
     // containerd drops a tag beside a digest; hosts compare canonically.
     expect(splitReference("localhost:5000/a/b:v1@" + D)).toEqual({ name: "localhost:5000/a/b", digest: D });
-    expect(splitReference("Index.Docker.io:443/acme/app:v1")).toEqual({ name: "docker.io/acme/app", tag: "v1" });
+    expect(splitReference("Index.Docker.io:443/acme/app:v1")).toEqual({
+      name: "docker.io/acme/app",
+      tag: "v1",
+    });
     expect(splitReference("Not A Name")).toBeUndefined();
   });
 
@@ -34,7 +37,11 @@ describe("exempt image patterns", () => {
   });
 
   it("re-spelled hosts neither escape nor widen an exemption", () => {
-    const e = new ExemptImages(["REGISTRY.k8s.io:443/pause:3.10", "index.docker.io/library/busybox", "infra.example/**"]);
+    const e = new ExemptImages([
+      "REGISTRY.k8s.io:443/pause:3.10",
+      "index.docker.io/library/busybox",
+      "infra.example/**",
+    ]);
     expect(e.match("registry.k8s.io/pause:3.10")).toBe("REGISTRY.k8s.io:443/pause:3.10");
     expect(e.match("Registry.K8s.IO/pause:3.10")).toBe("REGISTRY.k8s.io:443/pause:3.10");
     expect(e.match("registry.k8s.io:5000/pause:3.10")).toBeUndefined();
