@@ -19,6 +19,11 @@ export interface AgentNodeOptions {
   exemptImages?: string[];
   exemptNamespaces?: string[];
   pullVerifierTimeoutMs: number;
+  /**
+   * A certs.d tree (hosts.toml per registry) used by containerd's CRI pulls and by the
+   * agent's registry client alike, e.g. to mirror docker.io to the loopback registry.
+   */
+  registryCertsDir?: string;
 }
 
 export interface AgentNode {
@@ -34,6 +39,11 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
     nriRequestTimeout: `${o.nriTimeoutMs / 1000}s`,
     perVerifierTimeout: o.perVerifierTimeout,
     env: { TOLLGATE_CONFIG: configPath },
+    ...(o.registryCertsDir
+      ? {
+          extraToml: `\n[plugins."io.containerd.cri.v1.images".registry]\n  config_path = ${JSON.stringify(o.registryCertsDir)}\n`,
+        }
+      : {}),
   });
   writeFileSync(
     configPath,
@@ -49,6 +59,7 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
         exemptImages: [DEFAULT_SANDBOX_IMAGE, ...(o.exemptImages ?? [])],
       },
       pullVerifier: { mode: "any-policy-in-use", timeoutMs: o.pullVerifierTimeoutMs },
+      ...(o.registryCertsDir ? { registry: { certsDir: o.registryCertsDir } } : {}),
       metrics: { listen: "127.0.0.1:0" },
       log: { level: "info" },
     }),

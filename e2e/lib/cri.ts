@@ -50,6 +50,11 @@ export interface ContainerSpec {
   name: string;
   /** image name as a user writes it in a pod spec */
   image: string;
+  /**
+   * The image id kubelet resolved for it (default: ImageStatus(image), PullImage if absent).
+   * Set to model an image that changed or vanished between kubelet's lookup and the create.
+   */
+  imageRef?: string;
   command?: string[];
   args?: string[];
   env?: Record<string, string>;
@@ -229,7 +234,7 @@ export class CriClient {
    * CreateContainer with image = image id and user_specified_image = name. Returns the id.
    */
   async createContainer(pod: Pod, spec: ContainerSpec): Promise<string> {
-    let imageId = (await this.imageStatus(spec.image))?.id;
+    let imageId = spec.imageRef ?? (await this.imageStatus(spec.image))?.id;
     if (!imageId) {
       const res = await this.call("PullImage", this.images.pullImage.bind(this.images), {
         image: { image: spec.image, annotations: {}, userSpecifiedImage: "", runtimeHandler: "" },
