@@ -4,23 +4,21 @@
 // spec says). docker.io and registry-1.docker.io are served by the loopback registry through
 // one certs.d tree that containerd and the agent both read (there is no outside network).
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
 import { ExemptImages } from "../src/agent/exempt.js";
 import { canonicalReference, storedName } from "../src/engine/identity.js";
 import { compilePatterns } from "../src/engine/policy/patterns.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
-import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
+import type { Daemon } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { cosignPolicyDoc, startAgentNode, startAgentProcess } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 
@@ -29,37 +27,11 @@ let registry: LocalRegistry;
 let ctrd: Containerd;
 let agent: Daemon | undefined;
 let key: CosignKeys;
-let apiSocket: string;
 let H: string; // 127.0.0.1:<port>
 let port: string;
 const img: Record<string, PushedImage> = {};
 const ids: Record<string, string> = {};
 let seq = 0;
-
-function getStatus(): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => resolve(JSON.parse(b) as AgentStatus));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
-
-function policyDoc(name: string, spec: Record<string, unknown>) {
-  return {
-    apiVersion: "tollgate.dev/v1alpha1",
-    kind: "ImagePolicy",
-    metadata: { name },
-    spec: {
-      verifiers: [{ name: "cosign", cosign: { keys: [{ name: "k", pem: key.publicKeyPem }] } }],
-      cache: { positiveTTLSeconds: 600, negativeTTLSeconds: 600 },
-      ...spec,
-    },
-  };
-}
 
 function writeYaml(dir: string, file: string, docs: unknown[]) {
   writeFileSync(path.join(dir, file), docs.map((d) => stringify(d)).join("---\n"));
@@ -139,13 +111,17 @@ beforeAll(async () => {
   writeYaml(policyDir, "policies.yaml", [
     // Under any-policy-in-use this lets every pull in, so what is under test here is the
     // create-time gate.
-    policyDoc("pulls", { images: ["pulls.invalid/**"], unmatchedImages: "Allow" }),
-    policyDoc("closed", { failurePolicy: "Closed" }),
-    policyDoc("open", { failurePolicy: "Open" }),
+    cosignPolicyDoc("pulls", key.publicKeyPem, { images: ["pulls.invalid/**"], unmatchedImages: "Allow" }),
+    cosignPolicyDoc("closed", key.publicKeyPem, { failurePolicy: "Closed" }),
+    cosignPolicyDoc("open", key.publicKeyPem, { failurePolicy: "Open" }),
     // Governs one registry name only; everything else is denied.
-    policyDoc("team-registry", { failurePolicy: "Open", images: [`${H}/e2e/**`], unmatchedImages: "Deny" }),
+    cosignPolicyDoc("team-registry", key.publicKeyPem, {
+      failurePolicy: "Open",
+      images: [`${H}/e2e/**`],
+      unmatchedImages: "Deny",
+    }),
     // Governs Docker Hub's e2e/ namespace, however the host is spelled; the rest is allowed.
-    policyDoc("hub-governed", {
+    cosignPolicyDoc("hub-governed", key.publicKeyPem, {
       failurePolicy: "Open",
       images: ["docker.io/e2e/**"],
       unmatchedImages: "Allow",
@@ -165,8 +141,7 @@ beforeAll(async () => {
     ns("ns-pulls", "pulls"),
   ]);
 
-  let configPath: string;
-  ({ ctrd, configPath, apiSocket } = await startAgentNode({
+  const node = await startAgentNode({
     work,
     policyDir,
     nriTimeoutMs: 2000,
@@ -177,20 +152,9 @@ beforeAll(async () => {
     exemptImages: [`localhost:${port}/e2e/unsigned:v1`],
     pullVerifierTimeoutMs: 8000,
     registryCertsDir: certs,
-  }));
-  agent = startDaemon(
-    "agent",
-    process.execPath,
-    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", configPath],
-    {
-      logDir: work,
-    },
-  );
-  await waitFor(
-    "agent registered with NRI",
-    async () => existsSync(apiSocket) && (await getStatus()).nri.state === "registered",
-    60_000,
-  );
+  });
+  ctrd = node.ctrd;
+  agent = await startAgentProcess(node, work);
   // Content onto the node through CRI (hub-governed allows every pull it does not govern,
   // and under any-policy-in-use that lets the unsigned images in: the gate is under test).
   for (const n of ["signed", "unsigned"]) ids[n] = await ctrd.cri.pullImage(`${H}/e2e/${n}:v1`);

@@ -10,7 +10,6 @@
 // policy) are tried through the same path.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -23,7 +22,7 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { agentStatus, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
@@ -67,21 +66,7 @@ function pluginDrops(): number {
 }
 
 function getStatus(): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(b) as AgentStatus);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    r.on("error", reject);
-    r.end();
-  });
+  return agentStatus(apiSocket);
 }
 
 function policyDoc(name: string, key: CosignKeys, spec: Record<string, unknown> = {}) {

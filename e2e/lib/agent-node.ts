@@ -1,10 +1,13 @@
 // A node as the agent e2e tests need it: a private containerd whose bin_dir holds our pull
 // verifier (as the installer would put it) and whose environment points the verifier at an
-// agent configuration with the file policy source. The agent process itself is started by
-// each test file (they differ in how they watch and restart it).
-import { chmodSync, writeFileSync } from "node:fs";
+// agent configuration with the file policy source. The agent process is started by each
+// test file (they differ in how they watch and restart it; startAgentProcess is the plain way).
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import http from "node:http";
 import path from "node:path";
 import { stringify } from "yaml";
+import type { AgentStatus } from "../../src/agent/api-types.js";
+import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
 import { repoRoot } from "../../test/support/tools.js";
 import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./containerd.js";
 
@@ -72,4 +75,53 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
   );
   chmodSync(verifier, 0o755);
   return { ctrd, configPath, apiSocket };
+}
+
+/** The agent's /v1/status over its local socket. */
+export function agentStatus(apiSocket: string): Promise<AgentStatus> {
+  return new Promise((resolve, reject) => {
+    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => {
+        try {
+          resolve(JSON.parse(b) as AgentStatus);
+        } catch (e) {
+          reject(e);
+        }
+      });
+    });
+    r.on("error", reject);
+    r.end();
+  });
+}
+
+/** Starts the built agent (dist/tollgate.mjs) on `node` and waits until NRI registered it. */
+export async function startAgentProcess(node: AgentNode, logDir: string): Promise<Daemon> {
+  const agent = startDaemon(
+    "agent",
+    process.execPath,
+    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", node.configPath],
+    { logDir },
+  );
+  await waitFor(
+    "agent registered with NRI",
+    async () => existsSync(node.apiSocket) && (await agentStatus(node.apiSocket)).nri.state === "registered",
+    60_000,
+  );
+  return agent;
+}
+
+/** An ImagePolicy with one cosign key verifier (`spec` overrides or adds fields). */
+export function cosignPolicyDoc(name: string, publicKeyPem: string, spec: Record<string, unknown> = {}) {
+  return {
+    apiVersion: "tollgate.dev/v1alpha1",
+    kind: "ImagePolicy",
+    metadata: { name },
+    spec: {
+      verifiers: [{ name: "cosign", cosign: { keys: [{ name: "k", pem: publicKeyPem }] } }],
+      cache: { positiveTTLSeconds: 600, negativeTTLSeconds: 600 },
+      ...spec,
+    },
+  };
 }
