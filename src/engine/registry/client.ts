@@ -7,7 +7,8 @@ import { assertDigest, type ImageReference, isValidDigest, parseReference } from
 import type { Descriptor } from "../types.js";
 import { type Challenge, parseTokenResponse, parseWwwAuthenticate, TokenCache } from "./auth.js";
 import { ContentCache } from "./cache.js";
-import { type Credential, loadDockerConfigs } from "./dockerconfig.js";
+import { buildCredentialResolver, type CredentialResolver } from "./credentials/index.js";
+import type { Credential } from "./dockerconfig.js";
 import { type Capability, loadHostEndpoints, loadTls, type RegistryEndpoint } from "./hosts.js";
 import {
   AgentPool,
@@ -69,6 +70,8 @@ export interface RegistryClientOptions {
   dockerConfigFiles?: string[];
   /** Explicit credentials by registry host; win over config files. */
   credentials?: Record<string, Credential>;
+  /** Credential providers by host pattern; when unset, `dockerConfigFiles` serve every host. */
+  credentialResolver?: CredentialResolver;
   limits?: Partial<RegistryLimits>;
   timeouts?: Partial<Timeouts>;
   /** Bytes of verified manifests/blobs kept in memory (default 64 MiB; 0 disables). */
@@ -139,6 +142,25 @@ type AuthState = { kind: "basic" } | { kind: "bearer"; realm: string; service: s
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
+function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return p;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new EngineError("CANCELLED", "request cancelled"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
 }
@@ -196,7 +218,7 @@ function statusError(res: HttpResponse, what: string): EngineError {
   if (res.status === 401 || res.status === 403) {
     return new EngineError(
       "REGISTRY_AUTH",
-      `registry ${host} refused access to ${what} (HTTP ${res.status})${detail}`,
+      `registry ${host} refused access to ${what} (HTTP ${res.status}: ${res.status === 401 ? "authentication failed" : "not authorized"})${detail}`,
       { details },
     );
   }
@@ -218,7 +240,9 @@ class Client implements RegistryClient {
   private readonly authStates = new Map<string, AuthState>();
   private readonly endpoints = new Map<string, RegistryEndpoint[]>();
   private readonly tlsByEndpoint = new Map<RegistryEndpoint, TlsOptions | undefined>();
-  private creds: Map<string, Credential> | undefined;
+  private readonly resolver: CredentialResolver;
+  /** Token requests in flight, by cache key: concurrent requests share one. */
+  private readonly tokenFlights = new Map<string, Promise<{ token: string; expiresAt: number }>>();
 
   constructor(private readonly opts: RegistryClientOptions) {
     this.limits = { ...DEFAULT_LIMITS, ...opts.limits };
@@ -226,6 +250,8 @@ class Client implements RegistryClient {
     this.cache = new ContentCache(opts.cacheBytes ?? 64 * 1024 * 1024);
     this.now = opts.now ?? Date.now;
     this.tokens = new TokenCache(this.now);
+    this.resolver =
+      opts.credentialResolver ?? buildCredentialResolver([], opts.dockerConfigFiles ?? [], this.now);
   }
 
   close(): void {
@@ -255,11 +281,29 @@ class Client implements RegistryClient {
     return this.tlsByEndpoint.get(ep);
   }
 
-  private credentialFor(host: string, registry: string): Credential | undefined {
-    const explicit = this.opts.credentials?.[host] ?? this.opts.credentials?.[registry];
+  private async credentialFor(
+    host: string,
+    repo: RepositoryRef,
+    signal: AbortSignal | undefined,
+  ): Promise<Credential | undefined> {
+    const explicit = this.opts.credentials?.[host] ?? this.opts.credentials?.[repo.registry];
     if (explicit) return explicit;
-    if (!this.creds) this.creds = loadDockerConfigs(this.opts.dockerConfigFiles ?? []);
-    return this.creds.get(host) ?? this.creds.get(registry);
+    // A mirror endpoint no provider names is served by the registry's own provider.
+    const useHost = this.resolver.ruleFor(host) ? host : repo.registry;
+    try {
+      return await this.resolver.credentialFor({
+        host: useHost,
+        image: `${repo.registry}/${repo.repository}`,
+        ...(signal ? { signal } : {}),
+      });
+    } catch (e) {
+      if (isEngineError(e) && e.code === "REGISTRY_AUTH")
+        throw new EngineError("REGISTRY_AUTH", `authentication to ${useHost} failed: ${e.message}`, {
+          cause: e,
+          ...(e.details ? { details: e.details } : {}),
+        });
+      throw e;
+    }
   }
 
   // ---- transport ------------------------------------------------------------------------
@@ -449,28 +493,48 @@ class Client implements RegistryClient {
       this.authStates.set(key, state);
     }
     if (!state) return undefined;
-    const cred = this.credentialFor(ep.host, repo.registry);
     if (state.kind === "basic") {
+      const cred = await this.credentialFor(ep.host, repo, signal);
       if (!cred?.username) {
         if (challengeHeader !== undefined) {
           throw new EngineError(
             "REGISTRY_AUTH",
-            `registry ${ep.host} requires credentials and none are configured`,
+            `registry ${ep.host} requires credentials and none are configured (authentication failed)`,
           );
         }
         return undefined;
       }
       return `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ""}`).toString("base64")}`;
     }
+    const { realm, service } = state;
     const useScope = challengeScope ?? scope;
-    const tkey = TokenCache.key(state.realm, state.service, useScope);
+    const tkey = TokenCache.key(realm, service, useScope);
     const cached = this.tokens.get(tkey);
     if (cached) {
       this.stats.cacheHits++;
       return `Bearer ${cached}`;
     }
-    const tok = await this.fetchToken(ep, state.realm, state.service, useScope, cred, signal);
-    this.tokens.set(tkey, tok.token, tok.expiresAt);
+    // One token request per key however many verifications need it at once (the credential
+    // lookup is shared the same way); it runs without any one caller's signal, its own
+    // timeouts bound it.
+    let flight = this.tokenFlights.get(tkey);
+    if (!flight) {
+      flight = this.credentialFor(ep.host, repo, undefined)
+        .then((cred) => this.fetchToken(ep, realm, service, useScope, cred, undefined))
+        .then(
+          (tok) => {
+            this.tokenFlights.delete(tkey);
+            this.tokens.set(tkey, tok.token, tok.expiresAt);
+            return tok;
+          },
+          (e: unknown) => {
+            this.tokenFlights.delete(tkey);
+            throw e;
+          },
+        );
+      this.tokenFlights.set(tkey, flight);
+    } else this.stats.cacheHits++;
+    const tok = await raceSignal(flight, signal);
     return `Bearer ${tok.token}`;
   }
 

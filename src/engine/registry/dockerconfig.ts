@@ -1,8 +1,8 @@
 // Credentials from Docker-style config files (~/.docker/config.json, kubelet's
 // config.json, containers-auth.json): `auths` entries with base64 `auth` ("user:pass"),
 // separate `username`/`password`, or an OAuth2 `identitytoken`. Credential helpers
-// (credsStore/credHelpers) would mean executing binaries on the verification path and are
-// not supported; entries that need them are simply absent.
+// (credsStore/credHelpers) are named here and run by the dockerConfig credential provider
+// (credentials/docker.ts).
 import { EngineError } from "../errors.js";
 import { readLocalConfig } from "./local-file.js";
 
@@ -32,6 +32,21 @@ export function authKeyToHost(key: string): string {
 
 /** Parses the text of one Docker config file. Throws INVALID_CONFIG on malformed input. */
 export function parseDockerConfig(text: string, source = "docker config"): CredentialMap {
+  return parseDockerConfigFile(text, source).auths;
+}
+
+export interface DockerConfigFile {
+  auths: CredentialMap;
+  /** The helper for every registry (`credsStore`), when set. */
+  credsStore?: string;
+  /** registry host → helper name (`credHelpers`). */
+  credHelpers: Map<string, string>;
+}
+
+const HELPER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
+
+/** Parses one Docker config file: `auths`, `credsStore` and `credHelpers`. */
+export function parseDockerConfigFile(text: string, source = "docker config"): DockerConfigFile {
   let doc: unknown;
   try {
     doc = JSON.parse(text);
@@ -42,8 +57,25 @@ export function parseDockerConfig(text: string, source = "docker config"): Crede
     throw new EngineError("INVALID_CONFIG", `${source} is not a JSON object`);
   }
   const out: CredentialMap = new Map();
-  const auths = (doc as Record<string, unknown>).auths;
-  if (auths === undefined) return out;
+  const file: DockerConfigFile = { auths: out, credHelpers: new Map() };
+  const root = doc as Record<string, unknown>;
+  if (root.credsStore !== undefined && root.credsStore !== "") {
+    if (typeof root.credsStore !== "string" || !HELPER_NAME.test(root.credsStore))
+      throw new EngineError("INVALID_CONFIG", `${source}: "credsStore" must be a helper name`);
+    file.credsStore = root.credsStore;
+  }
+  if (root.credHelpers !== undefined) {
+    const h = root.credHelpers;
+    if (typeof h !== "object" || h === null || Array.isArray(h))
+      throw new EngineError("INVALID_CONFIG", `${source}: "credHelpers" must be an object`);
+    for (const [key, name] of Object.entries(h as Record<string, unknown>)) {
+      if (typeof name !== "string" || !HELPER_NAME.test(name))
+        throw new EngineError("INVALID_CONFIG", `${source}: credHelpers entry for ${key} must be a helper name`);
+      file.credHelpers.set(authKeyToHost(key), name);
+    }
+  }
+  const auths = root.auths;
+  if (auths === undefined) return file;
   if (typeof auths !== "object" || auths === null || Array.isArray(auths)) {
     throw new EngineError("INVALID_CONFIG", `${source}: "auths" must be an object`);
   }
@@ -68,7 +100,7 @@ export function parseDockerConfig(text: string, source = "docker config"): Crede
     // First file / first entry wins, like docker's lookup order.
     if (!out.has(host)) out.set(host, cred);
   }
-  return out;
+  return file;
 }
 
 /**
