@@ -29,6 +29,9 @@ export type ErrorCode =
 export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "REGISTRY_UNAVAILABLE",
   "REGISTRY_TIMEOUT",
+  // No or wrong credentials say nothing about the signatures: the failure policy decides,
+  // and the reason says authentication failed (never "unsigned").
+  "REGISTRY_AUTH",
   "REGISTRY_ERROR",
   "REVOCATION_UNAVAILABLE",
   "CANCELLED",

@@ -70,7 +70,10 @@ export function parseDockerConfigFile(text: string, source = "docker config"): D
       throw new EngineError("INVALID_CONFIG", `${source}: "credHelpers" must be an object`);
     for (const [key, name] of Object.entries(h as Record<string, unknown>)) {
       if (typeof name !== "string" || !HELPER_NAME.test(name))
-        throw new EngineError("INVALID_CONFIG", `${source}: credHelpers entry for ${key} must be a helper name`);
+        throw new EngineError(
+          "INVALID_CONFIG",
+          `${source}: credHelpers entry for ${key} must be a helper name`,
+        );
       file.credHelpers.set(authKeyToHost(key), name);
     }
   }

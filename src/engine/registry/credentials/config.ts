@@ -54,7 +54,8 @@ export function parseCredentialProviderSpecs(
       continue;
     }
     for (const k of Object.keys(o))
-      if (!COMMON_KEYS.includes(k) && !TYPE_KEYS[type]!.includes(k)) problems.push(`${p}.${k}: unknown key for type ${type}`);
+      if (!COMMON_KEYS.includes(k) && !TYPE_KEYS[type]!.includes(k))
+        problems.push(`${p}.${k}: unknown key for type ${type}`);
     const str = (k: string): string | undefined => {
       const v = o[k];
       if (typeof v === "string" && v.trim() !== "") return v;
@@ -147,7 +148,10 @@ export function buildCredentialResolver(
   });
   if (legacyDockerConfigs.length > 0 && !rules.some((r) => r.hosts === undefined)) {
     if (rules.some((r) => r.provider.name === "dockerConfigs"))
-      throw new EngineError("INVALID_CONFIG", `registry credential providers: the name dockerConfigs is reserved`);
+      throw new EngineError(
+        "INVALID_CONFIG",
+        `registry credential providers: the name dockerConfigs is reserved`,
+      );
     rules.push({
       provider: new DockerConfigProvider({
         name: "dockerConfigs",

@@ -115,9 +115,13 @@ export class DockerConfigProvider implements CredentialProvider {
     if (res.exitCode !== 0) {
       // Helpers print their error on stdout; it is short protocol text, never a secret.
       const why = (text.split("\n")[0] ?? "").slice(0, 200) || res.stderrLine;
-      throw new EngineError("REGISTRY_AUTH", `${label} failed (exit status ${res.exitCode})${why ? `: ${why}` : ""}`, {
-        details: { execFailure: "exit" },
-      });
+      throw new EngineError(
+        "REGISTRY_AUTH",
+        `${label} failed (exit status ${res.exitCode})${why ? `: ${why}` : ""}`,
+        {
+          details: { execFailure: "exit" },
+        },
+      );
     }
     let doc: unknown;
     try {

@@ -11,7 +11,14 @@ export interface ExecLimits {
 
 export const DEFAULT_EXEC_LIMITS: ExecLimits = { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 };
 
-export type ExecFailure = "not-found" | "not-executable" | "timeout" | "too-large" | "exit" | "signal" | "spawn";
+export type ExecFailure =
+  | "not-found"
+  | "not-executable"
+  | "timeout"
+  | "too-large"
+  | "exit"
+  | "signal"
+  | "spawn";
 
 export interface ExecResult {
   stdout: Buffer;
@@ -77,7 +84,8 @@ export function runPlugin(o: ExecOptions): Promise<ExecResult> {
     o.signal?.addEventListener("abort", onAbort, { once: true });
     child.on("error", (e: NodeJS.ErrnoException) => {
       if (e.code === "ENOENT") finish(fail("not-found", `${o.label}: ${o.file} does not exist`, e));
-      else if (e.code === "EACCES") finish(fail("not-executable", `${o.label}: ${o.file} is not executable`, e));
+      else if (e.code === "EACCES")
+        finish(fail("not-executable", `${o.label}: ${o.file} is not executable`, e));
       else finish(fail("spawn", `${o.label}: cannot start ${o.file}: ${e.message}`, e));
     });
     child.stdout.on("data", (b: Buffer) => {

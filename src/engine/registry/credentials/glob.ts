@@ -84,7 +84,9 @@ export function imageMatches(pattern: string, image: string): boolean {
     try {
       re = globToRegExp(g.labels[i] as string);
     } catch (e) {
-      throw new EngineError("INVALID_CONFIG", `image pattern ${JSON.stringify(pattern)} is invalid`, { cause: e });
+      throw new EngineError("INVALID_CONFIG", `image pattern ${JSON.stringify(pattern)} is invalid`, {
+        cause: e,
+      });
     }
     if (!re.test(t.labels[i] as string)) return false;
   }

@@ -47,7 +47,8 @@ export function parseHostPattern(text: string): HostPattern {
 function splitHost(host: string): { labels: string[]; port: string } {
   const h = host.toLowerCase();
   const colon = h.lastIndexOf(":");
-  if (colon >= 0 && !h.includes("]")) return { labels: h.slice(0, colon).split("."), port: h.slice(colon + 1) };
+  if (colon >= 0 && !h.includes("]"))
+    return { labels: h.slice(0, colon).split("."), port: h.slice(colon + 1) };
   return { labels: h.split("."), port: "" };
 }
 

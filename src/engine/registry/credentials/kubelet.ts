@@ -15,7 +15,10 @@ import type { CredentialAnswer, CredentialProvider, CredentialRequest, Credentia
 import { accessSync, constants, statSync } from "node:fs";
 
 const CONFIG_API_VERSIONS = ["kubelet.config.k8s.io/v1", "kubelet.config.k8s.io/v1beta1"];
-const PLUGIN_API_VERSIONS = ["credentialprovider.kubelet.k8s.io/v1", "credentialprovider.kubelet.k8s.io/v1beta1"];
+const PLUGIN_API_VERSIONS = [
+  "credentialprovider.kubelet.k8s.io/v1",
+  "credentialprovider.kubelet.k8s.io/v1beta1",
+];
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export interface KubeletPlugin {
@@ -27,7 +30,15 @@ export interface KubeletPlugin {
   env: Array<{ name: string; value: string }>;
 }
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, "µs": 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Go's time.ParseDuration ("1h30m", "5m0s", "0s", "300ms"), in ms. Throws on bad input. */
 export function parseGoDuration(s: string): number {
@@ -49,7 +60,10 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
   try {
     doc = parseYaml(text);
   } catch (e) {
-    throw new EngineError("INVALID_CONFIG", `${source} is not valid YAML/JSON: ${(e as Error).message.split("\n")[0]}`);
+    throw new EngineError(
+      "INVALID_CONFIG",
+      `${source} is not valid YAML/JSON: ${(e as Error).message.split("\n")[0]}`,
+    );
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc))
     throw new EngineError("INVALID_CONFIG", `${source} is not a mapping`);
@@ -58,7 +72,8 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
     problems.push(`apiVersion must be one of ${CONFIG_API_VERSIONS.join(", ")}`);
   if (d.kind !== "CredentialProviderConfig") problems.push("kind must be CredentialProviderConfig");
   const out: KubeletPlugin[] = [];
-  if (!Array.isArray(d.providers) || d.providers.length === 0) problems.push("providers must be a non-empty list");
+  if (!Array.isArray(d.providers) || d.providers.length === 0)
+    problems.push("providers must be a non-empty list");
   const names = new Set<string>();
   for (const [i, raw] of (Array.isArray(d.providers) ? d.providers : []).entries()) {
     const at = `providers[${i}]`;
@@ -79,7 +94,8 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
       if (why) problems.push(`${at}.matchImages[${j}]: ${JSON.stringify(mi)} ${why}`);
     }
     let defaultCacheMs = 0;
-    if (typeof p.defaultCacheDuration !== "string") problems.push(`${at}.defaultCacheDuration: required (e.g. "5m")`);
+    if (typeof p.defaultCacheDuration !== "string")
+      problems.push(`${at}.defaultCacheDuration: required (e.g. "5m")`);
     else {
       try {
         defaultCacheMs = parseGoDuration(p.defaultCacheDuration);
@@ -120,7 +136,11 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
   return out;
 }
 
-const CACHE_KEY_TYPES: Record<string, CredentialScope> = { Image: "image", Registry: "registry", Global: "global" };
+const CACHE_KEY_TYPES: Record<string, CredentialScope> = {
+  Image: "image",
+  Registry: "registry",
+  Global: "global",
+};
 
 export interface KubeletProviderOptions extends ExecLimits {
   name: string;
@@ -164,7 +184,11 @@ export class KubeletProvider implements CredentialProvider {
     }
     // No plugin serves this image (or none had a matching auth entry): anonymous, and the
     // answer may be reused like the plugins' own (or for a while when no plugin matched).
-    return { credential: undefined, ttlMs: Number.isFinite(ttlMs) ? ttlMs : 60_000, scope: Number.isFinite(ttlMs) ? scope : "image" };
+    return {
+      credential: undefined,
+      ttlMs: Number.isFinite(ttlMs) ? ttlMs : 60_000,
+      scope: Number.isFinite(ttlMs) ? scope : "image",
+    };
   }
 
   private async exec(plugin: KubeletPlugin, req: CredentialRequest): Promise<CredentialAnswer> {
@@ -174,14 +198,19 @@ export class KubeletProvider implements CredentialProvider {
     const res = await runPlugin({
       file: path.join(this.o.binDir, plugin.name),
       args: plugin.args,
-      input: JSON.stringify({ apiVersion: plugin.apiVersion, kind: "CredentialProviderRequest", image: req.image }),
+      input: JSON.stringify({
+        apiVersion: plugin.apiVersion,
+        kind: "CredentialProviderRequest",
+        image: req.image,
+      }),
       env,
       label,
       timeoutMs: this.o.timeoutMs,
       maxOutputBytes: this.o.maxOutputBytes,
       ...(req.signal ? { signal: req.signal } : {}),
     });
-    const bad = (why: string) => new EngineError("REGISTRY_AUTH", `${label} answered ${why}`, { details: { execFailure: "malformed" } });
+    const bad = (why: string) =>
+      new EngineError("REGISTRY_AUTH", `${label} answered ${why}`, { details: { execFailure: "malformed" } });
     let doc: unknown;
     try {
       doc = JSON.parse(res.stdout.toString("utf8"));
@@ -190,8 +219,10 @@ export class KubeletProvider implements CredentialProvider {
     }
     if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw bad("a non-object");
     const d = doc as Record<string, unknown>;
-    if (d.kind !== "CredentialProviderResponse") throw bad(`kind ${JSON.stringify(d.kind)}, not CredentialProviderResponse`);
-    if (d.apiVersion !== plugin.apiVersion) throw bad(`apiVersion ${JSON.stringify(d.apiVersion)}, configured ${plugin.apiVersion}`);
+    if (d.kind !== "CredentialProviderResponse")
+      throw bad(`kind ${JSON.stringify(d.kind)}, not CredentialProviderResponse`);
+    if (d.apiVersion !== plugin.apiVersion)
+      throw bad(`apiVersion ${JSON.stringify(d.apiVersion)}, configured ${plugin.apiVersion}`);
     const scope = CACHE_KEY_TYPES[String(d.cacheKeyType)];
     if (!scope) throw bad(`cacheKeyType ${JSON.stringify(d.cacheKeyType)} (Image, Registry or Global)`);
     let ttlMs = plugin.defaultCacheMs;
@@ -203,7 +234,8 @@ export class KubeletProvider implements CredentialProvider {
       }
     }
     const auth = d.auth ?? {};
-    if (typeof auth !== "object" || auth === null || Array.isArray(auth)) throw bad("an auth that is not a map");
+    if (typeof auth !== "object" || auth === null || Array.isArray(auth))
+      throw bad("an auth that is not a map");
     // kubelet's keyring order: keys in reverse lexical order, the first matching one serves.
     const keys = Object.keys(auth).sort().reverse();
     let credential: Credential | undefined;
@@ -234,7 +266,9 @@ export class KubeletProvider implements CredentialProvider {
         else accessSync(file, constants.X_OK);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        problems.push(code === "ENOENT" ? `plugin ${file} does not exist` : `plugin ${file} is not executable`);
+        problems.push(
+          code === "ENOENT" ? `plugin ${file} does not exist` : `plugin ${file} is not executable`,
+        );
       }
     }
     return problems;

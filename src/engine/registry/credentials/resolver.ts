@@ -45,11 +45,15 @@ export class CredentialResolver {
     private readonly now: () => number = Date.now,
   ) {
     const problems = orderingProblems(
-      rules.flatMap((r) => (r.hosts ?? []).map((pattern) => ({ owner: `provider ${r.provider.name}`, pattern }))),
+      rules.flatMap((r) =>
+        (r.hosts ?? []).map((pattern) => ({ owner: `provider ${r.provider.name}`, pattern })),
+      ),
     );
     const catchAll = rules.findIndex((r) => r.hosts === undefined);
     if (catchAll >= 0 && catchAll !== rules.length - 1)
-      problems.push(`provider ${rules[catchAll]!.provider.name} has no hosts (serves every host) and must be the last one`);
+      problems.push(
+        `provider ${rules[catchAll]!.provider.name} has no hosts (serves every host) and must be the last one`,
+      );
     const names = new Set<string>();
     for (const r of rules) {
       if (names.has(r.provider.name)) problems.push(`provider name ${r.provider.name} is used twice`);
@@ -79,7 +83,10 @@ export class CredentialResolver {
   }
 
   status(): ProviderStatus[] {
-    return [...this.stats.values()].map((s) => ({ ...s, ...(s.lastError ? { lastError: { ...s.lastError } } : {}) }));
+    return [...this.stats.values()].map((s) => ({
+      ...s,
+      ...(s.lastError ? { lastError: { ...s.lastError } } : {}),
+    }));
   }
 
   /** The credential for a request; undefined = anonymous. Throws REGISTRY_AUTH on provider failure. */
@@ -126,12 +133,16 @@ export class CredentialResolver {
           this.inflight.delete(failKey);
           const base = toEngineError(e, "REGISTRY_AUTH");
           const err =
-            isEngineError(e) && (e.code === "REGISTRY_AUTH" || e.code === "CANCELLED" || e.code === "INVALID_CONFIG")
+            isEngineError(e) &&
+            (e.code === "REGISTRY_AUTH" || e.code === "CANCELLED" || e.code === "INVALID_CONFIG")
               ? e
-              : new EngineError("REGISTRY_AUTH", `credential provider ${p.name}: ${base.message}`, { cause: e });
+              : new EngineError("REGISTRY_AUTH", `credential provider ${p.name}: ${base.message}`, {
+                  cause: e,
+                });
           st.failures++;
           st.lastError = { code: err.code, message: err.message, at: new Date(this.now()).toISOString() };
-          if (rule.negativeTtlMs > 0) this.failures.set(failKey, { error: err, until: this.now() + rule.negativeTtlMs });
+          if (rule.negativeTtlMs > 0)
+            this.failures.set(failKey, { error: err, until: this.now() + rule.negativeTtlMs });
           throw err;
         },
       );
