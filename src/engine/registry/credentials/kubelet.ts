@@ -4,6 +4,8 @@
 // (kubelet combines them, earlier plugins winning); the first answer with an `auth` entry
 // matching the image serves it. The answer's cacheKeyType/cacheDuration (else the plugin's
 // defaultCacheDuration) tell the resolver how widely and how long to reuse it.
+
+import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
 import { EngineError } from "../../errors.js";
@@ -12,7 +14,6 @@ import { readLocalConfig } from "../local-file.js";
 import { type ExecLimits, runPlugin } from "./exec.js";
 import { imageMatches, matchImageProblem } from "./glob.js";
 import type { CredentialAnswer, CredentialProvider, CredentialRequest, CredentialScope } from "./types.js";
-import { accessSync, constants, statSync } from "node:fs";
 
 const CONFIG_API_VERSIONS = ["kubelet.config.k8s.io/v1", "kubelet.config.k8s.io/v1beta1"];
 const PLUGIN_API_VERSIONS = [

@@ -1,10 +1,12 @@
 // Registry credential providers: host-pattern rules, kubelet's image globs, the kubelet exec
 // plugin protocol and the docker credential helper protocol (real scripts), and the shared
 // cache (expiry, scope, single flight, negative caching).
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { imageMatches } from "../../../../src/engine/registry/credentials/glob.js";
+import { hostMatches, orderingProblems } from "../../../../src/engine/registry/credentials/host-pattern.js";
 import {
   buildCredentialResolver,
   parseCredentialProviderConfig,
@@ -12,10 +14,7 @@ import {
   parseGoDuration,
   parseHostPattern,
 } from "../../../../src/engine/registry/credentials/index.js";
-import { imageMatches } from "../../../../src/engine/registry/credentials/glob.js";
-import { hostMatches, orderingProblems } from "../../../../src/engine/registry/credentials/host-pattern.js";
 import { calls, lastArgsAndEnv, writeDockerHelper, writeKubeletPlugin } from "./plugins.js";
-import { rmSync } from "node:fs";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "tollgate-creds-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));

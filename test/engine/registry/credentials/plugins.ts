@@ -19,11 +19,12 @@ export function writeKubeletPlugin(
     [
       "#!/bin/sh",
       "set -e",
+      "PLUGIN_ENV_PROBE=\"$PLUGIN_ENV_PROBE\"",
       `log=${o.logDir}/call-$$`,
       "req=$(cat)",
       'printf "%s" "$req" > "$log.stdin"',
       'printf "%s\\n" "$@" > "$log.args"',
-      'printf "%s" "${PLUGIN_ENV_PROBE:-}" > "$log.env"',
+      'printf "%s" "$PLUGIN_ENV_PROBE" > "$log.env"',
       o.sleepSeconds ? `sleep ${o.sleepSeconds}` : "",
       o.stderr ? `echo '${o.stderr}' >&2` : "",
       o.exitCode ? `exit ${o.exitCode}` : "",
