@@ -19,7 +19,6 @@ export function writeKubeletPlugin(
     [
       "#!/bin/sh",
       "set -e",
-      "PLUGIN_ENV_PROBE=\"$PLUGIN_ENV_PROBE\"",
       `log=${o.logDir}/call-$$`,
       "req=$(cat)",
       'printf "%s" "$req" > "$log.stdin"',
