@@ -123,11 +123,19 @@ export class CriClient {
 
   // ---- images -------------------------------------------------------------------------
 
-  /** PullImage by name → image_ref (the config digest). `podNamespace` fills sandbox_config like kubelet. */
-  async pullImage(name: string, opts: { podNamespace?: string } = {}): Promise<string> {
+  /**
+   * PullImage by name → image_ref (the config digest). `podNamespace` fills sandbox_config like
+   * kubelet; `auth` is what kubelet sends from a pull secret or its credential provider.
+   */
+  async pullImage(
+    name: string,
+    opts: { podNamespace?: string; auth?: { username: string; password: string } } = {},
+  ): Promise<string> {
     const res = await this.call("PullImage", this.images.pullImage.bind(this.images), {
       image: { image: name, annotations: {}, userSpecifiedImage: "", runtimeHandler: "" },
-      auth: undefined,
+      auth: opts.auth
+        ? { ...opts.auth, auth: "", serverAddress: "", identityToken: "", registryToken: "" }
+        : undefined,
       sandboxConfig:
         opts.podNamespace === undefined
           ? undefined

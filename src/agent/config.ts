@@ -4,6 +4,10 @@
 // same file, so this module stays free of heavy imports (only `yaml`, loaded lazily).
 import { readFileSync } from "node:fs";
 import { EngineError } from "../engine/errors.js";
+import {
+  type CredentialProviderSpec,
+  parseCredentialProviderSpecs,
+} from "../engine/registry/credentials/spec.js";
 
 export type PolicySourceKind = "files" | "kubernetes";
 export type PullVerifierMode = "default-policy" | "any-policy-in-use";
@@ -71,8 +75,10 @@ export interface AgentConfig {
   registry: {
     /** containerd-style hosts directory (<dir>/<host>/hosts.toml). */
     certsDir: string;
-    /** Docker-style credential files, first match wins. */
+    /** Docker-style credential files, first match wins (serve hosts no provider below names). */
     dockerConfigs: string[];
+    /** Credential providers by registry host pattern, first match wins (docs/credentials.md). */
+    credentialProviders: CredentialProviderSpec[];
   };
   log: { level: LogLevel };
   metrics: {
@@ -109,7 +115,7 @@ export function defaultConfig(): AgentConfig {
       timeoutMs: 30_000,
       cacheMaxEntries: 10_000,
     },
-    registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [] },
+    registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [], credentialProviders: [] },
     log: { level: "info" },
     metrics: { listen: "127.0.0.1:9464" },
   };
@@ -329,7 +335,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     gate: ["budgetFraction", "defaultRequestTimeoutMs"],
     pullVerifier: ["mode", "timeoutMs", "failurePolicy"],
     verification: ["timeoutMs", "cacheMaxEntries"],
-    registry: ["certsDir", "dockerConfigs"],
+    registry: ["certsDir", "dockerConfigs", "credentialProviders"],
     log: ["level"],
     metrics: ["listen"],
   };
@@ -482,6 +488,11 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     registry: {
       certsDir: str(reg, "registry", "certsDir", d.registry.certsDir),
       dockerConfigs: list(reg, "registry", "dockerConfigs", d.registry.dockerConfigs),
+      credentialProviders: (() => {
+        const r = parseCredentialProviderSpecs(reg.credentialProviders);
+        problems.push(...r.problems);
+        return r.specs;
+      })(),
     },
     log: {
       level: oneOf(log, "log", "level", d.log.level, [

@@ -4,6 +4,7 @@
 import { storedName } from "../engine/identity.js";
 import { createEngine } from "../engine/index.js";
 import type { RequestEvent } from "../engine/registry/client.js";
+import { buildCredentialResolver } from "../engine/registry/credentials/index.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
@@ -44,6 +45,10 @@ export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEven
     registry: {
       hostsDir: cfg.registry.certsDir,
       dockerConfigFiles: cfg.registry.dockerConfigs,
+      credentialResolver: buildCredentialResolver(
+        cfg.registry.credentialProviders,
+        cfg.registry.dockerConfigs,
+      ),
       ...(onRequest ? { onRequest } : {}),
     },
     cache: { maxEntries: cfg.verification.cacheMaxEntries },

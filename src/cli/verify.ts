@@ -12,6 +12,7 @@ import { compilePolicy } from "../engine/policy/compile.js";
 import { isPolicyValidationError } from "../engine/policy/errors.js";
 import type { CompiledPolicy } from "../engine/policy/model.js";
 import { isValidDigest } from "../engine/reference.js";
+import { buildCredentialResolver } from "../engine/registry/credentials/index.js";
 import type { Outcome, Verdict } from "../engine/types.js";
 import type { PolicySource, Selection, SourceLogger } from "../policy-source/types.js";
 import {
@@ -148,11 +149,14 @@ async function verify(p: Parsed, io: Io): Promise<number> {
       throw e;
     }
   }
+  const dockerConfigFiles =
+    list(p, "docker-config").length > 0 ? list(p, "docker-config") : (cfg?.registry.dockerConfigs ?? []);
   const engine = createEngine({
     registry: {
       hostsDir: str(p, "certs-dir") ?? cfg?.registry.certsDir ?? "/etc/containerd/certs.d",
-      dockerConfigFiles:
-        list(p, "docker-config").length > 0 ? list(p, "docker-config") : (cfg?.registry.dockerConfigs ?? []),
+      dockerConfigFiles,
+      // The agent's credential providers, so `verify` sees what the agent sees.
+      credentialResolver: buildCredentialResolver(cfg?.registry.credentialProviders ?? [], dockerConfigFiles),
     },
     verificationTimeoutMs: timeoutMs,
     cache: { maxEntries: 16 },

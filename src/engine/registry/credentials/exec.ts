@@ -3,13 +3,14 @@
 // that names the plugin and never repeats its output (which may hold secrets).
 import { spawn } from "node:child_process";
 import { EngineError } from "../../errors.js";
+import { DEFAULT_PLUGIN_LIMITS } from "./spec.js";
 
 export interface ExecLimits {
   timeoutMs: number;
   maxOutputBytes: number;
 }
 
-export const DEFAULT_EXEC_LIMITS: ExecLimits = { timeoutMs: 10_000, maxOutputBytes: 1024 * 1024 };
+export const DEFAULT_EXEC_LIMITS: ExecLimits = DEFAULT_PLUGIN_LIMITS;
 
 export type ExecFailure =
   | "not-found"
