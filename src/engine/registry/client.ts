@@ -396,6 +396,7 @@ class Client implements RegistryClient {
           scope,
           header(res.headers, "www-authenticate") ?? "",
           o.signal,
+          authorization,
         );
         if (authorization === undefined) throw statusError(res, o.what);
         continue;
@@ -457,6 +458,8 @@ class Client implements RegistryClient {
     scope: string,
     challengeHeader: string | undefined,
     signal: AbortSignal | undefined,
+    /** The Authorization the refused request carried. */
+    refused?: string,
   ): Promise<string | undefined> {
     const key = `${ep.scheme}://${ep.host}`;
     let state = this.authStates.get(key);
@@ -480,8 +483,12 @@ class Client implements RegistryClient {
           );
         state = { kind: "bearer", realm, service: bearer.params.service ?? "" };
         challengeScope = bearer.params.scope;
-        // A 401 with a token we held means it is no longer good: forget it.
-        this.tokens.delete(TokenCache.key(realm, state.service, challengeScope ?? scope));
+        // A 401 for the token we hold means it is no longer good: forget it. A 401 for a
+        // request sent before that token arrived says nothing about it (keeping it is what
+        // makes concurrent requests share one token).
+        const tkey = TokenCache.key(realm, state.service, challengeScope ?? scope);
+        const held = this.tokens.get(tkey);
+        if (held !== undefined && refused === `Bearer ${held}`) this.tokens.delete(tkey);
       } else if (basic) {
         state = { kind: "basic" };
       } else {

@@ -14,7 +14,12 @@ import {
   parseGoDuration,
   parseHostPattern,
 } from "../../../../src/engine/registry/credentials/index.js";
-import { calls, lastArgsAndEnv, writeDockerHelper, writeKubeletPlugin } from "../../../support/credential-plugins.js";
+import {
+  calls,
+  lastArgsAndEnv,
+  writeDockerHelper,
+  writeKubeletPlugin,
+} from "../../../support/credential-plugins.js";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "tollgate-creds-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
