@@ -31,6 +31,7 @@ import {
   loadContainerdConfig,
   pluginTable,
 } from "./containerd-config.js";
+import { checkCredentials } from "./doctor-credentials.js";
 import { json } from "./output.js";
 
 export type Severity = "ok" | "info" | "warning" | "error";
@@ -87,6 +88,12 @@ export const doctorSpec: CommandSpec = {
       value: "PATH",
       help: "containerd binary asked for its version (default: containerd on PATH)",
     },
+    {
+      name: "image",
+      type: "string",
+      value: "REF",
+      help: "also tell which registry credential provider would serve this image",
+    },
     OUTPUT_FLAG,
   ],
   details: `Exit codes:
@@ -117,6 +124,7 @@ async function doctor(p: Parsed, io: Io): Promise<number> {
     agentSocket: str(p, "agent-socket") ?? agentCfg?.api.socket ?? defaultConfig().api.socket,
     containerdBin: str(p, "containerd-bin") ?? "containerd",
     agentConfig: agentCfg,
+    ...(str(p, "image") !== undefined ? { image: str(p, "image") } : {}),
   });
   const errors = findings.filter((f) => f.severity === "error").length;
   const warnings = findings.filter((f) => f.severity === "warning").length;
@@ -130,6 +138,8 @@ export interface DoctorInput {
   agentSocket: string;
   containerdBin: string;
   agentConfig?: AgentConfig;
+  /** `--image`: report which credential provider serves it. */
+  image?: string;
 }
 
 export async function runChecks(input: DoctorInput): Promise<Finding[]> {
@@ -140,6 +150,7 @@ export async function runChecks(input: DoctorInput): Promise<Finding[]> {
   checkNri(cfg, input.agentConfig, add);
   checkBindir(cfg, input.agentConfig, add);
   checkCri(cfg, add);
+  checkCredentials(input.agentConfig, input.image, add);
   await checkAgent(input.agentSocket, add);
   return out;
 }
