@@ -307,6 +307,13 @@ describe("private registry with token auth", () => {
       decisions: JSON.stringify(decisions()),
       cri: criErrors.join("\n"),
     };
+    const st = JSON.parse(haystacks.status) as AgentStatus;
+    expect(st.credentialProviders?.map((p) => [p.name, p.type])).toEqual([
+      ["kubelet", "kubelet"],
+      ["docker", "dockerConfig"],
+      ["nothing", "anonymous"],
+    ]);
+    expect(st.credentialProviders?.[0]?.calls).toBeGreaterThanOrEqual(2);
     for (const [where, text] of Object.entries(haystacks)) {
       expect(text.length, where).toBeGreaterThan(0);
       for (const s of secrets) expect(text.includes(s), `${where} contains a secret`).toBe(false);

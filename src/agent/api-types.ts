@@ -1,5 +1,7 @@
 // Wire types of the agent's local API (JSON over HTTP on a root-only unix socket). Types
 // only: the pull verifier imports them without pulling in any agent code.
+
+import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
 import type { Descriptor } from "../engine/types.js";
 
 /** POST /v1/pull-verdict */
@@ -34,6 +36,8 @@ export interface AgentStatus {
   pullVerifier: { mode: string };
   exemptNamespaces: string[];
   exemptImages: string[];
+  /** Registry credential providers: calls, cache hits, last failure (never a credential). */
+  credentialProviders?: ProviderStatus[];
 }
 
 export interface SyncAuditSummary {

@@ -124,6 +124,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
       pullVerifier: { mode: cfg.pullVerifier.mode },
       exemptNamespaces: cfg.policy.exemptNamespaces,
       exemptImages: cfg.policy.exemptImages,
+      credentialProviders: engine.credentials.status(),
     };
   };
   const handlers = {

@@ -4,13 +4,13 @@
 import { storedName } from "../engine/identity.js";
 import { createEngine } from "../engine/index.js";
 import type { RequestEvent } from "../engine/registry/client.js";
-import { buildCredentialResolver } from "../engine/registry/credentials/index.js";
+import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
 import type { AgentConfig } from "./config.js";
 
-export type AgentEngine = ReturnType<typeof createEngine>;
+export type AgentEngine = ReturnType<typeof createEngine> & { credentials: CredentialResolver };
 
 export async function createPolicySource(
   cfg: AgentConfig,
@@ -41,19 +41,18 @@ export async function startSynced(source: PolicySource<CompiledPolicy>, timeoutM
 }
 
 export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {
-  return createEngine({
+  const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
+  const engine = createEngine({
     registry: {
       hostsDir: cfg.registry.certsDir,
       dockerConfigFiles: cfg.registry.dockerConfigs,
-      credentialResolver: buildCredentialResolver(
-        cfg.registry.credentialProviders,
-        cfg.registry.dockerConfigs,
-      ),
+      credentialResolver: credentials,
       ...(onRequest ? { onRequest } : {}),
     },
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
   });
+  return Object.assign(engine, { credentials });
 }
 
 /** containerd's spelling of a name (engine/identity.ts), tolerant: an unparsable name is kept as given. */
