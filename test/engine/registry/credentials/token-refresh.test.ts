@@ -110,3 +110,66 @@ describe("token expiry and refresh under 50 concurrent verifications", () => {
       expect(r.authorization).toBe(`Basic ${Buffer.from(`u:${PASSWORD}`).toString("base64")}`);
   }, 60_000);
 });
+
+describe("no or wrong credentials are the failure policy's call, and the reason says so", () => {
+  it.each([
+    ["no credentials", () => ({})],
+    ["wrong credentials", () => ({ credentials: { [reg.host]: { username: "u", password: "not-it" } } })],
+    [
+      "a failing credential plugin",
+      () => {
+        const binDir = path.join(dir, "bin-fail");
+        writeKubeletPlugin(binDir, "broken", {
+          logDir: path.join(dir, "log-fail"),
+          response: "",
+          exitCode: 2,
+          stderr: "metadata service unreachable",
+        });
+        const config = path.join(dir, "config-fail.yaml");
+        writeFileSync(
+          config,
+          JSON.stringify({
+            apiVersion: "kubelet.config.k8s.io/v1",
+            kind: "CredentialProviderConfig",
+            providers: [
+              {
+                name: "broken",
+                matchImages: [reg.host],
+                defaultCacheDuration: "1m",
+                apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+              },
+            ],
+          }),
+        );
+        const { specs } = parseCredentialProviderSpecs([
+          { name: "kubelet", type: "kubelet", config, binDir },
+        ]);
+        return { credentialResolver: buildCredentialResolver(specs) };
+      },
+    ],
+  ])("%s: Closed denies, Open allows, outcome failed, never 'no signature'", async (_n, registry) => {
+    const engine = createEngine({ registry: registry() });
+    const pem = String(
+      generateKeyPairSync("ec", { namedCurve: "P-256" }).publicKey.export({ type: "spki", format: "pem" }),
+    );
+    for (const failurePolicy of ["Closed", "Open"] as const) {
+      const policy = await compilePolicy({
+        apiVersion: "tollgate.dev/v1alpha1",
+        kind: "ImagePolicy",
+        metadata: { name: `p-${failurePolicy.toLowerCase()}` },
+        spec: { failurePolicy, verifiers: [{ name: "c", cosign: { keys: [{ name: "k", pem }] } }] },
+      });
+      const v = await engine.verify(
+        { reference: `${reg.host}/team/app:x`, digest: sha256(`auth-${_n}`) },
+        policy,
+      );
+      expect(v).toMatchObject({
+        outcome: "failed",
+        allowed: failurePolicy === "Open",
+        failure: { code: "REGISTRY_AUTH" },
+      });
+      expect(v.reasons.join(" ")).toMatch(/authentication( to \S+)? failed/);
+      expect(v.reasons.join(" ")).not.toMatch(/no cosign signature|unsigned/);
+    }
+  });
+});
