@@ -93,3 +93,25 @@ export function lastArgsAndEnv(logDir: string): { args: string[]; env: string } 
     env: readFileSync(path.join(logDir, `${base}.env`), "utf8"),
   };
 }
+
+/** A kubelet CredentialProviderConfig with one entry per plugin (v1 API, defaults filled). */
+export function writeKubeletConfig(
+  file: string,
+  plugins: Array<
+    { name: string; matchImages: string[]; defaultCacheDuration?: string } & Record<string, unknown>
+  >,
+): string {
+  writeFileSync(
+    file,
+    JSON.stringify({
+      apiVersion: "kubelet.config.k8s.io/v1",
+      kind: "CredentialProviderConfig",
+      providers: plugins.map((p) => ({
+        defaultCacheDuration: "1m",
+        apiVersion: "credentialprovider.kubelet.k8s.io/v1",
+        ...p,
+      })),
+    }),
+  );
+  return file;
+}

@@ -14,27 +14,30 @@ export interface LocalRegistry {
   stop(): Promise<void>;
 }
 
+/** docker-registry's config.yml: filesystem storage with deletes, loopback `port`, extra lines appended. */
+export function registryConfigYaml(dataDir: string, port: number, extra: string[] = []): string {
+  return [
+    "version: 0.1",
+    "log:",
+    "  level: warn",
+    "storage:",
+    "  filesystem:",
+    `    rootdirectory: ${dataDir}`,
+    "  delete:",
+    "    enabled: true",
+    "http:",
+    `  addr: 127.0.0.1:${port}`,
+    ...extra,
+    "",
+  ].join("\n");
+}
+
 export async function startRegistry(baseDir?: string): Promise<LocalRegistry> {
   const dir = baseDir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-registry-"));
   mkdirSync(path.join(dir, "data"), { recursive: true });
   const port = await freePort();
   const config = path.join(dir, "config.yml");
-  writeFileSync(
-    config,
-    [
-      "version: 0.1",
-      "log:",
-      "  level: warn",
-      "storage:",
-      "  filesystem:",
-      `    rootdirectory: ${path.join(dir, "data")}`,
-      "  delete:",
-      "    enabled: true",
-      "http:",
-      `  addr: 127.0.0.1:${port}`,
-      "",
-    ].join("\n"),
-  );
+  writeFileSync(config, registryConfigYaml(path.join(dir, "data"), port));
   const daemon = startDaemon("registry", tools.registry, ["serve", config], { logDir: dir });
   const url = `http://127.0.0.1:${port}`;
   await waitFor("registry /v2/", async () => (await fetch(`${url}/v2/`)).status === 200);

@@ -11,6 +11,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { type Daemon, freePort, startDaemon, waitFor } from "./procs.js";
+import { registryConfigYaml } from "./registry.js";
 import { tools } from "./tools.js";
 
 export interface TokenRegistry {
@@ -112,32 +113,15 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
   const start = async (name: string, auth: boolean): Promise<string> => {
     const port = await freePort();
     const config = path.join(dir, `${name}.yml`);
-    writeFileSync(
-      config,
-      [
-        "version: 0.1",
-        "log:",
-        "  level: warn",
-        "storage:",
-        "  filesystem:",
-        `    rootdirectory: ${path.join(dir, "data")}`,
-        "  delete:",
-        "    enabled: true",
-        "http:",
-        `  addr: 127.0.0.1:${port}`,
-        ...(auth
-          ? [
-              "auth:",
-              "  token:",
-              `    realm: ${realm}`,
-              `    service: ${SERVICE}`,
-              `    issuer: ${ISSUER}`,
-              `    rootcertbundle: ${certFile}`,
-            ]
-          : []),
-        "",
-      ].join("\n"),
-    );
+    const authLines = [
+      "auth:",
+      "  token:",
+      `    realm: ${realm}`,
+      `    service: ${SERVICE}`,
+      `    issuer: ${ISSUER}`,
+      `    rootcertbundle: ${certFile}`,
+    ];
+    writeFileSync(config, registryConfigYaml(path.join(dir, "data"), port, auth ? authLines : []));
     const d = startDaemon(name, tools.registry, ["serve", config], { logDir: dir });
     daemons.push(d);
     const want = auth ? 401 : 200;

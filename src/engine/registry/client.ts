@@ -19,6 +19,7 @@ import {
   type TlsOptions,
 } from "./http.js";
 import { MANIFEST_ACCEPT, MANIFEST_TYPES, OCI_INDEX } from "./mediatypes.js";
+import { waitShared } from "./shared-wait.js";
 
 export interface RepositoryRef {
   registry: string;
@@ -141,25 +142,6 @@ export interface ManifestOptions extends RequestOptions {
 type AuthState = { kind: "basic" } | { kind: "bearer"; realm: string; service: string };
 
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-function raceSignal<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new EngineError("CANCELLED", "request cancelled"));
-    if (signal.aborted) return onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
-}
 
 export function digestOf(bytes: Uint8Array, algorithm = "sha256"): string {
   return `${algorithm}:${createHash(algorithm).update(bytes).digest("hex")}`;
@@ -541,7 +523,7 @@ class Client implements RegistryClient {
         );
       this.tokenFlights.set(tkey, flight);
     } else this.stats.cacheHits++;
-    const tok = await raceSignal(flight, signal);
+    const tok = await waitShared(flight, signal);
     return `Bearer ${tok.token}`;
   }
 

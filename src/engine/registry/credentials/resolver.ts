@@ -5,6 +5,7 @@
 // and failures remembered for a short while so a broken plugin is not run for every request.
 import { EngineError, isEngineError, toEngineError } from "../../errors.js";
 import type { Credential } from "../dockerconfig.js";
+import { waitShared } from "../shared-wait.js";
 import { type HostPattern, hostMatches, orderingProblems } from "./host-pattern.js";
 import type { CredentialAnswer, CredentialProvider, CredentialRequest } from "./types.js";
 
@@ -148,26 +149,7 @@ export class CredentialResolver {
       );
       this.inflight.set(failKey, pending);
     }
-    const answer = await abortable(pending, req.signal);
+    const answer = await waitShared(pending, req.signal);
     return answer.credential;
   }
-}
-
-function abortable<T>(p: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return p;
-  if (signal.aborted) return Promise.reject(new EngineError("CANCELLED", "request cancelled"));
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(new EngineError("CANCELLED", "request cancelled"));
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }

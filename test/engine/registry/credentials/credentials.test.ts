@@ -18,6 +18,7 @@ import {
   calls,
   lastArgsAndEnv,
   writeDockerHelper,
+  writeKubeletConfig,
   writeKubeletPlugin,
 } from "../../../support/credential-plugins.js";
 
@@ -180,25 +181,16 @@ function kubeletSetup(
   const binDir = path.join(dir, "bin");
   const logDir = path.join(dir, "log");
   writeKubeletPlugin(binDir, "test-plugin", { response, logDir, ...plugin });
-  const config = path.join(dir, "config.yaml");
-  writeFileSync(
-    config,
-    JSON.stringify({
-      apiVersion: "kubelet.config.k8s.io/v1",
-      kind: "CredentialProviderConfig",
-      providers: [
-        {
-          name: "test-plugin",
-          matchImages: ["*.example.com", "127.0.0.1:5000"],
-          defaultCacheDuration: "10m",
-          apiVersion: "credentialprovider.kubelet.k8s.io/v1",
-          args: ["--mode", "test"],
-          env: [{ name: "PLUGIN_ENV_PROBE", value: "probe-value" }],
-          ...extra,
-        },
-      ],
-    }),
-  );
+  const config = writeKubeletConfig(path.join(dir, "config.yaml"), [
+    {
+      name: "test-plugin",
+      matchImages: ["*.example.com", "127.0.0.1:5000"],
+      defaultCacheDuration: "10m",
+      args: ["--mode", "test"],
+      env: [{ name: "PLUGIN_ENV_PROBE", value: "probe-value" }],
+      ...extra,
+    },
+  ]);
   let t = 1_000_000;
   const clock = { now: () => t, advance: (ms: number) => (t += ms) };
   const { specs, problems } = parseCredentialProviderSpecs([

@@ -3,7 +3,7 @@
 // the token expires, the next 50 make exactly one more token request (the plugin's answer
 // is still cached); when the plugin's cacheDuration runs out, the plugin is asked once more.
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,7 +12,7 @@ import {
   buildCredentialResolver,
   parseCredentialProviderSpecs,
 } from "../../../../src/engine/registry/credentials/index.js";
-import { calls, writeKubeletPlugin } from "../../../support/credential-plugins.js";
+import { calls, writeKubeletConfig, writeKubeletPlugin } from "../../../support/credential-plugins.js";
 import { type FakeRegistry, sha256, startFakeRegistry } from "../fake-registry.js";
 
 let t = Date.parse("2026-01-01T00:00:00Z");
@@ -47,22 +47,9 @@ describe("token expiry and refresh under 50 concurrent verifications", () => {
         auth: { [reg.host]: { username: "u", password: PASSWORD } },
       }),
     });
-    const config = path.join(dir, "config.yaml");
-    writeFileSync(
-      config,
-      JSON.stringify({
-        apiVersion: "kubelet.config.k8s.io/v1",
-        kind: "CredentialProviderConfig",
-        providers: [
-          {
-            name: "registry-plugin",
-            matchImages: [reg.host],
-            defaultCacheDuration: "1m",
-            apiVersion: "credentialprovider.kubelet.k8s.io/v1",
-          },
-        ],
-      }),
-    );
+    const config = writeKubeletConfig(path.join(dir, "config.yaml"), [
+      { name: "registry-plugin", matchImages: [reg.host] },
+    ]);
     const { specs } = parseCredentialProviderSpecs([
       { name: "kubelet", type: "kubelet", hosts: [reg.host], config, binDir },
     ]);
@@ -125,22 +112,9 @@ describe("no or wrong credentials are the failure policy's call, and the reason 
           exitCode: 2,
           stderr: "metadata service unreachable",
         });
-        const config = path.join(dir, "config-fail.yaml");
-        writeFileSync(
-          config,
-          JSON.stringify({
-            apiVersion: "kubelet.config.k8s.io/v1",
-            kind: "CredentialProviderConfig",
-            providers: [
-              {
-                name: "broken",
-                matchImages: [reg.host],
-                defaultCacheDuration: "1m",
-                apiVersion: "credentialprovider.kubelet.k8s.io/v1",
-              },
-            ],
-          }),
-        );
+        const config = writeKubeletConfig(path.join(dir, "config-fail.yaml"), [
+          { name: "broken", matchImages: [reg.host] },
+        ]);
         const { specs } = parseCredentialProviderSpecs([
           { name: "kubelet", type: "kubelet", config, binDir },
         ]);
