@@ -8,13 +8,13 @@
 // failed. No secret appears in anything the agent writes or serves.
 import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
 import type { AgentStatus } from "../src/agent/api-types.js";
+import { agentGet } from "../src/cli/agent-client.js";
 import { calls, writeDockerHelper, writeKubeletPlugin } from "../test/support/credential-plugins.js";
 import { pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
@@ -48,16 +48,9 @@ let kubeletLogs: string;
 let wrongLogs: string;
 let helperLogs: string;
 
-function getText(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: p, agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => resolve(b));
-    });
-    r.on("error", reject);
-    r.end();
-  });
+async function getText(p: string): Promise<string> {
+  const { body } = await agentGet(apiSocket, p);
+  return typeof body === "string" ? body : JSON.stringify(body);
 }
 
 async function pull(ref: string): Promise<CriError | undefined> {
