@@ -93,7 +93,7 @@ function tableWhy(r: Row): string {
     return r.action === "pull"
       ? "a policy in use accepts the signature"
       : `${policyOf(r.namespace)}: signature verified`;
-  if (/no policy in use allows it/.test(r.why)) return "no policy in use accepts it (no signature)";
+  if (/no policy in use (on this node )?allows it/.test(r.why)) return "no policy in use accepts it (no signature)";
   return `${policy ?? "?"}: ${r.why.split(": ").slice(-1)[0]}`;
 }
 

@@ -46,6 +46,16 @@ function logRecords(): Array<Record<string, unknown>> {
     .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
+/** Every agent log line, checked for keys pino would repeat (a child re-binding a base key). */
+function assertNoDuplicateLogKeys(): void {
+  for (const line of agentLog().split("\n").filter((l) => l.startsWith("{"))) {
+    for (const k of ["component", "service"]) {
+      const n = line.match(new RegExp(`[{,]"${k}":`, "g"))?.length ?? 0;
+      expect(n, `${k} in ${line.slice(0, 200)}`).toBeLessThanOrEqual(1);
+    }
+  }
+}
+
 function decisions(pred: (r: Record<string, unknown>) => boolean = () => true) {
   return logRecords().filter((r) => r.audit === true && pred(r));
 }
@@ -382,6 +392,21 @@ describe("tollgate agent on containerd", () => {
     expect(agentLog()).toContain("non-compliant running container");
     const metrics = await getText("/metrics");
     expect(metrics).toMatch(/^tollgate_nri_connected 1$/m);
+    // The TCP listener (shipped on 0.0.0.0) serves metrics and health only: the status names
+    // every tenant's policies and this non-compliant pod.
+    const listen = logRecords().find((r) => r.msg === "metrics and health listening")?.listen as string;
+    expect(listen).toMatch(/^127\.0\.0\.1:\d+$/);
+    const tcp = async (p: string) => {
+      const r = await fetch(`http://${listen}${p}`);
+      return { status: r.status, body: await r.text() };
+    };
+    expect((await tcp("/metrics")).status).toBe(200);
+    expect((await tcp("/healthz")).status).toBe(200);
+    const st = await tcp("/v1/status");
+    expect(st.status).toBe(404);
+    expect(st.body).not.toContain("team-b");
+    expect((await tcp("/v1/pull-verdict")).status).toBe(404);
+    assertNoDuplicateLogKeys();
     expect(metrics).toMatch(/^tollgate_noncompliant_containers [1-9]/m);
     expect(metrics).toMatch(
       /^tollgate_decisions_total\{event="sync",result="deny",kind="rejected",mode="Enforce",policy="strict",source="(cache|verify)"\} [1-9]/m,

@@ -47,7 +47,7 @@ describe("bash scripts/demo.sh", () => {
   it("shows each denial with the reason containerd's CRI returned", () => {
     expect(out).toMatch(/\[5\] DENIED +pull demo\/unsigned:v1 in team-a/);
     expect(out).toMatch(
-      /reason: tollgate: denied demo\/unsigned:v1 \(sha256:[0-9a-f]{12}…\): no policy in use allows it/,
+      /reason: tollgate: denied demo\/unsigned:v1 \(sha256:[0-9a-f]{12}…\): no policy in use on this node allows it/,
     );
     // cross-tenant, both ways
     expect(out).toMatch(/\[6\] DENIED +create demo\/app-a:v1 in team-b: cross-tenant/);

@@ -1,6 +1,8 @@
 // The agent's local API: JSON over HTTP on a unix socket that only root can use (the
 // socket is 0600 inside a 0700 directory). Also serves /metrics, /healthz, /readyz on an
-// optional TCP listener. node:http only, so the pull verifier's client stays tiny.
+// optional TCP listener — and nothing else there: /v1/status names exemptions, every
+// tenant's policies and non-compliant pods, so it is served on the root-only socket only.
+// node:http only, so the pull verifier's client stays tiny.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
@@ -60,7 +62,7 @@ function send(res: http.ServerResponse, code: number, body: unknown, type = "app
   res.end(text);
 }
 
-/** One request handler for both listeners; `local` enables the pull-verdict route. */
+/** One request handler for both listeners; `local` enables the tenant-revealing routes (status, pull verdicts). */
 export function makeHandler(h: ApiHandlers, opts: { local: boolean }): http.RequestListener {
   return (req, res) => {
     const url = (req.url ?? "/").split("?")[0];
@@ -70,7 +72,7 @@ export function makeHandler(h: ApiHandlers, opts: { local: boolean }): http.Requ
         const s = h.status();
         return send(res, s.ready ? 200 : 503, { ready: s.ready, notReady: s.notReady });
       }
-      if (req.method === "GET" && url === "/v1/status") return send(res, 200, h.status());
+      if (opts.local && req.method === "GET" && url === "/v1/status") return send(res, 200, h.status());
       if (req.method === "GET" && url === "/metrics" && h.metrics) {
         const m = await h.metrics();
         return send(res, 200, m.body, m.contentType);

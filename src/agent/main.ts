@@ -185,7 +185,9 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     process.stderr.write(`tollgate agent: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
     return 2;
   }
-  const log = pino({ level: cfg.log.level, base: { component: "tollgate-agent" } });
+  // `service` names the process; children add `component` (pino does not de-duplicate keys,
+  // so the root must not bind `component` itself).
+  const log = pino({ level: cfg.log.level, base: { service: "tollgate-agent" } });
   let agent: AgentHandle;
   try {
     agent = await startAgent(cfg, log);

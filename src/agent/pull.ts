@@ -15,7 +15,6 @@ import {
   judge,
   judgeFailure,
   oneLine,
-  shortRevision,
 } from "./decision.js";
 import type { ExemptImages } from "./exempt.js";
 import type { PolicyRef, PolicySelector, VerifyEngine } from "./ports.js";
@@ -161,10 +160,13 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
         policies,
       });
     }
+    // The pull's text reaches the pulling pod's Events, and a pull has no namespace: with more
+    // than one policy in use it must not name other tenants' policies or their reasons. Each
+    // policy's reason stays in the audit record (`policies`, root-only log).
     const reason =
       per.length === 1
         ? per[0]!.reason
-        : `no policy in use allows it: ${per.map((x) => `"${x.name}" (rev ${shortRevision(x.revision)}): ${x.reason}`).join("; ")}`;
+        : `no policy in use on this node allows it (${per.length} policies checked; each one's reason is in the agent's audit log)`;
     const only = per.length === 1 ? required[0] : undefined;
     return this.finish(reference, digest, start, {
       allowed: false,

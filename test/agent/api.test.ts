@@ -5,7 +5,13 @@ import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import pkg from "../../package.json";
-import { closeServer, listenUnix, makeHandler, parsePullVerdictRequest } from "../../src/agent/api.js";
+import {
+  closeServer,
+  listenTcp,
+  listenUnix,
+  makeHandler,
+  parsePullVerdictRequest,
+} from "../../src/agent/api.js";
 import type { AgentStatus } from "../../src/agent/api-types.js";
 import { ExemptImages } from "../../src/agent/exempt.js";
 import { PullDecider } from "../../src/agent/pull.js";
@@ -93,6 +99,31 @@ describe("agent local API + pull verifier", () => {
     expect((await request(sock, "GET", "/readyz")).status).toBe(200);
     const s = await request(sock, "GET", "/v1/status");
     expect(JSON.parse(s.body)).toMatchObject({ version: "test", ready: true });
+  });
+
+  it("the TCP listener serves /metrics, /healthz, /readyz and nothing tenant-revealing", async () => {
+    const tcp = http.createServer(
+      makeHandler(
+        {
+          pullVerdict: (r) => decider.decide(r),
+          status: () => status,
+          metrics: async () => ({ contentType: "text/plain", body: "m 1\n" }),
+        },
+        { local: false },
+      ),
+    );
+    const port = await listenTcp(tcp, "127.0.0.1", 0);
+    try {
+      const get = async (p: string, method = "GET") =>
+        (await fetch(`http://127.0.0.1:${port}${p}`, { method })).status;
+      expect(await get("/metrics")).toBe(200);
+      expect(await get("/healthz")).toBe(200);
+      expect(await get("/readyz")).toBe(200);
+      for (const p of ["/v1/status", "/v1/status?x=1", "/v1/pull-verdict"]) expect(await get(p)).toBe(404);
+      expect(await get("/v1/pull-verdict", "POST")).toBe(404);
+    } finally {
+      await closeServer(tcp);
+    }
   });
 
   it("rejects malformed and oversized requests with 400", async () => {

@@ -44,13 +44,19 @@ describe("pull decision", () => {
     expect(d).toMatchObject({ allowed: true, policy: { name: "lax" } });
   });
 
-  it("any-policy-in-use: denied with every policy's reason when none allows", async () => {
-    const t = setup("any-policy-in-use", [policy("strict"), policy("stricter")], policy("strict"));
+  it("any-policy-in-use: the denial text names no tenant's policy; the audit record keeps each reason", async () => {
+    const t = setup(
+      "any-policy-in-use",
+      [policy("team-a-strict"), policy("team-b-stricter")],
+      policy("team-a-strict"),
+    );
     const d = await t.pull.decide({ name: "127.0.0.1:5000/app:v1", digest: D });
     expect(d.allowed).toBe(false);
-    expect(d.reason).toContain('"strict"');
-    expect(d.reason).toContain('"stricter"');
-    expect(d.policies).toHaveLength(2);
+    expect(d.message).toMatch(/no policy in use on this node allows it \(2 policies checked/);
+    for (const text of [d.message, d.reason]) expect(text).not.toMatch(/team-a|team-b/);
+    expect(d.policy).toBeUndefined();
+    expect(d.policies?.map((p) => p.name)).toEqual(["team-a-strict", "team-b-stricter"]);
+    expect(d.policies?.every((p) => p.reason.length > 0)).toBe(true);
   });
 
   it("exempt images pass without verification", async () => {
