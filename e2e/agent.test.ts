@@ -48,7 +48,9 @@ function logRecords(): Array<Record<string, unknown>> {
 
 /** Every agent log line, checked for keys pino would repeat (a child re-binding a base key). */
 function assertNoDuplicateLogKeys(): void {
-  for (const line of agentLog().split("\n").filter((l) => l.startsWith("{"))) {
+  for (const line of agentLog()
+    .split("\n")
+    .filter((l) => l.startsWith("{"))) {
     for (const k of ["component", "service"]) {
       const n = line.match(new RegExp(`[{,]"${k}":`, "g"))?.length ?? 0;
       expect(n, `${k} in ${line.slice(0, 200)}`).toBeLessThanOrEqual(1);

@@ -35,6 +35,8 @@ export interface AgentConfig {
     namespace: string;
     /** Deadline for one images API call. */
     timeoutMs: number;
+    /** Snapshotters whose container rootfs the gate compares with the judged image (CRI's, per runtime handler). */
+    snapshotters: string[];
   };
   api: {
     /** Local API for the pull verifier (unix socket, 0600). */
@@ -58,6 +60,11 @@ export interface AgentConfig {
     budgetFraction: number;
     /** Request timeout assumed until Configure tells us the real one. */
     defaultRequestTimeoutMs: number;
+    /**
+     * Where containerd's rootfs record cannot be read: a name that pointed at more than one
+     * digest within this many seconds is allowed only if every one of them passes.
+     */
+    tagMoveWindowSeconds: number;
   };
   pullVerifier: {
     mode: PullVerifierMode;
@@ -99,7 +106,12 @@ export function defaultConfig(): AgentConfig {
       evictOnSync: false,
       enabled: true,
     },
-    containerd: { address: "/run/containerd/containerd.sock", namespace: "k8s.io", timeoutMs: 500 },
+    containerd: {
+      address: "/run/containerd/containerd.sock",
+      namespace: "k8s.io",
+      timeoutMs: 500,
+      snapshotters: ["overlayfs"],
+    },
     api: { socket: "/run/tollgate/agent.sock" },
     policy: {
       source: "files",
@@ -109,7 +121,7 @@ export function defaultConfig(): AgentConfig {
       exemptImages: [],
       breakGlassMaxSeconds: 86_400,
     },
-    gate: { budgetFraction: 0.5, defaultRequestTimeoutMs: 2000 },
+    gate: { budgetFraction: 0.5, defaultRequestTimeoutMs: 2000, tagMoveWindowSeconds: 600 },
     pullVerifier: { mode: "default-policy", timeoutMs: 8000, failurePolicy: "Closed" },
     verification: {
       timeoutMs: 30_000,
@@ -321,7 +333,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
   const root = raw as Obj;
   const known: Record<string, string[]> = {
     nri: ["socket", "preLaunched", "pluginName", "pluginIndex", "evictOnSync", "enabled"],
-    containerd: ["address", "namespace", "timeoutMs"],
+    containerd: ["address", "namespace", "timeoutMs", "snapshotters"],
     api: ["socket"],
     policy: [
       "source",
@@ -332,7 +344,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
       "exemptImages",
       "breakGlassMaxSeconds",
     ],
-    gate: ["budgetFraction", "defaultRequestTimeoutMs"],
+    gate: ["budgetFraction", "defaultRequestTimeoutMs", "tagMoveWindowSeconds"],
     pullVerifier: ["mode", "timeoutMs", "failurePolicy"],
     verification: ["timeoutMs", "cacheMaxEntries"],
     registry: ["certsDir", "dockerConfigs", "credentialProviders"],
@@ -434,6 +446,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
       address: str(containerd, "containerd", "address", d.containerd.address),
       namespace: str(containerd, "containerd", "namespace", d.containerd.namespace),
       timeoutMs: num(containerd, "containerd", "timeoutMs", d.containerd.timeoutMs, 10, 60_000),
+      snapshotters: list(containerd, "containerd", "snapshotters", d.containerd.snapshotters),
     },
     api: { socket: str(api, "api", "socket", d.api.socket) },
     policy: {
@@ -462,6 +475,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
         100,
         600_000,
       ),
+      tagMoveWindowSeconds: num(gate, "gate", "tagMoveWindowSeconds", d.gate.tagMoveWindowSeconds, 0, 86_400),
     },
     pullVerifier: {
       mode: oneOf(pv, "pullVerifier", "mode", d.pullVerifier.mode, [

@@ -11,6 +11,7 @@
 import { classifyCriImage } from "../engine/identity.js";
 import type { Subject, Verdict } from "../engine/types.js";
 import type { DecisionSink } from "./audit.js";
+import { checkBinding, type RootfsBinder, type TagHistory } from "./binding.js";
 import {
   type Decision,
   type DecisionEvent,
@@ -48,6 +49,10 @@ export interface GateOptions<P extends PolicyRef> {
   sink: DecisionSink;
   metrics?: AgentMetrics;
   now?: () => number;
+  /** containerd's record of the container's rootfs; allowed creates must match it (binding.ts). */
+  binder?: RootfsBinder;
+  /** Digests each name pointed at recently: the fallback when the rootfs cannot be read. */
+  tagHistory?: TagHistory;
 }
 
 /** The parts of an NRI CreateContainer request the gate reads. */
@@ -120,17 +125,71 @@ export class Gate<P extends PolicyRef = PolicyRef> {
   /** Decides one (namespace, image) and records the decision. Never throws. */
   async evaluate(input: EvaluateInput): Promise<Decision> {
     const start = this.now();
-    const d = await this.decide(input, start).catch(
-      (e): Decision =>
-        this.finish(input, start, {
-          allowed: false,
-          kind: "failed",
-          reason: `internal error: ${oneLine(e instanceof Error ? e.message : String(e), 300)}`,
-          source: "none",
-        }),
-    );
+    const internal = (e: unknown): Decision =>
+      this.finish(input, start, {
+        allowed: false,
+        kind: "failed",
+        reason: `internal error: ${oneLine(e instanceof Error ? e.message : String(e), 300)}`,
+        source: "none",
+      });
+    let d = await this.decide(input, start).catch(internal);
+    if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
+      d = await this.bindToContainer(input, d, start).catch(internal);
     this.o.sink.record(d);
     return d;
+  }
+
+  /** Closes the tag-move race for an allowed create (binding.ts); denies when the content differs. */
+  private async bindToContainer(input: EvaluateInput, d: Decision, start: number): Promise<Decision> {
+    const answerBy = input.answerBy ?? this.now() + 10_000;
+    let sel: Selection<P> | undefined;
+    try {
+      sel = this.o.selector.select(input.namespace, new Date(start));
+    } catch {
+      sel = undefined;
+    }
+    const policy = sel?.kind === "policy" ? sel.policy : undefined;
+    const r = await checkBinding({
+      binder: this.o.binder!,
+      history: this.o.tagHistory,
+      containerId: input.container!.id,
+      name: d.image,
+      digest: d.digest!,
+      deadline: Math.max(answerBy, this.now() + 250),
+      passes: async (other) => {
+        if (d.kind === "exempt")
+          return this.o.exemptImages.match(d.image, other) !== undefined
+            ? { allowed: true, reason: "exempt" }
+            : { allowed: false, reason: "it matches no exempt image pattern" };
+        if (!policy) return { allowed: false, reason: "no policy applies" };
+        const c = this.o.engine.cached(other, policy);
+        const v = c
+          ? ({ kind: "verdict", verdict: c } as const)
+          : await this.bounded({ reference: d.image, digest: other }, policy, answerBy);
+        if (v.kind === "verdict") {
+          const j = judge(v.verdict, policy, undefined, this.now());
+          return { allowed: j.allowed, reason: j.reason };
+        }
+        return {
+          allowed: false,
+          reason: v.kind === "timeout" ? "its verification did not finish in time" : v.message,
+        };
+      },
+    });
+    if (r.ok) return r.note ? { ...d, notes: [...(d.notes ?? []), r.note] } : d;
+    const bg = sel?.kind === "policy" ? breakGlassUntil(sel.breakGlass) : undefined;
+    const j = judgeFailure(policy, "Closed", bg, this.now());
+    return this.finish({ ...input, imageName: d.image }, start, {
+      ...j,
+      reason: r.reason,
+      digest: d.digest,
+      source: d.source,
+      policy: d.policy,
+      mode: d.mode,
+      verdict: d.verdict,
+      breakGlassUntil: j.kind === "break-glass" ? bg : undefined,
+      notes: d.notes,
+    });
   }
 
   private async decide(input: EvaluateInput, start: number): Promise<Decision> {

@@ -7,10 +7,12 @@ import pkg from "../../package.json";
 import { CriImages } from "../containerd/cri-images.js";
 import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
+import { ContainerdRootfs } from "../containerd/rootfs.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
 import type { AgentStatus } from "./api-types.js";
-import { AuditLog } from "./audit.js";
+import { AuditLog, type DecisionSink } from "./audit.js";
+import { TagHistory } from "./binding.js";
 import { type AgentConfig, ConfigError, loadConfig, parseListen } from "./config.js";
 import { ExemptImages } from "./exempt.js";
 import { Gate } from "./gate.js";
@@ -55,7 +57,21 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
   });
   // Image IDs (full or short) are resolved by CRI itself, as the create that follows will be.
   const criImages = new CriImages(cfg.containerd.address);
-  const sink = new AuditLog(log.child({ component: "audit" }), metrics);
+  const audit = new AuditLog(log.child({ component: "audit" }), metrics);
+  // Every digest a name was pulled or resolved at feeds the tag-move fallback (binding.ts).
+  const tagHistory = new TagHistory(cfg.gate.tagMoveWindowSeconds * 1000, normalizeName);
+  const sink: DecisionSink = {
+    record(d) {
+      if (d.digest && (d.event === "pull" || d.event === "create")) tagHistory.record(d.image, d.digest);
+      audit.record(d);
+    },
+  };
+  // containerd's record of each container's rootfs, compared with the judged image.
+  const rootfs = new ContainerdRootfs({
+    address: cfg.containerd.address,
+    namespace: cfg.containerd.namespace,
+    snapshotters: cfg.containerd.snapshotters,
+  });
   const exemptImages = new ExemptImages(cfg.policy.exemptImages);
   let nri: NriGate<CompiledPolicy> | undefined;
 
@@ -69,6 +85,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
     requestTimeoutMs: () => nri?.timeoutMs ?? cfg.gate.defaultRequestTimeoutMs,
     sink,
     metrics,
+    binder: rootfs,
+    tagHistory,
   });
   const pull = new PullDecider<CompiledPolicy>({
     selector: source,
@@ -172,6 +190,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
       cachedImages.close();
       images.close();
       criImages.close();
+      rootfs.close();
     },
   };
 }
