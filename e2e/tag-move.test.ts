@@ -168,7 +168,12 @@ describe("tag-move race through containerd (CRI, kubelet's order)", () => {
       dir: mkdtempSync(path.join(work, "img-")),
     });
     ctrd.ctr(["-n", "k8s.io", "images", "import", unsigned.tarball]);
-    expect((await ctrd.cri.imageStatus(signed.ref))?.id).toBe(unsigned.configDigest);
+    // CRI learns of an import through containerd's image events, asynchronously.
+    await waitFor(
+      "CRI sees the imported image under the tag",
+      async () => (await ctrd.cri.imageStatus(signed.ref))?.id === unsigned.configDigest,
+      15_000,
+    );
 
     const pod = await newPod("victim");
     const h = hold!.arm("victim");
