@@ -76,6 +76,14 @@ export interface AgentConfig {
   verification: {
     /** Upper bound for one background verification (it outlives a create-time budget). */
     timeoutMs: number;
+    /** Verifications running at once, overall and against one registry host (others queue). */
+    maxConcurrent: number;
+    maxConcurrentPerRegistry: number;
+    /** Registry response bytes running verifications may hold, overall and per registry host. */
+    maxBytesInFlightMiB: number;
+    maxBytesPerRegistryMiB: number;
+    /** Verifications waiting for a slot; more are refused (the failure policy answers). */
+    maxQueued: number;
     /** Verdict cache size (TTLs come from each policy's cache settings). */
     cacheMaxEntries: number;
   };
@@ -125,6 +133,11 @@ export function defaultConfig(): AgentConfig {
     pullVerifier: { mode: "default-policy", timeoutMs: 8000, failurePolicy: "Closed" },
     verification: {
       timeoutMs: 30_000,
+      maxConcurrent: 16,
+      maxConcurrentPerRegistry: 4,
+      maxBytesInFlightMiB: 96,
+      maxBytesPerRegistryMiB: 48,
+      maxQueued: 512,
       cacheMaxEntries: 10_000,
     },
     registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [], credentialProviders: [] },
@@ -346,7 +359,15 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     ],
     gate: ["budgetFraction", "defaultRequestTimeoutMs", "tagMoveWindowSeconds"],
     pullVerifier: ["mode", "timeoutMs", "failurePolicy"],
-    verification: ["timeoutMs", "cacheMaxEntries"],
+    verification: [
+      "timeoutMs",
+      "cacheMaxEntries",
+      "maxConcurrent",
+      "maxConcurrentPerRegistry",
+      "maxBytesInFlightMiB",
+      "maxBytesPerRegistryMiB",
+      "maxQueued",
+    ],
     registry: ["certsDir", "dockerConfigs", "credentialProviders"],
     log: ["level"],
     metrics: ["listen"],
@@ -490,6 +511,32 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     },
     verification: {
       timeoutMs: num(ver, "verification", "timeoutMs", d.verification.timeoutMs, 100, 600_000),
+      maxConcurrent: num(ver, "verification", "maxConcurrent", d.verification.maxConcurrent, 1, 1024),
+      maxConcurrentPerRegistry: num(
+        ver,
+        "verification",
+        "maxConcurrentPerRegistry",
+        d.verification.maxConcurrentPerRegistry,
+        1,
+        1024,
+      ),
+      maxBytesInFlightMiB: num(
+        ver,
+        "verification",
+        "maxBytesInFlightMiB",
+        d.verification.maxBytesInFlightMiB,
+        8,
+        16_384,
+      ),
+      maxBytesPerRegistryMiB: num(
+        ver,
+        "verification",
+        "maxBytesPerRegistryMiB",
+        d.verification.maxBytesPerRegistryMiB,
+        4,
+        16_384,
+      ),
+      maxQueued: num(ver, "verification", "maxQueued", d.verification.maxQueued, 0, 100_000),
       cacheMaxEntries: num(
         ver,
         "verification",

@@ -162,7 +162,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
             ? { allowed: true, reason: "exempt" }
             : { allowed: false, reason: "it matches no exempt image pattern" };
         if (!policy) return { allowed: false, reason: "no policy applies" };
-        const c = this.o.engine.cached(other, policy);
+        const c = this.o.engine.cached({ reference: d.image, digest: other }, policy);
         const v = c
           ? ({ kind: "verdict", verdict: c } as const)
           : await this.bounded({ reference: d.image, digest: other }, policy, answerBy);

@@ -18,6 +18,7 @@ import { ExemptImages } from "./exempt.js";
 import { Gate } from "./gate.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
+import { installProcessHandlers } from "./process.js";
 import { PullDecider } from "./pull.js";
 import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "./wiring.js";
 
@@ -29,6 +30,7 @@ export interface AgentHandle {
   /** Port of the metrics/health listener (0 when disabled). */
   metricsPort: number;
   engine: AgentEngine;
+  metrics: AgentMetrics;
   stop(): Promise<void>;
 }
 
@@ -43,6 +45,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
   const engine = createAgentEngine(cfg, (ev) => {
     if (ev.error) metrics.registryErrors.inc({ code: ev.error });
   });
+  metrics.watchLimits(() => engine.limits.stats());
   const images = new ContainerdImages({
     address: cfg.containerd.address,
     namespace: cfg.containerd.namespace,
@@ -180,6 +183,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHa
     status,
     metricsPort,
     engine,
+    metrics,
     async stop() {
       if (stopped) return;
       stopped = true;
@@ -207,6 +211,10 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
   // `service` names the process; children add `component` (pino does not de-duplicate keys,
   // so the root must not bind `component` itself).
   const log = pino({ level: cfg.log.level, base: { service: "tollgate-agent" } });
+  // Before anything starts: an escaped error is logged and the agent keeps serving
+  // (a crash would open NRI's fail-open window). Counted once metrics exist.
+  let countError: ((kind: "unhandledRejection" | "uncaughtException") => void) | undefined;
+  installProcessHandlers(log.child({ component: "process" }), (k) => countError?.(k));
   let agent: AgentHandle;
   try {
     agent = await startAgent(cfg, log);
@@ -214,6 +222,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     log.fatal({ err: (e as Error).message }, "agent failed to start");
     return 1;
   }
+  countError = (kind) => agent.metrics.processErrors.inc({ kind });
   log.info({ version: VERSION, node: process.version, config: cfg.file ?? "defaults" }, "agent started");
   return new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {

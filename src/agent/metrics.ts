@@ -56,6 +56,46 @@ export class AgentMetrics {
     registers: [this.registry],
   });
 
+  readonly processErrors = new Counter({
+    name: "tollgate_process_errors_total",
+    help: "Errors that escaped every handler (logged; the agent kept serving), by kind.",
+    labelNames: ["kind"] as const,
+    registers: [this.registry],
+  });
+  /** The engine's bounds (limits.ts), read at each scrape; set by watchLimits. */
+  private limits: (() => { running: number; queued: number; bytes: number; refused: number }) | undefined;
+  readonly verifications: Gauge<"state"> = new Gauge({
+    name: "tollgate_verifications",
+    help: "Verifications within the agent's bounds, by state (running|queued).",
+    labelNames: ["state"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const s = this.limits?.();
+      this.verifications.set({ state: "running" }, s?.running ?? 0);
+      this.verifications.set({ state: "queued" }, s?.queued ?? 0);
+    },
+  });
+  readonly bytesInFlight: Gauge = new Gauge({
+    name: "tollgate_verification_bytes_in_flight",
+    help: "Registry response bytes held by running verifications.",
+    registers: [this.registry],
+    collect: (): void => {
+      this.bytesInFlight.set(this.limits?.().bytes ?? 0);
+    },
+  });
+  readonly capacityRefusals: Gauge = new Gauge({
+    name: "tollgate_verification_capacity_refusals",
+    help: "Verifications or fetches refused because a bound was reached, since start.",
+    registers: [this.registry],
+    collect: (): void => {
+      this.capacityRefusals.set(this.limits?.().refused ?? 0);
+    },
+  });
+
+  watchLimits(stats: () => { running: number; queued: number; bytes: number; refused: number }): void {
+    this.limits = stats;
+  }
+
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tollgate_process_" });
   }

@@ -3,6 +3,7 @@
 
 import { storedName } from "../engine/identity.js";
 import { createEngine } from "../engine/index.js";
+import { VerificationLimits } from "../engine/limits.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
@@ -10,7 +11,10 @@ import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
 import type { AgentConfig } from "./config.js";
 
-export type AgentEngine = ReturnType<typeof createEngine> & { credentials: CredentialResolver };
+export type AgentEngine = ReturnType<typeof createEngine> & {
+  credentials: CredentialResolver;
+  limits: VerificationLimits;
+};
 
 export async function createPolicySource(
   cfg: AgentConfig,
@@ -42,6 +46,17 @@ export async function startSynced(source: PolicySource<CompiledPolicy>, timeoutM
 
 export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {
   const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
+  const limits = new VerificationLimits({
+    maxConcurrent: cfg.verification.maxConcurrent,
+    maxConcurrentPerRegistry: Math.min(
+      cfg.verification.maxConcurrentPerRegistry,
+      cfg.verification.maxConcurrent,
+    ),
+    maxBytes: cfg.verification.maxBytesInFlightMiB * 1024 * 1024,
+    maxBytesPerRegistry: cfg.verification.maxBytesPerRegistryMiB * 1024 * 1024,
+    maxQueued: cfg.verification.maxQueued,
+    queueTimeoutMs: cfg.verification.timeoutMs,
+  });
   const engine = createEngine({
     registry: {
       hostsDir: cfg.registry.certsDir,
@@ -51,8 +66,9 @@ export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEven
     },
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
+    limits,
   });
-  return Object.assign(engine, { credentials });
+  return Object.assign(engine, { credentials, limits });
 }
 
 /** containerd's spelling of a name (engine/identity.ts), tolerant: an unparsable name is kept as given. */

@@ -23,6 +23,8 @@ export type ErrorCode =
   | "CANCELLED"
   // a caller's time budget ran out before the verification finished
   | "TIMEOUT"
+  // the agent's bounds on concurrent verifications / bytes held were reached (limits.ts)
+  | "CAPACITY"
   | "INTERNAL";
 
 /** Codes for which a verification "could not complete" (failure policy applies). */
@@ -36,6 +38,7 @@ export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "REVOCATION_UNAVAILABLE",
   "CANCELLED",
   "TIMEOUT",
+  "CAPACITY",
   "INTERNAL",
 ]);
 

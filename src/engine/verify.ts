@@ -37,6 +37,8 @@ import type {
   NotationConfig,
   RegoInput,
 } from "./policy/model.js";
+import type { VerificationLimits } from "./limits.js";
+import { parseReference } from "./reference.js";
 import type {
   ArtifactKind,
   ArtifactSource,
@@ -72,6 +74,8 @@ export interface CoreOptions {
   now?: () => Date;
   /** Budget of one shared verification (default 30 s). */
   verificationTimeoutMs?: number;
+  /** Global and per-registry bounds on running verifications and bytes they hold (limits.ts). */
+  limits?: VerificationLimits;
 }
 
 export interface EngineStats extends VerdictCacheStats {
@@ -317,8 +321,34 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
     result.durationMs = Math.max(0, performance.now() - started);
     result.decidedAt = now().toISOString();
-    cache.set(result, policy.cache);
+    // Refused for capacity: says nothing about the image, so it is not remembered.
+    if (result.error?.code !== "CAPACITY") cache.set(result, policy.cache);
     return result;
+  }
+
+  /** run() inside the bounds; work refused before it starts is a failed, uncached result. */
+  function bounded(subject: Subject, policy: CompiledPolicy): Promise<SignatureResult> {
+    const limits = opts.limits;
+    if (!limits) return run(subject, policy);
+    let registry = "";
+    try {
+      registry = parseReference(subject.reference).registry.toLowerCase();
+    } catch {
+      // verify() already refused unparsable references
+    }
+    return limits.run(registry, () => run(subject, policy)).catch((e: unknown) => {
+      const err = toEngineError(e);
+      return {
+        outcome: "failed",
+        subject: { reference: subject.reference, digest: subject.digest },
+        policy: { name: policy.name, revision: policy.revision },
+        checks: [],
+        decidedAt: now().toISOString(),
+        durationMs: 0,
+        cached: false,
+        error: { code: err.code, message: err.message, transient: err.transient },
+      } satisfies SignatureResult;
+    });
   }
 
   /** The verdict for `subject` (its own reference) from signature results. */
@@ -466,7 +496,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     if (hit) return count(judgeSignatures(subject, policy, started, hit));
 
     const key = cacheKey(subject.digest, policy.revision);
-    const { promise } = cache.shared(key, () => run(subject, policy));
+    const { promise } = cache.shared(key, () => bounded(subject, policy));
     const v = await waitWithin(
       promise.then((sig) => judgeSignatures(subject, policy, started, sig)),
       o,

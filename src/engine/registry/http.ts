@@ -5,6 +5,7 @@ import http from "node:http";
 import https from "node:https";
 import tls_ from "node:tls";
 import { EngineError } from "../errors.js";
+import { byteAccount } from "../limits.js";
 
 export interface TlsOptions {
   /** Extra CA certificates (PEM); combined with Node's default roots. */
@@ -87,6 +88,8 @@ const NETWORK_CODES = new Set([
 
 export function performRequest(req: HttpRequest, pool: AgentPool, timeouts: Timeouts): Promise<HttpResponse> {
   const host = req.url.host;
+  // Taken here, in the verification's async context: socket callbacks may run in another.
+  const account = byteAccount();
   return new Promise<HttpResponse>((resolve, reject) => {
     let settled = false;
     let clientReq: http.ClientRequest | undefined;
@@ -213,6 +216,15 @@ export function performRequest(req: HttpRequest, pool: AgentPool, timeouts: Time
       const chunks: Buffer[] = [];
       let total = 0;
       res.on("data", (c: Buffer) => {
+        if (settled) return;
+        if (account) {
+          try {
+            account.charge(c.length, `${req.what} from ${host}`);
+          } catch (e) {
+            finish(e as EngineError);
+            return;
+          }
+        }
         total += c.length;
         if (total > cap) {
           if (status >= 300) {
