@@ -221,8 +221,11 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
       expect(images.size, "installer and agent run the same image").toBe(1);
       // The agent's own image must be exempt, or a node without a running agent cannot pull it.
       const cfg = agentConfigOf(objs);
-      const repo = [...images][0]!.replace(/[:@].*$/, "");
-      expect(cfg.policy.exemptImages).toContain(repo);
+      // Exactly that image (not its whole repository), and every other exemption pinned by digest.
+      const own = [...images][0]!;
+      expect(cfg.policy.exemptImages).toContain(own);
+      for (const e of cfg.policy.exemptImages.filter((x: string) => x !== own))
+        expect(e, "shipped exemptions are pinned by digest").toMatch(/@sha256:[0-9a-f]{64}$/);
 
       const agent = pod.containers.find((c: Obj) => c.name === "agent");
       const listen = parseListen(cfg.metrics.listen)!;
