@@ -126,3 +126,58 @@ export function buildBusyboxArchive(opts: BusyboxImageOptions): ImageArchive {
   rmSync(layout, { recursive: true, force: true });
   return { tarball, name: opts.name, digest: manifestDigest, configDigest };
 }
+
+/**
+ * Many distinct images in one OCI-layout tarball (one `ctr image import`): they share one
+ * busybox layer and differ in their config (so in their digests), one per name.
+ */
+export function buildBusyboxArchiveSet(
+  names: string[],
+  dir?: string,
+): { tarball: string; images: ImageArchive[] } {
+  const work = dir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-ociset-"));
+  const layout = path.join(work, "layout");
+  const blobs = path.join(layout, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  const put = (data: Buffer | string): string => {
+    const d = sha256(data);
+    writeFileSync(path.join(blobs, d.slice("sha256:".length)), data);
+    return d;
+  };
+  const layer = busyboxLayer(work, "set");
+  const layerDigest = put(layer);
+  const tarball = path.join(work, "images.tar");
+  const images: ImageArchive[] = [];
+  const entries = names.map((name, i) => {
+    const config = JSON.stringify({
+      architecture: "amd64",
+      os: "linux",
+      config: { Env: ["PATH=/bin", `VARIANT=${i}`], Cmd: ["/bin/sleep", "1000000000"] },
+      rootfs: { type: "layers", diff_ids: [layerDigest] },
+    });
+    const configDigest = put(config);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: configDigest, size: Buffer.byteLength(config) },
+      layers: [{ mediaType: OCI_LAYER_TAR, digest: layerDigest, size: layer.length }],
+    });
+    const digest = put(manifest);
+    images.push({ tarball, name, digest, configDigest });
+    return {
+      mediaType: OCI_MANIFEST,
+      digest,
+      size: Buffer.byteLength(manifest),
+      platform: { architecture: "amd64", os: "linux" },
+      annotations: { "io.containerd.image.name": name },
+    };
+  });
+  writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+  writeFileSync(
+    path.join(layout, "index.json"),
+    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries }),
+  );
+  execFileSync("tar", ["-C", layout, "--owner=0", "--group=0", "-cf", tarball, "."]);
+  rmSync(layout, { recursive: true, force: true });
+  return { tarball, images };
+}

@@ -27,8 +27,8 @@ export interface LimitsOptions {
 export const LIMIT_DEFAULTS: LimitsOptions = {
   maxConcurrent: 16,
   maxConcurrentPerRegistry: 4,
-  maxBytes: 96 * 1024 * 1024,
-  maxBytesPerRegistry: 48 * 1024 * 1024,
+  maxBytes: 64 * 1024 * 1024,
+  maxBytesPerRegistry: 32 * 1024 * 1024,
   maxQueued: 512,
   queueTimeoutMs: 30_000,
 };

@@ -321,8 +321,12 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
     result.durationMs = Math.max(0, performance.now() - started);
     result.decidedAt = now().toISOString();
-    // Refused for capacity: says nothing about the image, so it is not remembered.
-    if (result.error?.code !== "CAPACITY") cache.set(result, policy.cache);
+    // Not remembered: a refusal for capacity says nothing about the image, and a denial
+    // reached with a caller-supplied descriptor may be that descriptor's fault (a wrong size
+    // is malformed input, not a property of the digest). A pass with one implies it matched
+    // what was signed.
+    const descriptorDenial = subject.descriptor !== undefined && result.outcome !== "verified";
+    if (result.error?.code !== "CAPACITY" && !descriptorDenial) cache.set(result, policy.cache);
     return result;
   }
 

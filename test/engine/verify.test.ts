@@ -232,3 +232,31 @@ describe("engine.verify decisions", () => {
     expect(engine.stats()).toMatchObject({ hits: 1, verifications: 1, outcomes: { verified: 2 } });
   });
 });
+
+describe("a caller-supplied subject descriptor", () => {
+  it("a denial reached with a wrong-size descriptor is not cached against the digest; the right one verifies", async () => {
+    const SIZE = 1234;
+    const { deps, calls } = fakeDeps({
+      // Like notation's targetArtifact check: the signature names the real size.
+      notation: (s) =>
+        s.descriptor && s.descriptor.size !== SIZE
+          ? fail("notary", "notation", `signature is for ${SIZE} bytes, not ${s.descriptor.size}`)(s)
+          : pass("notary", "notation")(s),
+    });
+    const engine = createEngineCore(deps);
+    const p = await policy({ match: "AnyOf" });
+    const desc = (size: number) => ({
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+      digest: D1,
+      size,
+    });
+    const bad = await engine.verify({ ...subject(1), descriptor: desc(1) }, p);
+    expect(bad).toMatchObject({ allowed: false, outcome: "rejected" });
+    expect(engine.cached(D1, p)).toBeUndefined();
+    const good = await engine.verify({ ...subject(1), descriptor: desc(SIZE) }, p);
+    expect(good).toMatchObject({ allowed: true, cached: false });
+    expect(calls.discover).toBe(2);
+    // A pass is remembered (the descriptor matched what was signed).
+    expect(engine.cached(D1, p)).toMatchObject({ allowed: true });
+  });
+});
