@@ -8,19 +8,16 @@
 // unsigned one. The agent compares containerd's own record — the snapshot prepared for the
 // container — with the judged image's layers and denies.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
-import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
+import { type Daemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
-import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { startAgentProcess, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { HoldPlugin } from "./lib/hold-plugin.js";
@@ -45,24 +42,6 @@ function decisions(pred: (r: Record<string, unknown>) => boolean) {
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
     .filter((r) => r.audit === true && pred(r));
-}
-
-function getStatus(): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(b) as AgentStatus);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    r.on("error", reject);
-    r.end();
-  });
 }
 
 function writeYaml(file: string, docs: unknown[]) {
@@ -124,17 +103,7 @@ beforeAll(async () => {
     defaultPolicy: "strict",
     pullVerifierTimeoutMs: 8000,
   }));
-  agent = startDaemon(
-    "agent",
-    process.execPath,
-    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", configPath],
-    { logDir: work },
-  );
-  await waitFor(
-    "agent registered with NRI",
-    async () => existsSync(apiSocket) && (await getStatus()).nri.state === "registered",
-    30_000,
-  );
+  agent = await startAgentProcess({ ctrd, configPath, apiSocket }, work);
   hold = new HoldPlugin(ctrd.nriSocket, "05");
   await hold.start();
 }, 300_000);

@@ -27,6 +27,8 @@ export interface AgentNodeOptions {
    * agent's registry client alike, e.g. to mirror docker.io to the loopback registry.
    */
   registryCertsDir?: string;
+  /** Extra top-level sections of the agent configuration (e.g. `gate`), added to the ones below. */
+  agentConfig?: Record<string, Record<string, unknown>>;
 }
 
 export interface AgentNode {
@@ -65,6 +67,7 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
       ...(o.registryCertsDir ? { registry: { certsDir: o.registryCertsDir } } : {}),
       metrics: { listen: "127.0.0.1:0" },
       log: { level: "info" },
+      ...o.agentConfig,
     }),
   );
   // The verifier binary, as an installer would put it into bin_dir.
@@ -77,27 +80,30 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
   return { ctrd, configPath, apiSocket };
 }
 
-/** The agent's /v1/status over its local socket. */
+/** GET /v1/status on the agent's root-only socket. */
 export function agentStatus(apiSocket: string): Promise<AgentStatus> {
   return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(b) as AgentStatus);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
+    const r = http.request(
+      { socketPath: apiSocket, path: "/v1/status", agent: false, timeout: 5000 },
+      (res) => {
+        let b = "";
+        res.on("data", (c) => (b += c));
+        res.on("end", () => {
+          try {
+            resolve(JSON.parse(b) as AgentStatus);
+          } catch (e) {
+            reject(e);
+          }
+        });
+      },
+    );
     r.on("error", reject);
     r.end();
   });
 }
 
 /** Starts the built agent (dist/tollgate.mjs) on `node` and waits until NRI registered it. */
-export async function startAgentProcess(node: AgentNode, logDir: string): Promise<Daemon> {
+export async function startAgentProcess(node: AgentNode, logDir: string, timeoutMs = 60_000): Promise<Daemon> {
   const agent = startDaemon(
     "agent",
     process.execPath,
@@ -107,7 +113,7 @@ export async function startAgentProcess(node: AgentNode, logDir: string): Promis
   await waitFor(
     "agent registered with NRI",
     async () => existsSync(node.apiSocket) && (await agentStatus(node.apiSocket)).nri.state === "registered",
-    60_000,
+    timeoutMs,
   );
   return agent;
 }

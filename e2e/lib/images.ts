@@ -74,57 +74,77 @@ function busyboxLayer(work: string, marker: string): Buffer {
   return data;
 }
 
+/** An OCI layout under `work`: put() stores a blob, finish() writes index.json and tars it. */
+function ociLayout(work: string, tarName: string) {
+  const layout = path.join(work, "layout");
+  const blobs = path.join(layout, "blobs", "sha256");
+  mkdirSync(blobs, { recursive: true });
+  return {
+    put(data: Buffer | string): string {
+      const d = sha256(data);
+      writeFileSync(path.join(blobs, d.slice("sha256:".length)), data);
+      return d;
+    },
+    finish(manifests: OciDescriptor[]): string {
+      writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+      writeFileSync(
+        path.join(layout, "index.json"),
+        JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }),
+      );
+      const tarball = path.join(work, tarName);
+      execFileSync("tar", ["-C", layout, "--owner=0", "--group=0", "-cf", tarball, "."]);
+      rmSync(layout, { recursive: true, force: true });
+      return tarball;
+    },
+  };
+}
+
+/** A linux/amd64 image config + manifest over one layer; returns the manifest's index entry. */
+function putImage(
+  put: (d: Buffer | string) => string,
+  layer: { digest: string; size: number },
+  name: string,
+  config: { Env: string[]; Cmd: string[] },
+): { entry: OciDescriptor; configDigest: string } {
+  const cfg = JSON.stringify({
+    architecture: "amd64",
+    os: "linux",
+    config,
+    rootfs: { type: "layers", diff_ids: [layer.digest] },
+  });
+  const configDigest = put(cfg);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: OCI_CONFIG, digest: configDigest, size: Buffer.byteLength(cfg) },
+    layers: [{ mediaType: OCI_LAYER_TAR, digest: layer.digest, size: layer.size }],
+  });
+  return {
+    configDigest,
+    entry: {
+      mediaType: OCI_MANIFEST,
+      digest: put(manifest),
+      size: Buffer.byteLength(manifest),
+      platform: { architecture: "amd64", os: "linux" },
+      annotations: { "io.containerd.image.name": name },
+    },
+  };
+}
+
 /**
  * Builds a single-platform (linux/amd64) OCI image of busybox and writes it as an OCI-layout
  * tarball whose index names it `opts.name`, ready for `ctr -n k8s.io image import`.
  */
 export function buildBusyboxArchive(opts: BusyboxImageOptions): ImageArchive {
   const work = opts.dir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-ociimg-"));
-  const layout = path.join(work, "layout");
-  const blobs = path.join(layout, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer | string): string => {
-    const d = sha256(data);
-    writeFileSync(path.join(blobs, d.slice("sha256:".length)), data);
-    return d;
-  };
+  const l = ociLayout(work, "image.tar");
   const layer = busyboxLayer(work, opts.marker ?? opts.name);
-  const layerDigest = put(layer);
-  const config = JSON.stringify({
-    architecture: "amd64",
-    os: "linux",
-    config: { Env: ["PATH=/bin"], Cmd: opts.cmd ?? ["/bin/sleep", "1000000000"] },
-    rootfs: { type: "layers", diff_ids: [layerDigest] },
+  const img = putImage(l.put, { digest: l.put(layer), size: layer.length }, opts.name, {
+    Env: ["PATH=/bin"],
+    Cmd: opts.cmd ?? ["/bin/sleep", "1000000000"],
   });
-  const configDigest = put(config);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: OCI_CONFIG, digest: configDigest, size: Buffer.byteLength(config) },
-    layers: [{ mediaType: OCI_LAYER_TAR, digest: layerDigest, size: layer.length }],
-  });
-  const manifestDigest = put(manifest);
-  writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    path.join(layout, "index.json"),
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [
-        {
-          mediaType: OCI_MANIFEST,
-          digest: manifestDigest,
-          size: Buffer.byteLength(manifest),
-          platform: { architecture: "amd64", os: "linux" },
-          annotations: { "io.containerd.image.name": opts.name },
-        },
-      ],
-    }),
-  );
-  const tarball = path.join(work, "image.tar");
-  execFileSync("tar", ["-C", layout, "--owner=0", "--group=0", "-cf", tarball, "."]);
-  rmSync(layout, { recursive: true, force: true });
-  return { tarball, name: opts.name, digest: manifestDigest, configDigest };
+  const tarball = l.finish([img.entry]);
+  return { tarball, name: opts.name, digest: img.entry.digest, configDigest: img.configDigest };
 }
 
 /**
@@ -136,48 +156,20 @@ export function buildBusyboxArchiveSet(
   dir?: string,
 ): { tarball: string; images: ImageArchive[] } {
   const work = dir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-ociset-"));
-  const layout = path.join(work, "layout");
-  const blobs = path.join(layout, "blobs", "sha256");
-  mkdirSync(blobs, { recursive: true });
-  const put = (data: Buffer | string): string => {
-    const d = sha256(data);
-    writeFileSync(path.join(blobs, d.slice("sha256:".length)), data);
-    return d;
-  };
-  const layer = busyboxLayer(work, "set");
-  const layerDigest = put(layer);
-  const tarball = path.join(work, "images.tar");
-  const images: ImageArchive[] = [];
-  const entries = names.map((name, i) => {
-    const config = JSON.stringify({
-      architecture: "amd64",
-      os: "linux",
-      config: { Env: ["PATH=/bin", `VARIANT=${i}`], Cmd: ["/bin/sleep", "1000000000"] },
-      rootfs: { type: "layers", diff_ids: [layerDigest] },
-    });
-    const configDigest = put(config);
-    const manifest = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: OCI_CONFIG, digest: configDigest, size: Buffer.byteLength(config) },
-      layers: [{ mediaType: OCI_LAYER_TAR, digest: layerDigest, size: layer.length }],
-    });
-    const digest = put(manifest);
-    images.push({ tarball, name, digest, configDigest });
-    return {
-      mediaType: OCI_MANIFEST,
-      digest,
-      size: Buffer.byteLength(manifest),
-      platform: { architecture: "amd64", os: "linux" },
-      annotations: { "io.containerd.image.name": name },
-    };
-  });
-  writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  writeFileSync(
-    path.join(layout, "index.json"),
-    JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries }),
+  const l = ociLayout(work, "images.tar");
+  const data = busyboxLayer(work, "set");
+  const layer = { digest: l.put(data), size: data.length };
+  const made = names.map((name, i) =>
+    putImage(l.put, layer, name, { Env: ["PATH=/bin", `VARIANT=${i}`], Cmd: ["/bin/sleep", "1000000000"] }),
   );
-  execFileSync("tar", ["-C", layout, "--owner=0", "--group=0", "-cf", tarball, "."]);
-  rmSync(layout, { recursive: true, force: true });
-  return { tarball, images };
+  const tarball = l.finish(made.map((m) => m.entry));
+  return {
+    tarball,
+    images: made.map((m, i) => ({
+      tarball,
+      name: names[i]!,
+      digest: m.entry.digest,
+      configDigest: m.configDigest,
+    })),
+  };
 }

@@ -252,11 +252,11 @@ describe("a caller-supplied subject descriptor", () => {
     });
     const bad = await engine.verify({ ...subject(1), descriptor: desc(1) }, p);
     expect(bad).toMatchObject({ allowed: false, outcome: "rejected" });
-    expect(engine.cached(D1, p)).toBeUndefined();
+    expect(engine.cached(subject(1), p)).toBeUndefined();
     const good = await engine.verify({ ...subject(1), descriptor: desc(SIZE) }, p);
     expect(good).toMatchObject({ allowed: true, cached: false });
     expect(calls.discover).toBe(2);
     // A pass is remembered (the descriptor matched what was signed).
-    expect(engine.cached(D1, p)).toMatchObject({ allowed: true });
+    expect(engine.cached(subject(1), p)).toMatchObject({ allowed: true });
   });
 });
