@@ -294,6 +294,14 @@ describe("hostile registry under load", () => {
       bytesServedMiB: Math.round(hostile.bytesServed / 2 ** 20),
     };
     console.log(`hostile-load: ${JSON.stringify(summary)}`);
+    if (summary.drops > 0)
+      console.log(
+        readFileSync(ctrd.logFile, "utf8")
+          .split("\n")
+          .filter((l) => /nri|plugin/i.test(l))
+          .slice(-15)
+          .join("\n"),
+      );
     // Every create was answered by the agent (failure policy Closed), none fell through.
     for (const r of results) {
       expect(r.id).toBeUndefined();
