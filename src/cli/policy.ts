@@ -29,9 +29,10 @@ export const policyValidateSpec: CommandSpec = {
 const policyHelp = `Usage: tollgate policy COMMAND
 
 Commands:
-  validate FILE...   validate ImagePolicy documents
+  validate FILE...            validate ImagePolicy documents
+  import notation --dir DIR   write an ImagePolicy from a notation configuration directory
 
-Run 'tollgate policy validate --help' for its flags.
+Run 'tollgate policy validate --help' (or 'import notation --help') for flags.
 `;
 
 type Io = typeof stdio;
@@ -43,6 +44,14 @@ export async function policyMain(argv: readonly string[], io: Io = stdio): Promi
     return sub === undefined ? EXIT.USAGE : EXIT.OK;
   }
   if (sub === "validate") return runCommand(policyValidateSpec, rest, (p) => validate(p, io), io);
+  if (sub === "import" && rest[0] === "notation") {
+    const { importNotation, importNotationSpec } = await import("./import-notation.js");
+    return runCommand(importNotationSpec, rest.slice(1), (p) => importNotation(p, io), io);
+  }
+  if (sub === "import") {
+    io.err(`tollgate policy import: expected a source ("notation"), got ${JSON.stringify(rest[0] ?? "")}\n`);
+    return EXIT.USAGE;
+  }
   io.err(`tollgate policy: unknown command "${sub}"\n${policyHelp}`);
   return EXIT.USAGE;
 }

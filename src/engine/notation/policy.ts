@@ -46,7 +46,8 @@ function invalid(policy: string, msg: string): EngineError {
 /** The effective action per check; rejects overrides the spec forbids. */
 export function enforcement(policy: NotationTrustPolicy): Enforcement {
   const sv = policy.signatureVerification;
-  const base = LEVELS[sv?.level];
+  const base =
+    typeof sv?.level === "string" && Object.hasOwn(LEVELS, sv.level) ? LEVELS[sv.level] : undefined;
   if (!base) throw invalid(policy.name, `unknown verification level ${JSON.stringify(sv?.level)}`);
   const out = { ...base };
   const override = sv.override ?? {};
@@ -64,47 +65,162 @@ export function enforcement(policy: NotationTrustPolicy): Enforcement {
   return out;
 }
 
-/** Validates a whole policy set the way notation validates trustpolicy.json. */
+const STORE_NAME_RE = /^[a-zA-Z0-9_.-]+$/;
+// notation-go adapts these from distribution's reference grammar (validateRegistryScopeFormat).
+const DOMAIN_RE =
+  /^(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])(?:(?:\.(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]))+)?(?::[0-9]+)?$/;
+const REPOSITORY_RE =
+  /^[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?(?:(?:\/[a-z0-9]+(?:(?:(?:[._]|__|[-]*)[a-z0-9]+)+)?)+)?$/;
+
+/** Undefined when `scope` is a valid registry scope ("host[:port]/repository"), else why not. */
+export function registryScopeProblem(scope: string): string | undefined {
+  const hint =
+    "make sure it is a fully qualified repository without the scheme, protocol or tag, e.g. registry.example.com/my/repository";
+  if (scope.length > 1 && scope.includes("*"))
+    return `registry scope ${JSON.stringify(scope)} with wild card(s) is not valid, ${hint}`;
+  const slash = scope.indexOf("/");
+  const domain = slash < 0 ? "" : scope.slice(0, slash);
+  const repo = slash < 0 ? "" : scope.slice(slash + 1);
+  if (!domain || !repo || !DOMAIN_RE.test(domain) || !REPOSITORY_RE.test(repo))
+    return `registry scope ${JSON.stringify(scope)} is not valid, ${hint}`;
+  return undefined;
+}
+
+/**
+ * Validates a whole policy set with the rules notation-go applies to trustpolicy.json
+ * (Document.Validate): names, level and overrides, verifyTimestamp, skip without stores or
+ * identities, trust store references, trusted identities (no overlaps), registry scopes.
+ */
 export function validatePolicies(policies: NotationTrustPolicy[]): void {
   if (!Array.isArray(policies) || policies.length === 0)
     throw new EngineError("INVALID_POLICY", "trust policy document has no trust policies");
   const names = new Set<string>();
-  const scopes = new Set<string>();
-  let globals = 0;
   for (const p of policies) {
-    if (typeof p.name !== "string" || p.name.trim() === "")
-      throw new EngineError("INVALID_POLICY", "a trust policy has no name");
-    if (names.has(p.name)) throw invalid(p.name, "duplicate policy name");
+    if (typeof p.name !== "string" || p.name === "")
+      throw new EngineError("INVALID_POLICY", "a trust policy statement has no name");
+    if (names.has(p.name)) throw invalid(p.name, "duplicate policy name (names must be unique)");
     names.add(p.name);
     enforcement(p);
+    const vt = p.signatureVerification.verifyTimestamp;
+    if (vt !== undefined && vt !== "always" && vt !== "afterCertExpiry")
+      throw invalid(
+        p.name,
+        `verifyTimestamp must be "always" or "afterCertExpiry", got ${JSON.stringify(vt)}`,
+      );
+    const stores = p.trustStores ?? [];
+    const ids = p.trustedIdentities ?? [];
+    if (p.signatureVerification.level === "skip") {
+      if (stores.length > 0 || ids.length > 0)
+        throw invalid(p.name, `level "skip" must not name trust stores or trusted identities`);
+      continue;
+    }
+    if (stores.length === 0 || ids.length === 0)
+      throw invalid(p.name, "both trustStores and trustedIdentities are required");
+    for (const ts of stores) {
+      const [type, name] = splitStore(ts, p.name);
+      if (!["ca", "signingAuthority", "tsa"].includes(type))
+        throw invalid(
+          p.name,
+          `unsupported trust store type ${JSON.stringify(type)} in ${JSON.stringify(ts)}`,
+        );
+      if (!STORE_NAME_RE.test(name))
+        throw invalid(p.name, `trust store name ${JSON.stringify(name)} must match [a-zA-Z0-9_.-]+`);
+    }
+    if (ids.includes("*") && ids.length > 1) throw invalid(p.name, `"*" must be the only trusted identity`);
+    const dns: [string, Map<string, string>][] = [];
+    for (const id of ids) {
+      if (id === "") throw invalid(p.name, "empty trusted identity");
+      if (id === "*") continue;
+      const dn = parseTrustedIdentity(id, p.name);
+      if (dn) dns.push([id, dn]);
+    }
+    for (const [i, [a, da]] of dns.entries())
+      for (const [j, [b, db]] of dns.entries())
+        if (i !== j && [...da].every(([k, v]) => db.get(k) === v))
+          throw invalid(
+            p.name,
+            `overlapping trusted identities: ${JSON.stringify(a)} overlaps with ${JSON.stringify(b)}`,
+          );
+  }
+  const seen = new Map<string, string>();
+  for (const p of policies) {
     if (!Array.isArray(p.registryScopes) || p.registryScopes.length === 0)
       throw invalid(p.name, "no registryScopes");
-    if (p.registryScopes.includes("*")) {
-      if (p.registryScopes.length > 1) throw invalid(p.name, `the global scope "*" must be the only scope`);
-      globals++;
-    }
+    if (p.registryScopes.includes("*") && p.registryScopes.length > 1)
+      throw invalid(p.name, `the global scope "*" must be the only scope`);
     for (const s of p.registryScopes) {
-      if (s === "*") continue;
-      if (s.includes("*")) throw invalid(p.name, `scope ${JSON.stringify(s)} must not contain "*"`);
-      if (scopes.has(s))
-        throw invalid(p.name, `registry scope ${JSON.stringify(s)} is used by more than one policy`);
-      scopes.add(s);
+      if (typeof s !== "string") throw invalid(p.name, "registry scopes must be strings");
+      if (s !== "*") {
+        const why = registryScopeProblem(s);
+        if (why) throw invalid(p.name, why);
+      }
+      if (seen.has(s))
+        throw new EngineError(
+          "INVALID_POLICY",
+          s === "*"
+            ? `only one trust policy may use the global scope "*" (used by "${seen.get(s)}" and "${p.name}")`
+            : `registry scope ${JSON.stringify(s)} is used by more than one trust policy ("${seen.get(s)}" and "${p.name}")`,
+        );
+      seen.set(s, p.name);
     }
-    if (p.signatureVerification.level === "skip") continue;
-    if (!Array.isArray(p.trustStores) || p.trustStores.length === 0) throw invalid(p.name, "no trustStores");
-    for (const ts of p.trustStores) {
-      const [type, name] = splitStore(ts, p.name);
-      if (!["ca", "signingAuthority", "tsa"].includes(type) || name === "")
-        throw invalid(p.name, `bad trust store ${JSON.stringify(ts)}`);
-    }
-    if (!Array.isArray(p.trustedIdentities) || p.trustedIdentities.length === 0)
-      throw invalid(p.name, "no trustedIdentities");
-    if (p.trustedIdentities.includes("*") && p.trustedIdentities.length > 1)
-      throw invalid(p.name, `"*" must be the only trusted identity`);
-    for (const id of p.trustedIdentities) if (id !== "*") parseTrustedIdentity(id, p.name);
   }
-  if (globals > 1)
-    throw new EngineError("INVALID_POLICY", `only one trust policy may use the global scope "*"`);
+}
+
+/**
+ * A trustpolicy.json document (version 1.0) → its validated trust policies. Like Go's
+ * encoding/json in notation, unknown fields are ignored; wrongly typed ones are malformed.
+ */
+export function parseTrustPolicyDocument(doc: unknown): NotationTrustPolicy[] {
+  const bad = (msg: string) => new EngineError("INVALID_POLICY", `trust policy document: ${msg}`);
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw bad("must be a JSON object");
+  const d = doc as Record<string, unknown>;
+  if (d.version === undefined || d.version === "") throw bad('has no version (expected "1.0")');
+  if (d.version !== "1.0") throw bad(`unsupported version ${JSON.stringify(d.version)} (expected "1.0")`);
+  if (!Array.isArray(d.trustPolicies) || d.trustPolicies.length === 0)
+    throw bad("has no trust policy statements");
+  const strings = (v: unknown, what: string): string[] => {
+    if (v === undefined || v === null) return [];
+    if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
+      throw bad(`${what} must be a list of strings`);
+    return v as string[];
+  };
+  const policies = d.trustPolicies.map((raw: unknown, i: number): NotationTrustPolicy => {
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+      throw bad(`trustPolicies[${i}] must be an object`);
+    const p = raw as Record<string, unknown>;
+    const sv = (p.signatureVerification ?? {}) as Record<string, unknown>;
+    if (typeof sv !== "object" || Array.isArray(sv))
+      throw bad(`trustPolicies[${i}].signatureVerification must be an object`);
+    if (p.name !== undefined && typeof p.name !== "string")
+      throw bad(`trustPolicies[${i}].name must be a string`);
+    if (sv.level !== undefined && typeof sv.level !== "string")
+      throw bad(`trustPolicies[${i}].signatureVerification.level must be a string`);
+    if (sv.verifyTimestamp !== undefined && typeof sv.verifyTimestamp !== "string")
+      throw bad(`trustPolicies[${i}].signatureVerification.verifyTimestamp must be a string`);
+    if (
+      sv.override !== undefined &&
+      sv.override !== null &&
+      (typeof sv.override !== "object" || Array.isArray(sv.override))
+    )
+      throw bad(`trustPolicies[${i}].signatureVerification.override must be an object`);
+    return {
+      name: (p.name as string | undefined) ?? "",
+      registryScopes: strings(p.registryScopes, `trustPolicies[${i}].registryScopes`),
+      signatureVerification: {
+        level: (sv.level ?? "") as NotationTrustPolicy["signatureVerification"]["level"],
+        ...(sv.override
+          ? { override: sv.override as NotationTrustPolicy["signatureVerification"]["override"] }
+          : {}),
+        ...(sv.verifyTimestamp
+          ? { verifyTimestamp: sv.verifyTimestamp as "always" | "afterCertExpiry" }
+          : {}),
+      },
+      trustStores: strings(p.trustStores, `trustPolicies[${i}].trustStores`),
+      trustedIdentities: strings(p.trustedIdentities, `trustPolicies[${i}].trustedIdentities`),
+    };
+  });
+  validatePolicies(policies);
+  return policies;
 }
 
 export function splitStore(ts: string, policy: string): [string, string] {

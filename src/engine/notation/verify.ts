@@ -64,12 +64,17 @@ function storeCerts(store: NotationTrustStore): Cert[] {
   return certs;
 }
 
-/** Certificates of the policy's named stores of one type. */
+/**
+ * Certificates of the policy's named stores of one type, loaded as notation-go loads them: a
+ * named store that does not exist or holds no certificates, a certificate in it that is
+ * neither a CA nor self-signed, or a non-root certificate in a tsa store makes the load fail
+ * (a string saying why), and the caller applies the level's action for the check at hand.
+ */
 function trustedCerts(
   policy: NotationTrustPolicy,
   stores: NotationTrustStore[],
   type: TrustStoreType,
-): Cert[] {
+): Cert[] | string {
   const out: Cert[] = [];
   const seen = new Set<string>();
   for (const ref of policy.trustStores ?? []) {
@@ -79,11 +84,29 @@ function trustedCerts(
     if (t !== type) continue;
     const store = stores.find((s) => s.type === type && s.name === name);
     if (!store)
-      throw new CheckFailure(
-        "authenticity",
-        `trust store "${ref}" named by trust policy "${policy.name}" does not exist`,
-      );
-    out.push(...storeCerts(store));
+      return `the trust store "${name}" of type "${type}" named by trust policy "${policy.name}" does not exist`;
+    let certs: Cert[];
+    try {
+      certs = storeCerts(store);
+    } catch (e) {
+      return `trust store "${ref}" cannot be read: ${toEngineError(e).message}`;
+    }
+    if (certs.length === 0)
+      return `no x509 certificates were found in trust store "${name}" of type "${type}"`;
+    for (const c of certs) {
+      const selfSigned = (() => {
+        try {
+          return c.x509.verify(c.publicKey);
+        } catch {
+          return false;
+        }
+      })();
+      if (!c.basicConstraints?.ca && !selfSigned)
+        return `certificate "${c.subjectString}" in trust store "${ref}" is not a CA certificate or self-signed signing certificate`;
+      if (type === "tsa" && !(selfSigned && bytesEqual(c.rawSubject, c.rawIssuer)))
+        return `certificate "${c.subjectString}" in trust store "${ref}" is not a root CA certificate`;
+    }
+    out.push(...certs);
   }
   return out;
 }
@@ -202,6 +225,7 @@ async function checkTimestamp(
     throw e;
   }
   const tsaRoots = trustedCerts(policy, stores, "tsa");
+  if (typeof tsaRoots === "string") return `failed to load tsa trust store: ${tsaRoots}`;
   if (tsaRoots.length === 0) return "no trusted TSA certificate found in trust store";
   // Build the TSA chain from the token's certificates and the tsa store.
   const pool = [...tok.certs, ...tsaRoots];
@@ -302,7 +326,8 @@ export async function verifyEnvelope(
     // Authenticity: a certificate of the chain is in the named store of the scheme's type.
     const storeType: TrustStoreType = env.signingScheme === "notary.x509" ? "ca" : "signingAuthority";
     const trusted = trustedCerts(policy, stores, storeType);
-    if (trusted.length === 0)
+    if (typeof trusted === "string") outcome("authenticity", trusted);
+    else if (trusted.length === 0)
       outcome(
         "authenticity",
         `no trusted certificates in the "${storeType}" trust stores of policy "${policy.name}"`,

@@ -4,6 +4,7 @@
 // policy (the caller keeps the last good revision: invalid configuration never widens access).
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { isEngineError } from "../errors.js";
+import { parseTrustPolicyDocument } from "../notation/policy.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
@@ -110,8 +111,22 @@ export async function compileParsed(
           certificates: parsedCerts.certs.map((c) => sha256Hex(new X509Certificate(c).raw)),
         });
       }
-      const notation: NotationConfig = {
-        trustPolicies: [
+      let trustPolicies: NotationConfig["trustPolicies"] | undefined;
+      let policyFp: unknown;
+      if (n.trustPolicy) {
+        const t = await res.text(n.trustPolicy, `${path}.notation`, "trustPolicy");
+        if (t) {
+          try {
+            const doc = JSON.parse(t.text) as unknown;
+            trustPolicies = parseTrustPolicyDocument(doc);
+            policyFp = { trustPolicy: canonicalJson(trustPolicies) };
+          } catch (e) {
+            const msg = e instanceof SyntaxError ? `not valid JSON (${e.message})` : (e as Error).message;
+            res.issues.push({ path: t.where, message: msg });
+          }
+        }
+      } else {
+        trustPolicies = [
           {
             name: v.name,
             // spec.images decides which images the policy governs; within it the verifier applies to all.
@@ -120,20 +135,18 @@ export async function compileParsed(
             trustStores: n.trustStores.map((s) => `${s.type}:${s.name}`),
             trustedIdentities: n.trustedIdentities,
           },
-        ],
-        trustStores: stores,
-        revocation: { enabled: true },
-      };
-      verifiers.push({ name: v.name, kind: "notation", notation });
-      fingerprints.push({
-        name: v.name,
-        notation: {
-          level: n.level,
-          override: n.override,
-          trustedIdentities: n.trustedIdentities,
-          trustStores: storeFps,
-        },
-      });
+        ];
+        policyFp = { level: n.level, override: n.override, trustedIdentities: n.trustedIdentities };
+      }
+      if (trustPolicies) {
+        const notation: NotationConfig = {
+          trustPolicies,
+          trustStores: stores,
+          revocation: { enabled: true },
+        };
+        verifiers.push({ name: v.name, kind: "notation", notation });
+        fingerprints.push({ name: v.name, notation: { ...(policyFp as object), trustStores: storeFps } });
+      }
     } else {
       const c = v.cosign;
       const cfg: CosignConfig = {};

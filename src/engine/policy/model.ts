@@ -56,10 +56,22 @@ export interface NotationTrustStoreSpec {
 }
 
 export interface NotationVerifierSpec {
+  trustPolicy?: undefined;
   level: NotationLevel;
   override?: Partial<Record<NotationCheckName, NotationAction>>;
   /** "*" or "x509.subject: <DN>" entries (Notary Project trust policy syntax). */
   trustedIdentities: string[];
+  trustStores: NotationTrustStoreSpec[];
+}
+
+/**
+ * A whole notation trust policy document (trustpolicy.json, version 1.0) used verbatim: its
+ * registryScopes pick the trust policy per image exactly as `notation verify` does.
+ */
+export interface NotationDocumentVerifierSpec {
+  trustPolicy: MaterialSource;
+  level?: undefined;
+  /** The stores the document names; store names follow notation's [a-zA-Z0-9_.-]+. */
   trustStores: NotationTrustStoreSpec[];
 }
 
@@ -92,7 +104,7 @@ export interface CosignVerifierSpec {
 }
 
 export type VerifierSpec =
-  | { name: string; notation: NotationVerifierSpec; cosign?: undefined }
+  | { name: string; notation: NotationVerifierSpec | NotationDocumentVerifierSpec; cosign?: undefined }
   | { name: string; cosign: CosignVerifierSpec; notation?: undefined };
 
 export interface RegoSpec {
@@ -147,8 +159,10 @@ export interface NotationTrustPolicy {
   name: string;
   registryScopes: string[];
   signatureVerification: {
-    level: NotationLevel;
+    /** "skip" only comes from a verbatim trust policy document. */
+    level: NotationLevel | "skip";
     override?: Partial<Record<NotationCheckName, NotationAction>>;
+    verifyTimestamp?: "always" | "afterCertExpiry";
   };
   /** "type:name" entries, e.g. "ca:acme". */
   trustStores: string[];

@@ -3,6 +3,7 @@
 // resolves them). Every problem is collected with its exact path; unknown fields are errors
 // because a misspelt field silently falling back to a default could widen access.
 
+import { parseTrustPolicyDocument } from "../notation/policy.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
@@ -17,6 +18,7 @@ import {
   type MaterialSource,
   type NotationAction,
   type NotationCheckName,
+  type NotationDocumentVerifierSpec,
   type NotationTrustStoreSpec,
   type NotationVerifierSpec,
   type ObjectKeyRef,
@@ -246,9 +248,23 @@ export const checkWasmBase64 = (text: string): string | undefined => {
   return undefined;
 };
 
-function notation(ctx: Ctx, v: unknown, path: string): NotationVerifierSpec | undefined {
-  const o = obj(ctx, v, path, ["level", "override", "trustedIdentities", "trustStores"]);
+export const checkNotationTrustPolicy = (text: string): string | undefined => {
+  try {
+    parseTrustPolicyDocument(JSON.parse(text));
+    return undefined;
+  } catch (e) {
+    return e instanceof SyntaxError ? `not valid JSON (${e.message})` : (e as Error).message;
+  }
+};
+
+function notation(
+  ctx: Ctx,
+  v: unknown,
+  path: string,
+): NotationVerifierSpec | NotationDocumentVerifierSpec | undefined {
+  const o = obj(ctx, v, path, ["level", "override", "trustedIdentities", "trustStores", "trustPolicy"]);
   if (!o) return undefined;
+  if (o.trustPolicy !== undefined) return notationDocument(ctx, o, path);
   const level =
     o.level === "skip"
       ? undefined
@@ -296,10 +312,50 @@ function notation(ctx: Ctx, v: unknown, path: string): NotationVerifierSpec | un
     }
   }
 
+  const trustStores = notationStores(ctx, o, path, NAME_RE, "must be a lower-case DNS-style name");
+  if (!level) return undefined;
+  return { level, ...(override ? { override } : {}), trustedIdentities, trustStores };
+}
+
+/** `trustPolicy`: a verbatim trustpolicy.json (object or JSON text) or a Secret/ConfigMap reference. */
+function notationDocument(ctx: Ctx, o: Obj, path: string): NotationDocumentVerifierSpec | undefined {
+  for (const k of ["level", "override", "trustedIdentities"])
+    if (o[k] !== undefined)
+      ctx.add(`${path}.${k}`, "not allowed with trustPolicy (the trust policy document decides it)");
+  const tp = o.trustPolicy;
+  let trustPolicy: MaterialSource | undefined;
+  if (isObj(tp) && (tp.configMapRef !== undefined || tp.secretRef !== undefined)) {
+    const ro = obj(ctx, tp, `${path}.trustPolicy`, ["configMapRef", "secretRef"]);
+    if (ro) trustPolicy = material(ctx, ro, `${path}.trustPolicy`, "inline", undefined, 0);
+  } else {
+    const text = typeof tp === "string" ? tp : JSON.stringify(tp);
+    trustPolicy = material(
+      ctx,
+      { trustPolicy: text },
+      path,
+      "trustPolicy",
+      checkNotationTrustPolicy,
+      LIMITS.pemChars,
+    );
+  }
+  const trustStores = notationStores(
+    ctx,
+    o,
+    path,
+    NOTATION_STORE_NAME_RE,
+    "must match [a-zA-Z0-9_.-]+",
+    false,
+  );
+  return trustPolicy ? { trustPolicy, trustStores } : undefined;
+}
+
+const NOTATION_STORE_NAME_RE = /^[a-zA-Z0-9_.-]{1,253}$/;
+
+function notationStores(ctx: Ctx, o: Obj, path: string, nameRe: RegExp, nameRule: string, required = true) {
   const stores = arr(ctx, o, "trustStores", path, LIMITS.trustStores);
   const trustStores: NotationTrustStoreSpec[] = [];
   if (stores === undefined || stores.length === 0) {
-    if (o.trustStores === undefined || stores?.length === 0)
+    if (required && (o.trustStores === undefined || stores?.length === 0))
       ctx.add(`${path}.trustStores`, "at least one trust store is required");
   } else {
     const seen = new Set<string>();
@@ -309,8 +365,7 @@ function notation(ctx: Ctx, v: unknown, path: string): NotationVerifierSpec | un
       if (!so) return;
       const type = oneOf(ctx, so, "type", at, ["ca", "signingAuthority", "tsa"] as const, "ca");
       const name = str(ctx, so, "name", at, true);
-      if (name !== undefined && !NAME_RE.test(name))
-        ctx.add(`${at}.name`, "must be a lower-case DNS-style name");
+      if (name !== undefined && !nameRe.test(name)) ctx.add(`${at}.name`, nameRule);
       if (type && name) {
         if (seen.has(`${type}:${name}`)) ctx.add(`${at}.name`, `duplicate trust store ${type}:${name}`);
         seen.add(`${type}:${name}`);
@@ -328,8 +383,7 @@ function notation(ctx: Ctx, v: unknown, path: string): NotationVerifierSpec | un
       if (type && name && certificates) trustStores.push({ type, name, certificates });
     });
   }
-  if (!level) return undefined;
-  return { level, ...(override ? { override } : {}), trustedIdentities, trustStores };
+  return trustStores;
 }
 
 function regexpField(ctx: Ctx, o: Obj, key: string, path: string): string | undefined {

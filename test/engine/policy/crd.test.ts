@@ -82,6 +82,28 @@ const full = {
         },
       },
       {
+        name: "notary-document",
+        notation: {
+          trustPolicy: {
+            version: "1.0",
+            trustPolicies: [
+              {
+                name: "acme",
+                registryScopes: ["registry.example/acme/app"],
+                signatureVerification: { level: "strict", verifyTimestamp: "afterCertExpiry" },
+                trustStores: ["ca:Acme_Root-1", "tsa:tsa"],
+                trustedIdentities: ["*"],
+              },
+              { name: "rest", registryScopes: ["*"], signatureVerification: { level: "skip" } },
+            ],
+          },
+          trustStores: [
+            { type: "ca", name: "Acme_Root-1", certificates: cert },
+            { type: "tsa", name: "tsa", configMapRef: { name: "tsa", namespace: "tollgate", key: "ca.crt" } },
+          ],
+        },
+      },
+      {
         name: "cosign",
         cosign: {
           keys: [
@@ -121,14 +143,14 @@ describe("CRD schema vs validator", () => {
     ["bad mode", (d) => Object.assign(d.spec, { mode: "enforce" })],
     ["bad match", (d) => Object.assign(d.spec, { match: "Any" })],
     ["TTL too large", (d) => Object.assign(d.spec.cache, { positiveTTLSeconds: 90_000 })],
-    ["unknown notation field", (d) => Object.assign(d.spec.verifiers[0]!.notation!, { trustPolicy: "x" })],
+    ["unknown notation field", (d) => Object.assign(d.spec.verifiers[0]!.notation!, { trustPolicies: "x" })],
     [
       "bad override action",
-      (d) => Object.assign(d.spec.verifiers[0]!.notation!.override, { expiry: "ignore" }),
+      (d) => Object.assign(d.spec.verifiers[0]!.notation!.override!, { expiry: "ignore" }),
     ],
     [
       "ref without namespace",
-      (d) => Object.assign(d.spec.verifiers[1]!.cosign!.keys![1]!, { secretRef: { name: "k", key: "x" } }),
+      (d) => Object.assign(d.spec.verifiers[2]!.cosign!.keys![1]!, { secretRef: { name: "k", key: "x" } }),
     ],
     ["no verifiers", (d) => Object.assign(d.spec, { verifiers: [] })],
   ];
