@@ -1,7 +1,12 @@
 // Trust policy semantics (trust-store-trust-policy.md, as notation-go implements them):
 // policy selection by registry scope, verification levels and overrides, trusted identities.
 import { EngineError } from "../errors.js";
-import type { NotationTrustPolicy, ValidationAction, ValidationType } from "./types.js";
+import type {
+  NotationTrustPolicy,
+  ValidationAction,
+  ValidationType,
+  VerificationLevelName,
+} from "./types.js";
 import type { Cert } from "./x509.js";
 
 export type Enforcement = Record<ValidationType, ValidationAction>;
@@ -167,58 +172,73 @@ export function validatePolicies(policies: NotationTrustPolicy[]): void {
 }
 
 /**
- * A trustpolicy.json document (version 1.0) → its validated trust policies. Like Go's
- * encoding/json in notation, unknown fields are ignored; wrongly typed ones are malformed.
+ * A trustpolicy.json document (version 1.0) → its validated trust policies. Decoded the way
+ * Go's encoding/json decodes it for notation: field names match case-insensitively, unknown
+ * fields are ignored, null is the zero value, a wrongly typed value makes it malformed.
  */
 export function parseTrustPolicyDocument(doc: unknown): NotationTrustPolicy[] {
-  const bad = (msg: string) => new EngineError("INVALID_POLICY", `trust policy document: ${msg}`);
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw bad("must be a JSON object");
-  const d = doc as Record<string, unknown>;
-  if (d.version === undefined || d.version === "") throw bad('has no version (expected "1.0")');
-  if (d.version !== "1.0") throw bad(`unsupported version ${JSON.stringify(d.version)} (expected "1.0")`);
-  if (!Array.isArray(d.trustPolicies) || d.trustPolicies.length === 0)
-    throw bad("has no trust policy statements");
+  const malformed = (what: string) =>
+    new EngineError("INVALID_POLICY", `malformed trust policy document: ${what}`);
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  /** Go's field lookup: the exact key, else the first key equal under case folding. */
+  const get = (o: Record<string, unknown>, key: string): unknown => {
+    if (Object.hasOwn(o, key)) return o[key];
+    const k = Object.keys(o).find((x) => x.toLowerCase() === key.toLowerCase());
+    return k === undefined ? undefined : o[k];
+  };
+  const str = (v: unknown, what: string): string => {
+    if (v === undefined || v === null) return "";
+    if (typeof v !== "string") throw malformed(`${what} must be a string`);
+    return v;
+  };
   const strings = (v: unknown, what: string): string[] => {
     if (v === undefined || v === null) return [];
-    if (!Array.isArray(v) || !v.every((x) => typeof x === "string"))
-      throw bad(`${what} must be a list of strings`);
-    return v as string[];
+    if (!Array.isArray(v)) throw malformed(`${what} must be a list of strings`);
+    return v.map((x, i) => str(x, `${what}[${i}]`));
   };
-  const policies = d.trustPolicies.map((raw: unknown, i: number): NotationTrustPolicy => {
-    if (typeof raw !== "object" || raw === null || Array.isArray(raw))
-      throw bad(`trustPolicies[${i}] must be an object`);
-    const p = raw as Record<string, unknown>;
-    const sv = (p.signatureVerification ?? {}) as Record<string, unknown>;
-    if (typeof sv !== "object" || Array.isArray(sv))
-      throw bad(`trustPolicies[${i}].signatureVerification must be an object`);
-    if (p.name !== undefined && typeof p.name !== "string")
-      throw bad(`trustPolicies[${i}].name must be a string`);
-    if (sv.level !== undefined && typeof sv.level !== "string")
-      throw bad(`trustPolicies[${i}].signatureVerification.level must be a string`);
-    if (sv.verifyTimestamp !== undefined && typeof sv.verifyTimestamp !== "string")
-      throw bad(`trustPolicies[${i}].signatureVerification.verifyTimestamp must be a string`);
-    if (
-      sv.override !== undefined &&
-      sv.override !== null &&
-      (typeof sv.override !== "object" || Array.isArray(sv.override))
-    )
-      throw bad(`trustPolicies[${i}].signatureVerification.override must be an object`);
+  const object = (v: unknown, what: string): Record<string, unknown> => {
+    if (v === undefined || v === null) return {};
+    if (!isObject(v)) throw malformed(`${what} must be an object`);
+    return v;
+  };
+  const d = object(doc, "the document");
+  const version = str(get(d, "version"), "version");
+  const list = get(d, "trustPolicies");
+  if (list !== undefined && list !== null && !Array.isArray(list))
+    throw malformed("trustPolicies must be a list");
+  const policies = ((list ?? []) as unknown[]).map((raw, i): NotationTrustPolicy => {
+    const at = `trustPolicies[${i}]`;
+    const p = object(raw, at);
+    const sv = object(get(p, "signatureVerification"), `${at}.signatureVerification`);
+    const ov = get(sv, "override");
+    let override: Record<string, string> | undefined;
+    if (ov !== undefined && ov !== null) {
+      override = {};
+      for (const [k, v] of Object.entries(object(ov, `${at}.signatureVerification.override`)))
+        override[k] = str(v, `${at}.signatureVerification.override.${k}`);
+    }
+    const verifyTimestamp = str(get(sv, "verifyTimestamp"), `${at}.signatureVerification.verifyTimestamp`);
     return {
-      name: (p.name as string | undefined) ?? "",
-      registryScopes: strings(p.registryScopes, `trustPolicies[${i}].registryScopes`),
+      name: str(get(p, "name"), `${at}.name`),
+      registryScopes: strings(get(p, "registryScopes"), `${at}.registryScopes`),
       signatureVerification: {
-        level: (sv.level ?? "") as NotationTrustPolicy["signatureVerification"]["level"],
-        ...(sv.override
-          ? { override: sv.override as NotationTrustPolicy["signatureVerification"]["override"] }
+        level: str(get(sv, "level"), `${at}.signatureVerification.level`) as VerificationLevelName,
+        ...(override
+          ? { override: override as NotationTrustPolicy["signatureVerification"]["override"] }
           : {}),
-        ...(sv.verifyTimestamp
-          ? { verifyTimestamp: sv.verifyTimestamp as "always" | "afterCertExpiry" }
+        ...(verifyTimestamp !== ""
+          ? { verifyTimestamp: verifyTimestamp as "always" | "afterCertExpiry" }
           : {}),
       },
-      trustStores: strings(p.trustStores, `trustPolicies[${i}].trustStores`),
-      trustedIdentities: strings(p.trustedIdentities, `trustPolicies[${i}].trustedIdentities`),
+      trustStores: strings(get(p, "trustStores"), `${at}.trustStores`),
+      trustedIdentities: strings(get(p, "trustedIdentities"), `${at}.trustedIdentities`),
     };
   });
+  const bad = (msg: string) => new EngineError("INVALID_POLICY", `trust policy document: ${msg}`);
+  if (version === "") throw bad('has no version (expected "1.0")');
+  if (version !== "1.0") throw bad(`unsupported version ${JSON.stringify(version)} (expected "1.0")`);
+  if (policies.length === 0) throw bad("has no trust policy statements");
   validatePolicies(policies);
   return policies;
 }
@@ -256,44 +276,85 @@ export function selectPolicy(
 
 // --- trusted identities ----------------------------------------------------------------
 
-/** Parses an RFC 4514-like DN ("C=US, ST=WA, O=x") into type → value; S is an alias of ST. */
-export function parseDn(dn: string, policy: string): Map<string, string> {
-  if (dn.includes("=#"))
-    throw invalid(policy, `identity ${JSON.stringify(dn)}: "=#" values are not supported`);
-  const out = new Map<string, string>();
-  const rdns: string[] = [];
-  let cur = "";
-  let quoted = false;
-  for (let i = 0; i < dn.length; i++) {
-    const ch = dn[i]!;
-    if (ch === "\\" && i + 1 < dn.length) {
-      cur += ch + dn[++i];
+/** go-ldap's decodeString: trim spaces (keeping an escaped trailing one), undo \\c and \\hh escapes. */
+function decodeDnString(raw: string): string | undefined {
+  let t = raw.replace(/^ +| +$/g, "");
+  if (t.endsWith("\\") && raw.endsWith(" ")) t += " ";
+  const bytes: number[] = [];
+  for (let i = 0; i < t.length; i++) {
+    const ch = t[i]!;
+    if (ch !== "\\") {
+      const cp = t.codePointAt(i)!;
+      if (cp > 0xffff) i++;
+      bytes.push(...Buffer.from(String.fromCodePoint(cp), "utf8"));
       continue;
     }
-    if (ch === '"') quoted = !quoted;
-    if (ch === "+" && !quoted)
-      throw invalid(policy, `identity ${JSON.stringify(dn)}: multi-valued RDNs are not supported`);
-    if ((ch === "," || ch === ";") && !quoted) {
-      rdns.push(cur);
-      cur = "";
+    const next = t[i + 1];
+    if (next === undefined) return undefined;
+    if (' "#+,;<=>\\'.includes(next)) {
+      bytes.push(next.charCodeAt(0));
+      i++;
       continue;
     }
-    cur += ch;
+    const hex = t.slice(i + 1, i + 3);
+    if (!/^[0-9a-fA-F]{2}$/.test(hex)) return undefined;
+    bytes.push(parseInt(hex, 16));
+    i += 2;
   }
-  if (quoted) throw invalid(policy, `identity ${JSON.stringify(dn)}: unbalanced quotes`);
-  rdns.push(cur);
+  return Buffer.from(bytes).toString("utf8");
+}
+
+/**
+ * Parses a distinguished name as notation does (go-ldap v3.4.10 ParseDN, then notation's
+ * rules): "," or ";" separate RDNs, "+" makes a multi-valued RDN (refused), attribute types
+ * are case-sensitive ("S" is an alias of "ST"), no quoting, "=#" values are refused.
+ */
+export function parseDn(dn: string, policy: string): Map<string, string> {
+  const fail = (why: string) => invalid(policy, `identity ${JSON.stringify(dn)}: ${why}`);
+  if (dn.includes("=#")) throw fail('"=#" values are not supported');
+  const rdns: { type: string; value: string }[][] = [];
+  if (dn.trim() !== "") {
+    let rdn: { type: string; value: string }[] = [];
+    let type = "";
+    let escaping = false;
+    let start = 0;
+    const setValue = (end: number) => {
+      const v = decodeDnString(dn.slice(start, end));
+      if (v === undefined) throw fail("bad escape sequence");
+      rdn.push({ type, value: v });
+      type = "";
+    };
+    for (let i = 0; i < dn.length; i++) {
+      const ch = dn[i]!;
+      if (escaping) escaping = false;
+      else if (ch === "\\") escaping = true;
+      else if (ch === "=" && type.length === 0) {
+        const t = decodeDnString(dn.slice(start, i));
+        if (t === undefined) throw fail("bad escape sequence");
+        type = t;
+        start = i + 1;
+      } else if (ch === "," || ch === "+" || ch === ";") {
+        if (type.length === 0) throw fail("incomplete type, value pair");
+        setValue(i);
+        start = i + 1;
+        if (ch !== "+") {
+          rdns.push(rdn);
+          rdn = [];
+        }
+      }
+    }
+    if (type.length === 0) throw fail("DN ended with incomplete type, value pair");
+    setValue(dn.length);
+    rdns.push(rdn);
+  }
+  const out = new Map<string, string>();
   for (const rdn of rdns) {
-    const eq = rdn.indexOf("=");
-    if (eq <= 0) throw invalid(policy, `identity ${JSON.stringify(dn)}: bad RDN ${JSON.stringify(rdn)}`);
-    let type = rdn.slice(0, eq).trim().toUpperCase();
-    if (type === "S") type = "ST";
-    let value = rdn.slice(eq + 1).trim();
-    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
-    value = value.replace(/\\([0-9a-fA-F]{2}|.)/g, (_, e: string) =>
-      e.length === 2 ? String.fromCharCode(parseInt(e, 16)) : e,
-    );
-    if (out.has(type)) throw invalid(policy, `identity ${JSON.stringify(dn)}: duplicate ${type}`);
-    out.set(type, value);
+    if (rdn.length > 1) throw fail("multi-valued RDNs are not supported");
+    for (const a of rdn) {
+      const type = a.type === "S" ? "ST" : a.type;
+      if (out.get(type)) throw fail(`duplicate ${type}`);
+      out.set(type, a.value);
+    }
   }
   return out;
 }
@@ -302,7 +363,7 @@ export function parseTrustedIdentity(id: string, policy: string): Map<string, st
   const i = id.indexOf(":");
   if (i < 0) throw invalid(policy, `trusted identity ${JSON.stringify(id)} has no "<type>:" prefix`);
   const prefix = id.slice(0, i);
-  const value = id.slice(i + 1).trim();
+  const value = id.slice(i + 1);
   if (prefix !== "x509.subject") return undefined; // other identity types belong to plugins
   if (value === "") throw invalid(policy, `trusted identity ${JSON.stringify(id)} has no value`);
   const dn = parseDn(value, policy);
@@ -320,15 +381,31 @@ export function checkTrustedIdentity(policy: NotationTrustPolicy, leaf: Cert): s
     .filter((m): m is Map<string, string> => m !== undefined);
   if (wanted.length === 0)
     return `no x509 trusted identities are configured in trust policy "${policy.name}"`;
-  const leafDn = new Map<string, string>();
-  for (const rdn of leaf.subject) {
-    if (rdn.length > 1) return `signing certificate subject "${leaf.subjectString}" has a multi-valued RDN`;
-    const a = rdn[0]!;
-    if (leafDn.has(a.type)) return `signing certificate subject "${leaf.subjectString}" repeats ${a.type}`;
-    leafDn.set(a.type, a.value);
-  }
+  const leafDn = leafSubjectDn(leaf);
+  if (typeof leafDn === "string") return leafDn;
   for (const w of wanted) {
     if ([...w].every(([k, v]) => leafDn.get(k) === v)) return undefined;
   }
   return `signing certificate subject "${leaf.subjectString}" does not match the trusted identities of trust policy "${policy.name}"`;
+}
+
+// The attribute types Go's pkix.Name.String() names; any other type is printed as "oid=#hex",
+// which notation's DN parser refuses, so such a leaf never matches an x509.subject identity.
+const GO_NAMED_TYPES = new Set(["C", "O", "OU", "L", "ST", "STREET", "POSTALCODE", "SERIALNUMBER", "CN"]);
+
+/** The leaf subject as notation sees it (Go's Name.String() re-parsed), or why it cannot be. */
+function leafSubjectDn(leaf: Cert): Map<string, string> | string {
+  const out = new Map<string, string>();
+  const subj = `signing certificate subject "${leaf.subjectString}"`;
+  for (const rdn of leaf.subject) {
+    for (const a of rdn) {
+      if (!GO_NAMED_TYPES.has(a.type)) return `${subj} has attribute ${a.type}, which notation cannot match`;
+      // Go groups every value of one type into one multi-valued RDN.
+      if (out.has(a.type)) return `${subj} has more than one ${a.type} (a multi-valued RDN to notation)`;
+      out.set(a.type, a.value);
+    }
+  }
+  for (const f of ["C", "ST", "O"])
+    if (!out.get(f)) return `${subj} has no ${f}, so it matches no trusted identity`;
+  return out;
 }
