@@ -2,6 +2,7 @@
 // trusted_root.json. The cryptography — chain to the Fulcio CA at the log/TSA time, SCTs,
 // tlog inclusion (SET and Merkle proof), tlog body vs. envelope, DSSE signature — is
 // @sigstore/verify's; this module only adds the identity policy and typed reasons.
+import type { Bundle } from "@sigstore/bundle";
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { type Signer, type TrustMaterial, toSignedEntity, toTrustMaterial, Verifier } from "@sigstore/verify";
 import { EngineError } from "../errors.js";
@@ -132,7 +133,12 @@ export type KeylessResult =
   | { ok: false; check: string; reason: string; subject?: string; issuer?: string };
 
 export function verifyKeyless(p: PreparedKeyless, pb: ParsedBundle): KeylessResult {
-  const tlogEntries = pb.bundle.verificationMaterial.tlogEntries;
+  return verifyKeylessBundle(p, pb.bundle);
+}
+
+/** Any keyless bundle; `artifact` is the signed bytes of a message-signature bundle. */
+export function verifyKeylessBundle(p: PreparedKeyless, bundle: Bundle, artifact?: Buffer): KeylessResult {
+  const tlogEntries = bundle.verificationMaterial.tlogEntries;
   if (p.requireTlog && tlogEntries.length === 0) {
     return {
       ok: false,
@@ -148,7 +154,7 @@ export function verifyKeyless(p: PreparedKeyless, pb: ParsedBundle): KeylessResu
   });
   let signer: Signer;
   try {
-    const entity = toSignedEntity(pb.bundle);
+    const entity = toSignedEntity(bundle, artifact);
     signer = verifier.verify(entity);
   } catch (e) {
     return { ok: false, ...classifySigstoreError(e) };

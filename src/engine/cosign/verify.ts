@@ -5,8 +5,9 @@ import { EngineError, toEngineError } from "../errors.js";
 import type { ArtifactSource, Descriptor, DiscoveredArtifact, SignatureCheck } from "../types.js";
 import { type ParsedBundle, pae, parseBundle } from "./bundle.js";
 import { decodeBase64 } from "./json.js";
-import { type PreparedKeyless, prepareKeyless, verifyKeyless } from "./keyless.js";
+import { type PreparedKeyless, prepareKeyless, verifyKeyless, verifyKeylessBundle } from "./keyless.js";
 import { findSigner, loadKeys, type TrustedKey } from "./keys.js";
+import { legacyKeylessBundle } from "./legacy-keyless.js";
 import {
   checkSimpleSigning,
   checkStatement,
@@ -214,11 +215,13 @@ async function checkSimpleSigningLayer(
   } catch (e) {
     return fail("format", contentFailure(e).reason);
   }
+  if (typeof ann[ANN_CERTIFICATE] === "string" && ctx.keyless)
+    return checkLegacyKeylessLayer(ctx, layer, sig, b);
   if (ctx.keys.length === 0) {
     return fail(
       "authenticity",
       typeof ann[ANN_CERTIFICATE] === "string"
-        ? "keyless legacy (simple-signing) signatures are not supported; re-sign with the bundle format"
+        ? "keyless legacy (simple-signing) signature, but no keyless trust is configured"
         : "legacy simple-signing signature, but no cosign keys are configured",
     );
   }
@@ -249,6 +252,52 @@ async function checkSimpleSigningLayer(
     check: "authenticity",
     reason: `simple-signing payload for ${ctx.source.subject.digest} signed by key ${signer.name}`,
     signer: signer.name,
+  };
+}
+
+/** A legacy keyless layer: certificate + Rekor bundle (+ timestamp) from its annotations. */
+async function checkLegacyKeylessLayer(
+  ctx: Ctx,
+  layer: Descriptor,
+  sig: Buffer,
+  b: ReturnType<typeof base>,
+): Promise<SignatureCheck> {
+  const fail = (check: string, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
+    ...b,
+    result: "failed",
+    check,
+    reason,
+    ...extra,
+  });
+  const got = await fetchLayer(ctx, layer, "simple-signing payload");
+  if (!("bytes" in got)) return { ...b, result: got.result, check: got.check, reason: got.reason };
+  let r: ReturnType<typeof verifyKeylessBundle>;
+  try {
+    const bundle = legacyKeylessBundle(layer.annotations ?? {}, got.bytes, sig);
+    r = verifyKeylessBundle(ctx.keyless!, bundle, Buffer.from(got.bytes));
+  } catch (e) {
+    return fail("format", contentFailure(e).reason);
+  }
+  if (!r.ok) return fail(r.check, r.reason, { signer: r.subject, issuer: r.issuer });
+  const identity = { signer: r.subject, issuer: r.issuer, signingTime: r.signingTime };
+  let claims: { check: string; reason: string } | null;
+  try {
+    claims = checkSimpleSigning(
+      parseSimpleSigning(got.bytes),
+      ctx.source.subject.digest,
+      ctx.cfg.annotations,
+      ctx.repository,
+    );
+  } catch (e) {
+    claims = contentFailure(e);
+  }
+  if (claims) return fail(claims.check, claims.reason, identity);
+  return {
+    ...b,
+    ...identity,
+    result: "passed",
+    check: "trustedIdentity",
+    reason: `simple-signing payload for ${ctx.source.subject.digest} signed by ${r.subject} (issuer ${r.issuer})`,
   };
 }
 

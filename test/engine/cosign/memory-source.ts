@@ -64,7 +64,9 @@ export class MemorySource implements ArtifactSource {
   }
 
   /** A legacy `.sig` manifest with one simple-signing layer per (payload, signature). */
-  addSimpleSigning(layers: Array<{ payload: Uint8Array; signature: string }>): DiscoveredArtifact {
+  addSimpleSigning(
+    layers: Array<{ payload: Uint8Array; signature?: string; annotations?: Record<string, string> }>,
+  ): DiscoveredArtifact {
     return this.addManifest(
       {
         schemaVersion: 2,
@@ -72,7 +74,8 @@ export class MemorySource implements ArtifactSource {
         config: this.addBlob(Buffer.from("{}"), "application/vnd.oci.image.config.v1+json"),
         layers: layers.map((l) =>
           this.addBlob(l.payload, "application/vnd.dev.cosign.simplesigning.v1+json", {
-            "dev.cosignproject.cosign/signature": l.signature,
+            ...(l.signature !== undefined ? { "dev.cosignproject.cosign/signature": l.signature } : {}),
+            ...l.annotations,
           }),
         ),
       },

@@ -238,3 +238,99 @@ export async function keylessBundle(
     dsseEnvelope: { payload: b64(payload), payloadType, signatures: [{ sig: b64(sig) }] },
   };
 }
+
+export interface LegacySignOptions {
+  /** The image digest the simple-signing payload names. */
+  digest: string;
+  /** docker-reference in the payload (the repository, no tag). */
+  repository: string;
+  subject: string;
+  issuer: string;
+  /** Attach the Rekor bundle annotation (default true). */
+  rekorBundle?: boolean;
+  /** Add an RFC 3161 timestamp annotation over the signature (default false). */
+  tsa?: boolean;
+  ca?: CA;
+}
+
+export interface LegacySignature {
+  /** The simple-signing payload (the layer's bytes). */
+  payload: Buffer;
+  /** The layer annotations, exactly as cosign before v3 writes them for a keyless signature. */
+  annotations: Record<string, string>;
+}
+
+/**
+ * A legacy keyless `.sig` layer as cosign 2 writes it: simple-signing payload, ECDSA signature,
+ * Fulcio certificate + chain, Rekor bundle (hashedrekord entry with its SET), optional
+ * RFC 3161 timestamp over the signature.
+ */
+export async function legacyKeylessSignature(
+  s: MockSigstore,
+  o: LegacySignOptions,
+): Promise<LegacySignature> {
+  const payload = Buffer.from(
+    JSON.stringify({
+      critical: {
+        identity: { "docker-reference": o.repository },
+        image: { "docker-manifest-digest": o.digest },
+        type: "cosign container image signature",
+      },
+      optional: null,
+    }),
+  );
+  const { publicKey, privateKey } = ec();
+  const ca = o.ca ?? s.ca;
+  const cert = await ca.issueCertificate({ publicKey, subjectAltName: o.subject, issuer: o.issuer });
+  const pem = (d: Buffer) =>
+    `-----BEGIN CERTIFICATE-----\n${b64(d).replace(/.{64}/g, "$&\n")}\n-----END CERTIFICATE-----\n`;
+  const sig = crypto.sign("sha256", payload, { key: privateKey, dsaEncoding: "der" });
+  const annotations: Record<string, string> = {
+    "dev.cosignproject.cosign/signature": b64(sig),
+    "dev.sigstore.cosign/certificate": pem(cert),
+    "dev.sigstore.cosign/chain": pem(ca.rootCertificate),
+  };
+  if (o.rekorBundle ?? true) {
+    const entry = await s.tlog.log({
+      apiVersion: "0.0.1",
+      kind: "hashedrekord",
+      spec: {
+        data: {
+          hash: { algorithm: "sha256", value: crypto.createHash("sha256").update(payload).digest("hex") },
+        },
+        signature: { content: b64(sig), publicKey: { content: b64(Buffer.from(pem(cert))) } },
+      },
+    });
+    const e = Object.values(entry)[0] as unknown as {
+      body: string;
+      integratedTime: number;
+      logID: string;
+      logIndex: number;
+      verification: { signedEntryTimestamp: string };
+    };
+    annotations["dev.sigstore.cosign/bundle"] = JSON.stringify({
+      SignedEntryTimestamp: e.verification.signedEntryTimestamp,
+      Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
+    });
+  }
+  if (o.tsa) {
+    vi.useFakeTimers({ toFake: ["Date"] });
+    vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
+    let resp: Buffer;
+    try {
+      resp = await s.tsa.timestamp({
+        artifactHash: crypto.createHash("sha256").update(sig).digest(),
+        hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
+        nonce: 42,
+        policyOID: "1.3.6.1.4.1.57264.2",
+        certReq: true,
+      });
+    } finally {
+      vi.useRealTimers();
+    }
+    annotations["dev.sigstore.cosign/rfc3161timestamp"] = JSON.stringify({
+      SignedRFC3161Timestamp: b64(resp),
+    });
+  }
+  return { payload, annotations };
+}
