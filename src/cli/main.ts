@@ -28,7 +28,7 @@ const COMMANDS: Record<string, Command> = {
     load: async () => (await import("./install.js")).installCommand,
   },
   policy: {
-    summary: "policy tools: validate ImagePolicy files, import notation configuration",
+    summary: "policy tools: validate ImagePolicy files, import notation / Ratify configuration",
     load: async () => (await import("./policy.js")).policyMain,
   },
 };

@@ -31,8 +31,9 @@ const policyHelp = `Usage: tollgate policy COMMAND
 Commands:
   validate FILE...            validate ImagePolicy documents
   import notation --dir DIR   write an ImagePolicy from a notation configuration directory
+  import ratify FILE...       write an ImagePolicy from Ratify resources (+ a report)
 
-Run 'tollgate policy validate --help' (or 'import notation --help') for flags.
+Run 'tollgate policy validate --help' (or 'import notation|ratify --help') for flags.
 `;
 
 type Io = typeof stdio;
@@ -48,8 +49,14 @@ export async function policyMain(argv: readonly string[], io: Io = stdio): Promi
     const { importNotation, importNotationSpec } = await import("./import-notation.js");
     return runCommand(importNotationSpec, rest.slice(1), (p) => importNotation(p, io), io);
   }
+  if (sub === "import" && rest[0] === "ratify") {
+    const { importRatify, importRatifySpec } = await import("./import-ratify.js");
+    return runCommand(importRatifySpec, rest.slice(1), (p) => importRatify(p, io), io);
+  }
   if (sub === "import") {
-    io.err(`tollgate policy import: expected a source ("notation"), got ${JSON.stringify(rest[0] ?? "")}\n`);
+    io.err(
+      `tollgate policy import: expected a source ("notation" or "ratify"), got ${JSON.stringify(rest[0] ?? "")}\n`,
+    );
     return EXIT.USAGE;
   }
   io.err(`tollgate policy: unknown command "${sub}"\n${policyHelp}`);
