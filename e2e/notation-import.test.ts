@@ -6,12 +6,10 @@
 // scoped and "*", a scope miss, every level, an override, TSA on/off, verifyTimestamp.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
 import { notationVerify } from "../test/engine/notation/harness.js";
 import {
   buildTrustPolicyFixture,
@@ -21,7 +19,7 @@ import {
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { agentStatus, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError } from "./lib/cri.js";
 
@@ -33,23 +31,7 @@ let agent: Daemon | undefined;
 let apiSocket: string;
 const policyFor = new Map<string, string>();
 
-function status(): Promise<AgentStatus> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => {
-        try {
-          resolve(JSON.parse(b) as AgentStatus);
-        } catch (e) {
-          reject(e);
-        }
-      });
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
+const status = () => agentStatus(apiSocket);
 
 /** `tollgate policy import notation` as a user runs it: the built CLI, YAML on stdout. */
 function importPolicy(configDir: string, name: string): string {

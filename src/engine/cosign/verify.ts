@@ -233,19 +233,15 @@ async function checkSimpleSigningLayer(
       "authenticity",
       `signature does not verify with any configured key (${ctx.keys.map((k) => k.name).join(", ")})`,
     );
-  let claimsFailure: { check: string; reason: string } | null;
-  try {
-    const payload = parseSimpleSigning(got.bytes);
-    claimsFailure = checkSimpleSigning(
-      payload,
+  const claims = payloadClaims(() =>
+    checkSimpleSigning(
+      parseSimpleSigning(got.bytes),
       ctx.source.subject.digest,
       ctx.cfg.annotations,
       ctx.repository,
-    );
-  } catch (e) {
-    claimsFailure = contentFailure(e);
-  }
-  if (claimsFailure) return { ...fail(claimsFailure.check, claimsFailure.reason), signer: signer.name };
+    ),
+  );
+  if (claims) return { ...fail(claims.check, claims.reason), signer: signer.name };
   return {
     ...b,
     result: "passed",
@@ -255,6 +251,26 @@ async function checkSimpleSigningLayer(
   };
 }
 
+/** A failed check on top of the artifact's base fields. */
+function failer(b: ReturnType<typeof base>) {
+  return (check: string, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
+    ...b,
+    result: "failed",
+    check,
+    reason,
+    ...extra,
+  });
+}
+
+/** The payload's claims (digest, annotations); unreadable content is a format failure. */
+function payloadClaims(check: () => { check: string; reason: string } | null) {
+  try {
+    return check();
+  } catch (e) {
+    return contentFailure(e);
+  }
+}
+
 /** A legacy keyless layer: certificate + Rekor bundle (+ timestamp) from its annotations. */
 async function checkLegacyKeylessLayer(
   ctx: Ctx,
@@ -262,13 +278,7 @@ async function checkLegacyKeylessLayer(
   sig: Buffer,
   b: ReturnType<typeof base>,
 ): Promise<SignatureCheck> {
-  const fail = (check: string, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
-    ...b,
-    result: "failed",
-    check,
-    reason,
-    ...extra,
-  });
+  const fail = failer(b);
   const got = await fetchLayer(ctx, layer, "simple-signing payload");
   if (!("bytes" in got)) return { ...b, result: got.result, check: got.check, reason: got.reason };
   let r: ReturnType<typeof verifyKeylessBundle>;
@@ -280,17 +290,14 @@ async function checkLegacyKeylessLayer(
   }
   if (!r.ok) return fail(r.check, r.reason, { signer: r.subject, issuer: r.issuer });
   const identity = { signer: r.subject, issuer: r.issuer, signingTime: r.signingTime };
-  let claims: { check: string; reason: string } | null;
-  try {
-    claims = checkSimpleSigning(
+  const claims = payloadClaims(() =>
+    checkSimpleSigning(
       parseSimpleSigning(got.bytes),
       ctx.source.subject.digest,
       ctx.cfg.annotations,
       ctx.repository,
-    );
-  } catch (e) {
-    claims = contentFailure(e);
-  }
+    ),
+  );
   if (claims) return fail(claims.check, claims.reason, identity);
   return {
     ...b,
@@ -303,13 +310,7 @@ async function checkLegacyKeylessLayer(
 
 async function checkBundleArtifact(ctx: Ctx, a: DiscoveredArtifact): Promise<SignatureCheck> {
   const b = base(ctx, a, { format: "bundle-v0.3" });
-  const fail = (check: string, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
-    ...b,
-    result: "failed",
-    check,
-    reason,
-    ...extra,
-  });
+  const fail = failer(b);
   const layers = (Array.isArray(a.manifest?.layers) ? a.manifest.layers : []).filter(
     (l) => l?.mediaType === MT_BUNDLE_V03,
   );
@@ -348,12 +349,9 @@ async function checkBundleArtifact(ctx: Ctx, a: DiscoveredArtifact): Promise<Sig
     if (!r.ok) return fail(r.check, r.reason, { signer: r.subject, issuer: r.issuer });
     identity = { signer: r.subject, issuer: r.issuer, signingTime: r.signingTime };
   }
-  let claims: { check: string; reason: string } | null;
-  try {
-    claims = checkStatement(parseStatement(pb.payload), ctx.source.subject.digest, ctx.cfg.annotations);
-  } catch (e) {
-    claims = contentFailure(e);
-  }
+  const claims = payloadClaims(() =>
+    checkStatement(parseStatement(pb.payload), ctx.source.subject.digest, ctx.cfg.annotations),
+  );
   if (claims) return fail(claims.check, claims.reason, identity);
   return {
     ...b,

@@ -209,26 +209,7 @@ export async function keylessBundle(
   }
   const verificationMaterial: Record<string, unknown> = { certificate: { rawBytes: b64(cert) }, tlogEntries };
   if (o.tsa) {
-    // @sigstore/mock's TSA (asn1js) writes genTime with trailing zeros of the milliseconds
-    // trimmed (".12Z", as DER wants), which @sigstore/core's parser rejects (it wants exactly
-    // 3 digits): 1 run in 10 failed with "invalid time". Still so with mock 0.13 / core 4.0.1.
-    // Stamp at a millisecond value with 3 digits.
-    vi.useFakeTimers({ toFake: ["Date"] });
-    vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
-    let resp: Buffer;
-    try {
-      resp = bytes(
-        await s.tsa.timestamp({
-          artifactHash: crypto.createHash("sha256").update(sig).digest(),
-          hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
-          nonce: 42,
-          policyOID: "1.3.6.1.4.1.57264.2",
-          certReq: true,
-        }),
-      );
-    } finally {
-      vi.useRealTimers();
-    }
+    const resp = await stampSignature(s, sig);
     // The bundle carries the DER TimeStampResp as the TSA returned it.
     verificationMaterial.timestampVerificationData = { rfc3161Timestamps: [{ signedTimestamp: b64(resp) }] };
   }
@@ -314,23 +295,33 @@ export async function legacyKeylessSignature(
     });
   }
   if (o.tsa) {
-    vi.useFakeTimers({ toFake: ["Date"] });
-    vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
-    let resp: Buffer;
-    try {
-      resp = await s.tsa.timestamp({
-        artifactHash: crypto.createHash("sha256").update(sig).digest(),
-        hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
-        nonce: 42,
-        policyOID: "1.3.6.1.4.1.57264.2",
-        certReq: true,
-      });
-    } finally {
-      vi.useRealTimers();
-    }
+    const resp = await stampSignature(s, sig);
     annotations["dev.sigstore.cosign/rfc3161timestamp"] = JSON.stringify({
       SignedRFC3161Timestamp: b64(resp),
     });
   }
   return { payload, annotations };
+}
+
+/** An RFC 3161 TimeStampResp (DER) from the mock TSA over `sig`, as cosign requests it. */
+async function stampSignature(s: MockSigstore, sig: Buffer): Promise<Buffer> {
+  // @sigstore/mock's TSA (asn1js) writes genTime with trailing zeros of the milliseconds
+  // trimmed (".12Z", as DER wants), which @sigstore/core's parser rejects (it wants exactly
+  // 3 digits): 1 run in 10 failed with "invalid time". Still so with mock 0.13 / core 4.0.1.
+  // Stamp at a millisecond value with 3 digits.
+  vi.useFakeTimers({ toFake: ["Date"] });
+  vi.setSystemTime(Math.floor(Date.now() / 1000) * 1000 + 123);
+  try {
+    return bytes(
+      await s.tsa.timestamp({
+        artifactHash: crypto.createHash("sha256").update(sig).digest(),
+        hashAlgorithmOID: "2.16.840.1.101.3.4.2.1",
+        nonce: 42,
+        policyOID: "1.3.6.1.4.1.57264.2",
+        certReq: true,
+      }),
+    );
+  } finally {
+    vi.useRealTimers();
+  }
 }
