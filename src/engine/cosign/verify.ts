@@ -233,14 +233,7 @@ async function checkSimpleSigningLayer(
       "authenticity",
       `signature does not verify with any configured key (${ctx.keys.map((k) => k.name).join(", ")})`,
     );
-  const claims = payloadClaims(() =>
-    checkSimpleSigning(
-      parseSimpleSigning(got.bytes),
-      ctx.source.subject.digest,
-      ctx.cfg.annotations,
-      ctx.repository,
-    ),
-  );
+  const claims = simpleSigningClaims(ctx, got.bytes);
   if (claims) return { ...fail(claims.check, claims.reason), signer: signer.name };
   return {
     ...b,
@@ -271,6 +264,17 @@ function payloadClaims(check: () => { check: string; reason: string } | null) {
   }
 }
 
+function simpleSigningClaims(ctx: Ctx, payload: Uint8Array) {
+  return payloadClaims(() =>
+    checkSimpleSigning(
+      parseSimpleSigning(payload),
+      ctx.source.subject.digest,
+      ctx.cfg.annotations,
+      ctx.repository,
+    ),
+  );
+}
+
 /** A legacy keyless layer: certificate + Rekor bundle (+ timestamp) from its annotations. */
 async function checkLegacyKeylessLayer(
   ctx: Ctx,
@@ -290,14 +294,7 @@ async function checkLegacyKeylessLayer(
   }
   if (!r.ok) return fail(r.check, r.reason, { signer: r.subject, issuer: r.issuer });
   const identity = { signer: r.subject, issuer: r.issuer, signingTime: r.signingTime };
-  const claims = payloadClaims(() =>
-    checkSimpleSigning(
-      parseSimpleSigning(got.bytes),
-      ctx.source.subject.digest,
-      ctx.cfg.annotations,
-      ctx.repository,
-    ),
-  );
+  const claims = simpleSigningClaims(ctx, got.bytes);
   if (claims) return fail(claims.check, claims.reason, identity);
   return {
     ...b,
