@@ -144,7 +144,9 @@ async function ours(c: Case): Promise<{ ok: boolean; checks: SignatureCheck[] }>
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-legacy-cli-"));
   reg = await startRegistry(path.join(dir, "registry"));
-  sigstore = await startMockSigstore();
+  // Leaves start 2 s after the CA's root (cosign verifies the chain at the leaf's notBefore).
+  sigstore = await startMockSigstore({ caBackdateMs: -2000 });
+  await new Promise((r) => setTimeout(r, 2500));
   rootFile = path.join(dir, "trusted_root.json");
   writeFileSync(rootFile, JSON.stringify(sigstore.trustedRoot));
   const signed = async (name: string, o: { rekorBundle?: boolean; tamper?: boolean; tsa?: boolean } = {}) => {

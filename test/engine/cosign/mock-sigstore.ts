@@ -29,11 +29,11 @@ export interface CA {
   }): Promise<Buffer>;
 }
 
-async function startCA(ctKeys: crypto.KeyPairKeyObjectResult): Promise<CA> {
+async function startCA(ctKeys: crypto.KeyPairKeyObjectResult, backdateMs: number): Promise<CA> {
   // @sigstore/mock's Fulcio: one CA with its CT log (certificates carry an SCT) and the same
   // CA key without a CT log (no SCT). Certificates are valid from one minute before start for
   // ten minutes, so a timestamp or log entry made right after issuance is inside the window.
-  const clock = new Date(Date.now() - 60_000);
+  const clock = new Date(Date.now() - backdateMs);
   const caKeys = ec();
   const withCt = await initializeCA(caKeys, await initializeCTLog(ctKeys, clock), clock);
   const withoutCt = await initializeCA(caKeys, undefined, clock);
@@ -60,10 +60,16 @@ export interface MockSigstore {
   trustedRoot: Record<string, unknown>;
 }
 
-export async function startMockSigstore(): Promise<MockSigstore> {
+/**
+ * `caBackdateMs`: how long before now leaf certificates start (default one minute). The CA's
+ * root starts now, so backdated leaves begin before their root; cosign checks the chain at the
+ * leaf's notBefore (sigstore-js at the logged time) and needs a negative value (a leaf that
+ * starts after the root; sign only once that time has come).
+ */
+export async function startMockSigstore(opts: { caBackdateMs?: number } = {}): Promise<MockSigstore> {
   const ctKeys = ec();
   const ctSpki = ctKeys.publicKey.export({ type: "spki", format: "der" });
-  const ca = await startCA(ctKeys);
+  const ca = await startCA(ctKeys, opts.caBackdateMs ?? 60_000);
   const tlogKeys = ec();
   const tlog = await initializeTLog("https://rekor.local", tlogKeys);
   const tsa = await initializeTSA(ec());
