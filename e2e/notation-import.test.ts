@@ -5,7 +5,7 @@
 // `notation verify` reading the same directory: several trust policies in one document,
 // scoped and "*", a scope miss, every level, an override, TSA on/off, verifyTimestamp.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,10 +16,10 @@ import {
   type DocCase,
   type TrustPolicyFixture,
 } from "../test/engine/notation/trustpolicy-fixture.js";
-import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
+import { type Daemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { repoRoot } from "../test/support/tools.js";
-import { agentStatus, startAgentNode } from "./lib/agent-node.js";
+import { agentStatus, startAgentNode, startAgentProcess } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError } from "./lib/cri.js";
 
@@ -74,18 +74,10 @@ beforeAll(async () => {
   });
   ctrd = node.ctrd;
   apiSocket = node.apiSocket;
-  agent = startDaemon(
-    "agent",
-    process.execPath,
-    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", node.configPath],
-    { logDir: work },
-  );
+  agent = await startAgentProcess(node, work);
   await waitFor(
-    "agent registered with both imported policies",
-    async () =>
-      existsSync(apiSocket) &&
-      (await status()).nri.state === "registered" &&
-      (await status()).policies.length === homes.length,
+    "both imported policies loaded",
+    async () => (await status()).policies.length === homes.length,
     60_000,
   );
   const wait = fx.expiredAfter - Date.now();
