@@ -38,6 +38,7 @@ import type {
   RegoInput,
 } from "./policy/model.js";
 import type { VerificationLimits } from "./limits.js";
+import { selectPolicy as selectTrustPolicy } from "./notation/policy.js";
 import { parseReference } from "./reference.js";
 import type {
   ArtifactKind,
@@ -275,8 +276,24 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
   }
 
-  /** One full verification → signature results; never throws. Cached per digest × revision. */
-  async function run(subject: Subject, policy: CompiledPolicy): Promise<SignatureResult> {
+  /**
+   * The revision part of the signature-results key. Results depend on the name only where a
+   * verifier selects its options by the reference: a notation trust policy document picks
+   * one trust policy per repository (registryScopes). Names that select the same trust
+   * policies share results; a name that selects others never reuses them.
+   */
+  function resultRevision(subject: Subject, policy: CompiledPolicy): string {
+    let scoped = false;
+    const parts = policy.verifiers.map((v) => {
+      if (v.kind !== "notation" || v.notation.trustPolicies.length === 0) return "";
+      scoped = true;
+      return selectTrustPolicy(v.notation.trustPolicies, subject.reference)?.name ?? "\u0000none";
+    });
+    return scoped ? `${policy.revision}#${JSON.stringify(parts)}` : policy.revision;
+  }
+
+  /** One full verification → signature results; never throws. Cached per digest × result revision. */
+  async function run(subject: Subject, policy: CompiledPolicy, resultRev: string): Promise<SignatureResult> {
     counters.verifications++;
     const started = performance.now();
     const ac = new AbortController();
@@ -288,7 +305,8 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     const result: SignatureResult = {
       outcome: "failed",
       subject: { reference: subject.reference, digest: subject.digest },
-      policy: { name: policy.name, revision: policy.revision },
+      // The key's revision (resultRevision), which is what the cache files it under.
+      policy: { name: policy.name, revision: resultRev },
       checks: [],
       decidedAt: "",
       durationMs: 0,
@@ -331,28 +349,30 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
   }
 
   /** run() inside the bounds; work refused before it starts is a failed, uncached result. */
-  function bounded(subject: Subject, policy: CompiledPolicy): Promise<SignatureResult> {
+  function bounded(subject: Subject, policy: CompiledPolicy, resultRev: string): Promise<SignatureResult> {
     const limits = opts.limits;
-    if (!limits) return run(subject, policy);
+    if (!limits) return run(subject, policy, resultRev);
     let registry = "";
     try {
       registry = parseReference(subject.reference).registry.toLowerCase();
     } catch {
       // verify() already refused unparsable references
     }
-    return limits.run(registry, () => run(subject, policy)).catch((e: unknown) => {
-      const err = toEngineError(e);
-      return {
-        outcome: "failed",
-        subject: { reference: subject.reference, digest: subject.digest },
-        policy: { name: policy.name, revision: policy.revision },
-        checks: [],
-        decidedAt: now().toISOString(),
-        durationMs: 0,
-        cached: false,
-        error: { code: err.code, message: err.message, transient: err.transient },
-      } satisfies SignatureResult;
-    });
+    return limits
+      .run(registry, () => run(subject, policy, resultRev))
+      .catch((e: unknown) => {
+        const err = toEngineError(e);
+        return {
+          outcome: "failed",
+          subject: { reference: subject.reference, digest: subject.digest },
+          policy: { name: policy.name, revision: resultRev },
+          checks: [],
+          decidedAt: now().toISOString(),
+          durationMs: 0,
+          cached: false,
+          error: { code: err.code, message: err.message, transient: err.transient },
+        } satisfies SignatureResult;
+      });
   }
 
   /** The verdict for `subject` (its own reference) from signature results. */
@@ -496,11 +516,12 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
     const named = nameDecision(subject, policy, started);
     if (named) return count(named);
-    const hit = cache.get(subject.digest, policy.revision);
+    const resultRev = resultRevision(subject, policy);
+    const hit = cache.get(subject.digest, resultRev);
     if (hit) return count(judgeSignatures(subject, policy, started, hit));
 
-    const key = cacheKey(subject.digest, policy.revision);
-    const { promise } = cache.shared(key, () => bounded(subject, policy));
+    const key = cacheKey(subject.digest, resultRev);
+    const { promise } = cache.shared(key, () => bounded(subject, policy, resultRev));
     const v = await waitWithin(
       promise.then((sig) => judgeSignatures(subject, policy, started, sig)),
       o,
@@ -573,7 +594,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       return undefined; // verify() reports the invalid reference
     }
     if (named) return count(named);
-    const hit = cache.get(subject.digest, policy.revision);
+    const hit = cache.get(subject.digest, resultRevision(subject, policy));
     return hit ? count(judgeSignatures(subject, policy, started, hit)) : undefined;
   }
 

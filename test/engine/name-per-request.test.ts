@@ -117,3 +117,81 @@ describe("name-dependent decisions are made per request", () => {
     expect(vb.subject.reference).toBe("127.0.0.1:5000/team/other:v9");
   });
 });
+
+describe("notation trust policy documents: the trust policy chosen by scope is part of the key", () => {
+  // Scoped policy trusts the signer; the "*" policy skips verification of nothing (strict
+  // with another store), so only the scoped repository passes.
+  const doc = (scoped: string) => ({
+    version: "1.0",
+    trustPolicies: [
+      {
+        name: "team-app",
+        registryScopes: [scoped],
+        signatureVerification: { level: "strict" },
+        trustStores: ["ca:ca1"],
+        trustedIdentities: ["*"],
+      },
+      {
+        name: "everything-else",
+        registryScopes: ["*"],
+        signatureVerification: { level: "strict" },
+        trustStores: ["ca:ca1"],
+        trustedIdentities: ["x509.subject: C=US, ST=WA, O=Nobody, CN=nobody"],
+      },
+    ],
+  });
+  const notationPolicy = async (scoped = "127.0.0.1:5000/team/app") => {
+    const { cert } = await import("./policy/engine-fakes.js");
+    return policy({
+      images: ["127.0.0.1:5000/**", "registry.example/**"],
+      verifiers: [
+        {
+          name: "notary",
+          notation: {
+            trustPolicy: doc(scoped),
+            trustStores: [{ type: "ca", name: "ca1", certificates: cert }],
+          },
+        },
+      ],
+    });
+  };
+  // A scope-dependent fake: passes only where the scoped trust policy applies.
+  const byScope = (scoped: string) => (s: { reference: string }) =>
+    s.reference.startsWith(`${scoped}:`) || s.reference.startsWith(`${scoped}@`)
+      ? pass("notary", "notation")({ reference: s.reference, digest: D })
+      : fail("notary", "notation", "no trusted identity")({ reference: s.reference, digest: D });
+
+  it("a pass under the scoped repository never answers for a repository under the * policy", async () => {
+    const { deps, calls } = fakeDeps({ notation: (s) => byScope(GOVERNED.split(":v1")[0]!)(s) });
+    const engine = createEngineCore(deps);
+    const p = await notationPolicy();
+    expect((await engine.verify({ reference: GOVERNED, digest: D }, p)).outcome).toBe("verified");
+    // Same trust policy (another tag): shares the result.
+    expect(engine.cached({ reference: "127.0.0.1:5000/team/app:v2", digest: D }, p)).toMatchObject({
+      outcome: "verified",
+      cached: true,
+    });
+    // Another repository falls under "*": no cached pass, its own verification, denied.
+    const other = { reference: OTHER_REPO, digest: D };
+    expect(engine.cached(other, p)).toBeUndefined();
+    expect(await engine.verify(other, p)).toMatchObject({ allowed: false, outcome: "rejected" });
+    expect(calls.discover).toBe(2);
+  });
+
+  it("scopes are matched on canonical hosts: a re-spelled host does not fall through to *", async () => {
+    const { selectPolicy } = await import("../../src/engine/notation/policy.js");
+    const p = await notationPolicy("registry.example/team/app");
+    const v = p.verifiers[0]!;
+    if (v.kind !== "notation") throw new Error("expected a notation verifier");
+    for (const ref of [
+      "registry.example/team/app:v1",
+      "REGISTRY.Example/team/app:v1",
+      `registry.example:443/team/app@${D}`,
+    ]) {
+      expect(selectPolicy(v.notation.trustPolicies, ref)?.name).toBe("team-app");
+    }
+    expect(selectPolicy(v.notation.trustPolicies, "registry.example:5000/team/app:v1")?.name).toBe(
+      "everything-else",
+    );
+  });
+});

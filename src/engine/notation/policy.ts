@@ -1,5 +1,6 @@
 // Trust policy semantics (trust-store-trust-policy.md, as notation-go implements them):
 // policy selection by registry scope, verification levels and overrides, trusted identities.
+import { canonicalRepository } from "../identity.js";
 import { EngineError } from "../errors.js";
 import type {
   NotationTrustPolicy,
@@ -260,15 +261,20 @@ export function repositoryOf(reference: string): string {
   return r;
 }
 
-/** Exact scope match wins over the global "*" policy; none → undefined. */
+/**
+ * Exact scope match wins over the global "*" policy; none → undefined. Scopes and the
+ * reference are compared as canonical repositories (engine/identity.ts: host case, `:443`,
+ * Docker Hub's host names), because on a node the tenant chooses the spelling: a re-spelled
+ * host must not fall through from a scoped trust policy to a laxer `*` one.
+ */
 export function selectPolicy(
   policies: NotationTrustPolicy[],
   reference: string,
 ): NotationTrustPolicy | undefined {
-  const repo = repositoryOf(reference);
+  const repo = canonicalRepository(reference) ?? repositoryOf(reference);
   let global: NotationTrustPolicy | undefined;
   for (const p of policies) {
-    if (p.registryScopes.includes(repo)) return p;
+    if (p.registryScopes.some((s) => s !== "*" && (canonicalRepository(s) ?? s) === repo)) return p;
     if (p.registryScopes.includes("*")) global = p;
   }
   return global;
