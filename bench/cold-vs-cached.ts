@@ -1,8 +1,8 @@
 // Cold vs cached: a full verification in a cold process, as a per-invocation CLI verifier
 // would do it (start Node, load configuration and policies, discover the notation JWS
 // signature in the loopback registry, verify it), against answers served from the agent's
-// verdict cache. The cold process is the shipped pull verifier on its in-process fallback
-// path (agent unreachable), which is exactly that. `notation verify` (the Go CLI, a real
+// verdict cache. The cold process is the installed self-contained pull verifier on its
+// in-process fallback path (agent unreachable), which is exactly that. `notation verify` (the Go CLI, a real
 // per-invocation verifier) is timed alongside for reference.
 import path from "node:path";
 import { notationEnv, notationWriteTrustPolicy } from "../test/support/signing.js";
@@ -10,6 +10,7 @@ import { repoRoot, tools } from "../test/support/tools.js";
 import { startBenchAgent, unixJson } from "./lib/agent.js";
 import { type BenchContext, iterations } from "./lib/context.js";
 import { NOTATION_KEY, policyDoc } from "./lib/fixtures.js";
+import { installVerifier } from "./lib/installed.js";
 import { timeProcess } from "./lib/proc.js";
 import type { BenchOutcome } from "./lib/report.js";
 import { fmtMs, fmtRatio, fmtSummary, summarize } from "./lib/stats.js";
@@ -20,23 +21,21 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const f = await ctx.fixture();
   const dir = ctx.dir("cold-vs-cached");
   const img = f.images.jws;
-  const verifier = ctx.verifier;
   const agent = await startBenchAgent({
     entry: ctx.agentEntry,
     dir: path.join(dir, "agent"),
     policies: [policyDoc(f, "default", "notation")],
     defaultPolicy: "default",
-    logLevel: "warn",
+    // The shipped level: audit records (one per decision) are written at info.
+    logLevel: "info",
   });
   try {
     const args = ["-name", img.ref, "-digest", img.digest];
     const base = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir };
-    const coldEnv = {
-      ...base,
-      TOLLGATE_CONFIG: agent.configPath,
-      TOLLGATE_AGENT_SOCKET: path.join(dir, "nobody.sock"),
-    };
-    const warmEnv = { ...base, TOLLGATE_CONFIG: agent.configPath };
+    const inst = await installVerifier(ctx.sea, agent.configPath, path.join(dir, "install"));
+    const verifier = inst.bin;
+    const coldEnv = { ...base, ...inst.env, TOLLGATE_AGENT_SOCKET: path.join(dir, "nobody.sock") };
+    const warmEnv = { ...base, ...inst.env };
     notationWriteTrustPolicy(f.notation.configDir, {
       version: "1.0",
       trustPolicies: [
@@ -53,28 +52,16 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const warm = await agent.pullVerdict(req);
     if (!warm.allowed) throw new Error(`warm-up denied: ${warm.message}`);
 
-    // The cold path needs the verifier's config loader; if the shipped build cannot run it,
-    // use the same source bundled as one file (bench/lib/proc.ts bundle) and say so.
-    let coldBin = verifier;
-    let coldNote = "";
-    const probe = await timeProcess(process.execPath, [verifier, ...args], { env: coldEnv });
-    if (probe.code !== 0 || !probe.stderr.includes("verifying in-process")) {
-      coldBin = await ctx.child("src/pull-verifier/main.ts");
-      coldNote = `The shipped dist/tollgate-verify.mjs could not verify in-process in this run (exit ${probe.code}: ${probe.stdout.trim().slice(0, 400)}); the cold rows use the same source bundled as one file without code splitting.`;
-      ctx.log(
-        `cold-vs-cached: shipped verifier cold path broken, using a one-file build: ${probe.stdout.trim().slice(0, 200)}`,
-      );
-    }
     const nCold = iterations(ctx, 20, 4);
     const cold: number[] = [];
     const warmProc: number[] = [];
     const notation: number[] = [];
     ctx.log(`cold-vs-cached: ${nCold} rounds of cold verifier / cached verifier / notation verify`);
     for (let i = 0; i < nCold + 1; i++) {
-      const c = await timeProcess(process.execPath, [coldBin, ...args], { env: coldEnv });
+      const c = await timeProcess(verifier, args, { env: coldEnv });
       if (c.code !== 0 || !c.stderr.includes("verifying in-process"))
         throw new Error(`cold verification failed (${c.code}): ${c.stdout} ${c.stderr.slice(-1500)}`);
-      const w = await timeProcess(process.execPath, [verifier, ...args], { env: warmEnv });
+      const w = await timeProcess(verifier, args, { env: warmEnv });
       if (w.code !== 0 || !w.stderr.includes('"agent answered"'))
         throw new Error(`cached verifier failed (${w.code}): ${w.stdout} ${w.stderr.slice(-800)}`);
       const n = await timeProcess(tools.notation, ["verify", "--insecure-registry", img.pinned], {
@@ -108,7 +95,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       rows: [
         {
           what: "Cold full verification vs cached answer from the agent",
-          how: `cold: \`node ${coldBin === verifier ? "dist/tollgate-verify.mjs" : "tollgate-verify (one-file build, see below)"}\` with the agent unreachable → in-process verification (config, policies, registry, notation JWS), ${sC.n} runs; cached: the same request answered by the agent over its unix socket (HTTP POST /v1/pull-verdict, new connection each), ${sA.n} runs`,
+          how: `cold: the installed self-contained \`tollgate-verify\` with the agent unreachable → in-process verification (config, policies, registry, notation JWS), ${sC.n} runs; cached: the same request answered by the agent over its unix socket (HTTP POST /v1/pull-verdict, new connection each), ${sA.n} runs`,
           baseline: `cold process: ${fmtSummary(sC)}`,
           result: `cached: ${fmtSummary(sA)}`,
           ratio: `${fmtRatio(ratioApi)} (p50)`,
@@ -117,7 +104,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         },
         {
           what: "Cold full verification vs whole verifier process answered from the cache",
-          how: "same cold runs vs `node dist/tollgate-verify.mjs` asking the agent (cache hit), interleaved; both include Node start-up",
+          how: "same cold runs vs the same installed binary asking the agent (cache hit), interleaved; both include Node start-up",
           baseline: `cold process: ${fmtSummary(sC)}`,
           result: `verifier process, cached: ${fmtSummary(sW)}`,
           ratio: `${fmtRatio(ratioProc)} (p50)`,
@@ -134,7 +121,6 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           `| cached: tollgate-verify process asking the agent | ${sW.n} | ${fmtMs(sW.p50)} | ${fmtMs(sW.p90)} | ${fmtMs(sW.p99)} |`,
           `| cached: agent local API round trip | ${sA.n} | ${fmtMs(sA.p50)} | ${fmtMs(sA.p90)} | ${fmtMs(sA.p99)} |`,
         ].join("\n"),
-        ...(coldNote ? [coldNote] : []),
         `The agent recorded ${records.length} pull decisions, ${records.filter((r) => r.source === "cache").length} of them from the cache. The first row is the like-for-like comparison of the verification work; the second shows that on the pull path the fixed cost of starting a Node process per pull (see "Pull verifier start-up") bounds the ratio, whatever the cache does. On the create path the cached answer never leaves the agent (see "NRI round trip").`,
       ],
     };

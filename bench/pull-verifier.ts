@@ -1,20 +1,24 @@
-// Pull verifier start-up: wall time of one `node dist/tollgate-verify.mjs` process (the
-// binary containerd's bindir verifier runs per pull) answered from the agent's verdict
-// cache, against `node -e 0`, interleaved in the same run. Also explains where the time
-// goes: esbuild metafile of the verifier bundle (bytes per input group) and the same entry
-// built with code splitting (dynamic imports in their own chunks), timed alongside.
-import { existsSync, readFileSync } from "node:fs";
+// Pull verifier start-up: wall time and peak memory of one verifier process (containerd's
+// bindir verifier runs one per pull) answered from the agent's verdict cache, against
+// `node -e 0` of the same Node binary, interleaved in the same run. The main rows are the
+// self-contained binary (dist/tollgate-verify, what `tollgate install` puts on nodes) as
+// installed by the real installer (bin_dir copy, YAML configuration + JSON sidecar); the
+// ESM dist/tollgate-verify.mjs (hosts with Node) is the secondary row. Also explains where
+// the time goes: esbuild metafile of the ESM build (bytes loaded per path).
+import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { build, type Metafile } from "esbuild";
 import { repoRoot } from "../test/support/tools.js";
 import { startBenchAgent } from "./lib/agent.js";
 import { type BenchContext, iterations } from "./lib/context.js";
 import { policyDoc } from "./lib/fixtures.js";
-import { timeProcess } from "./lib/proc.js";
+import { installVerifier } from "./lib/installed.js";
+import { peakRssKiB, timeProcess } from "./lib/proc.js";
 import type { BenchOutcome } from "./lib/report.js";
-import { fmtMs, fmtRatio, fmtSummary, type Summary, summarize } from "./lib/stats.js";
+import { fmtMB, fmtMs, fmtRatio, fmtSummary, type Summary, summarize } from "./lib/stats.js";
 
 export const TARGET_RATIO = 1.5;
+export const TARGET_MEMORY_RATIO = 1.3;
 const BANNER =
   "#!/usr/bin/env node\nimport { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);";
 
@@ -30,36 +34,24 @@ function groupOf(input: string): string {
   return i >= 0 ? parts.slice(i, Math.min(parts.length - 1, i + 3)).join("/") : input;
 }
 
-/**
- * Rebuilds the verifier twice with the project's esbuild options: as scripts/build.mjs does
- * (code splitting, for its metafile: which chunk is loaded when) and as one file without
- * splitting (the "everything parsed up front" reference, timed alongside).
- */
-async function analyse(outDir: string): Promise<{ split: Metafile; single: Metafile; singleEntry: string }> {
-  const common = {
+/** Rebuilds the ESM verifier as scripts/build.mjs does (code splitting), for its metafile: which chunk is loaded when. */
+async function analyse(outDir: string): Promise<{ split: Metafile }> {
+  const split = await build({
     entryPoints: { "tollgate-verify": path.join(repoRoot, "src/pull-verifier/main.ts") },
     bundle: true,
-    platform: "node" as const,
+    platform: "node",
     target: "node24",
-    format: "esm" as const,
-    legalComments: "none" as const,
+    format: "esm",
+    legalComments: "none",
     banner: { js: BANNER },
-    logLevel: "warning" as const,
+    logLevel: "warning",
     outExtension: { ".js": ".mjs" },
     metafile: true,
-  };
-  const single = await build({ ...common, outdir: path.join(outDir, "single") });
-  const split = await build({
-    ...common,
     outdir: path.join(outDir, "split"),
     splitting: true,
     chunkNames: "verify-chunks/[name]-[hash]",
   });
-  return {
-    split: split.metafile!,
-    single: single.metafile!,
-    singleEntry: path.join(outDir, "single", "tollgate-verify.mjs"),
-  };
+  return { split: split.metafile! };
 }
 
 /** Output files statically reachable from `from` (loaded together with it). */
@@ -102,11 +94,9 @@ function breakdown(meta: Metafile): string[] {
   );
   for (const d of dyn) {
     const closure = [...staticClosure(meta, [d.path])].filter((f) => !always.has(f));
-    const what = Object.keys(meta.outputs[d.path]?.inputs ?? {}).some((i) => i.includes("agent/config"))
-      ? '`import("../agent/config.js")` — read the config file (socket path, timeouts) unless TOLLGATE_AGENT_SOCKET is set'
-      : Object.keys(meta.outputs[d.path]?.inputs ?? {}).some((i) => i.includes("pull-verifier/fallback"))
-        ? '`import("./fallback.js")` — in-process verification, only when the agent is unreachable'
-        : `\`import()\` of ${path.basename(d.path)}`;
+    const what = Object.keys(meta.outputs[d.path]?.inputs ?? {}).some((i) => i.includes("pull-verifier/slow"))
+      ? '`import("./slow.js")` — YAML configuration loader, exempt images, in-process verification: only without a matching sidecar, or when the agent did not answer'
+      : `\`import()\` of ${path.basename(d.path)}`;
     rows.push(`| ${what} | ${(bytes(closure) / 1024).toFixed(0)} KB | ${topGroups(meta, closure, 4)} |`);
   }
   return [
@@ -121,14 +111,13 @@ function breakdown(meta: Metafile): string[] {
 export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const f = await ctx.fixture();
   const dir = ctx.dir("pull-verifier");
-  const verifier = ctx.verifier;
-  if (!existsSync(verifier)) throw new Error(`${verifier} missing (node scripts/build.mjs)`);
+  if (!existsSync(ctx.verifier)) throw new Error(`${ctx.verifier} missing (node scripts/build.mjs)`);
   const agent = await startBenchAgent({
     entry: ctx.agentEntry,
     dir: path.join(dir, "agent"),
     policies: [policyDoc(f, "default", "notation")],
     defaultPolicy: "default",
-    logLevel: "warn",
+    logLevel: "info",
   });
   try {
     const img = f.images.jws;
@@ -153,110 +142,172 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       "-stdin-media-type",
       "application/vnd.oci.descriptor.v1+json",
     ];
+    const inst = await installVerifier(ctx.sea, agent.configPath, path.join(dir, "install"));
+    // The same installed YAML without its sidecar: what every pull costs when the sidecar is
+    // missing or stale (the verifier then parses the YAML).
+    const yamlOnly = path.join(dir, "yaml-only", "agent.yaml");
+    mkdirSync(path.dirname(yamlOnly), { recursive: true });
+    copyFileSync(inst.config, yamlOnly);
+    const emptyEsm = path.join(dir, "empty.mjs");
+    writeFileSync(emptyEsm, "");
     const baseEnv = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir };
-    // As installed (e2e/agent.test.ts): containerd passes TOLLGATE_CONFIG; the verifier reads the socket path from it.
-    const envConfig = { ...baseEnv, TOLLGATE_CONFIG: agent.configPath };
-    const envSocket = { ...baseEnv, TOLLGATE_AGENT_SOCKET: agent.socket };
-    const { split, singleEntry } = await analyse(path.join(dir, "builds"));
+    const installed = { ...baseEnv, ...inst.env };
+    const input = `${descriptor}\n`;
+    const { split } = await analyse(path.join(dir, "builds"));
 
-    const variants: Array<{
+    type Variant = {
       key: string;
-      cmd: string[];
+      label: string;
+      cmd: string;
+      args: string[];
       env: NodeJS.ProcessEnv;
-      input?: string;
       verifier: boolean;
-    }> = [
-      { key: "node", cmd: ["-e", "0"], env: baseEnv, verifier: false },
-      { key: "verifier", cmd: [verifier, ...args], env: envConfig, input: `${descriptor}\n`, verifier: true },
+    };
+    const node = process.execPath;
+    const variants: Variant[] = [
       {
-        key: "verifierSocketEnv",
-        cmd: [verifier, ...args],
-        env: envSocket,
-        input: `${descriptor}\n`,
+        key: "node",
+        label: "`node -e 0` (the Node binary the SEA embeds)",
+        cmd: node,
+        args: ["-e", "0"],
+        env: baseEnv,
+        verifier: false,
+      },
+      {
+        key: "sea",
+        label: "installed SEA `bin_dir/50-tollgate`, YAML + sidecar (as `tollgate install` leaves a node)",
+        cmd: inst.bin,
+        args,
+        env: installed,
         verifier: true,
       },
       {
-        key: "single",
-        cmd: [singleEntry, ...args],
-        env: envConfig,
-        input: `${descriptor}\n`,
+        key: "seaYaml",
+        label: "installed SEA, YAML without sidecar (sidecar missing or stale)",
+        cmd: inst.bin,
+        args,
+        env: { ...baseEnv, TOLLGATE_CONFIG: yamlOnly },
         verifier: true,
+      },
+      {
+        key: "mjs",
+        label: "`node dist/tollgate-verify.mjs` (hosts with Node), YAML + sidecar",
+        cmd: node,
+        args: [ctx.verifier, ...args],
+        env: installed,
+        verifier: true,
+      },
+      {
+        key: "emptyEsm",
+        label: "reference: `node empty.mjs` (an empty ES module: Node's ESM loader alone)",
+        cmd: node,
+        args: [emptyEsm],
+        env: baseEnv,
+        verifier: false,
       },
     ];
     const n = iterations(ctx, 60, 8);
+    const nMem = iterations(ctx, 15, 3);
     const warmup = 3;
     const samples = new Map<string, number[]>(variants.map((v) => [v.key, []]));
+    const peaks = new Map<string, number[]>(variants.map((v) => [v.key, []]));
+    let memoryTool = true;
     // A variant that cannot answer is a finding, not a crash: it is dropped and reported.
     const broken = new Map<string, string>();
+    const check = (v: Variant, code: number | null, stdout: string, stderr: string) => {
+      if (code === 0 && (!v.verifier || stderr.includes('"agent answered"'))) return true;
+      if (v.key === "node") throw new Error(`node -e 0 exited ${code}`);
+      broken.set(v.key, `exit ${code}: ${stdout.trim().slice(0, 600)}`);
+      ctx.log(`pull-verifier: ${v.key} failed: ${stdout.trim().slice(0, 300)}`);
+      return false;
+    };
     ctx.log(`pull-verifier: ${n} interleaved rounds of ${variants.map((v) => v.key).join(", ")}`);
     for (let i = 0; i < n + warmup; i++) {
       for (const v of variants) {
         if (broken.has(v.key)) continue;
-        const r = await timeProcess(process.execPath, v.cmd, { env: v.env, input: v.input });
-        if (r.code !== 0 || (v.verifier && !r.stderr.includes('"agent answered"'))) {
-          if (v.key === "node") throw new Error(`node -e 0 exited ${r.code}`);
-          broken.set(v.key, `exit ${r.code}: ${r.stdout.trim().slice(0, 600)}`);
-          ctx.log(`pull-verifier: ${v.key} failed: ${r.stdout.trim().slice(0, 300)}`);
+        const r = await timeProcess(v.cmd, v.args, { env: v.env, input });
+        if (!check(v, r.code, r.stdout, r.stderr)) continue;
+        if (i >= warmup) samples.get(v.key)!.push(r.ms);
+      }
+    }
+    ctx.log(`pull-verifier: ${nMem} interleaved rounds of peak memory (GNU time)`);
+    for (let i = 0; i < nMem && memoryTool; i++) {
+      for (const v of variants) {
+        if (broken.has(v.key)) continue;
+        const r = await peakRssKiB(v.cmd, v.args, { env: v.env, input });
+        if (!r) {
+          memoryTool = false;
+          break;
+        }
+        if (r.code !== 0) {
+          broken.set(v.key, `exit ${r.code} under GNU time: ${r.stdout.trim().slice(0, 300)}`);
           continue;
         }
-        if (i >= warmup) samples.get(v.key)!.push(r.ms);
+        peaks.get(v.key)!.push(r.kib * 1024);
       }
     }
     const s = Object.fromEntries(
       [...samples].filter(([k]) => !broken.has(k)).map(([k, v]) => [k, summarize(v)]),
     ) as Record<string, Summary>;
-    // The row is about the shipped binary as installed; if that cannot answer, the row says
-    // so and shows the shipped binary with the socket in the environment instead.
-    const mainKey = broken.has("verifier") ? "verifierSocketEnv" : "verifier";
-    if (!s[mainKey])
-      throw new Error(
-        `the shipped verifier answered in no configuration: ${[...broken.values()].join("; ")}`,
-      );
-    const ratio = s[mainKey]!.p50 / s.node!.p50;
-    const rel = (k: string) => (s[k] ? `${fmtRatio(s[k]!.p50 / s.node!.p50)}` : "could not answer");
-    const shippedKB = (readFileSync(verifier).length / 1024).toFixed(1);
-    const singleKB = (readFileSync(singleEntry).length / 1024).toFixed(0);
+    const mem = Object.fromEntries(
+      [...peaks].filter(([k, v]) => !broken.has(k) && v.length > 0).map(([k, v]) => [k, summarize(v)]),
+    ) as Record<string, Summary>;
+    const ratio = (k: string) => (s[k] && s.node ? s[k]!.p50 / s.node.p50 : Number.NaN);
+    const memRatio = (k: string) => (mem[k] && mem.node ? mem[k]!.p50 / mem.node.p50 : Number.NaN);
+    const failed = (k: string) => `could not answer: ${(broken.get(k) ?? "").replace(/\n/g, " ")}`;
+    const mainScript = path.join(repoRoot, "dist", "tollgate-verify.cjs");
+    const mainKB = existsSync(mainScript) ? (readFileSync(mainScript).length / 1024).toFixed(1) : "?";
+    const rows = [
+      {
+        what: "Pull verifier start-up: self-contained binary as installed, answered from the agent's cache",
+        how: `wall time spawn→exit of the installed \`bin_dir/50-tollgate\` (SEA, Node ${process.versions.node}; bindir args, descriptor on stdin; settings from the installer's JSON sidecar) vs \`node -e 0\`, ${n} interleaved runs`,
+        baseline: `node -e 0: ${fmtSummary(s.node!)}`,
+        result: s.sea ? fmtSummary(s.sea) : failed("sea"),
+        ratio: `${fmtRatio(ratio("sea"))} (p50)`,
+        target: `≤ ${TARGET_RATIO}× node start-up`,
+        met: !!s.sea && ratio("sea") <= TARGET_RATIO,
+      },
+      {
+        what: "Pull verifier peak memory: self-contained binary as installed",
+        how: memoryTool
+          ? `peak RSS (ru_maxrss via GNU time) of the same installed binary vs \`node -e 0\`, ${nMem} interleaved runs, medians`
+          : "GNU time (/usr/bin/time, Debian package `time`) is not installed: not measured",
+        baseline: mem.node ? `node -e 0: ${fmtMB(mem.node.p50)}` : "—",
+        result: mem.sea ? fmtMB(mem.sea.p50) : memoryTool ? failed("sea") : "not measured",
+        ratio: mem.sea ? `${fmtRatio(memRatio("sea"))} (p50)` : "—",
+        target: `≤ ${TARGET_MEMORY_RATIO}× node -e 0`,
+        met: !!mem.sea && memRatio("sea") <= TARGET_MEMORY_RATIO,
+      },
+      {
+        what: "Pull verifier start-up, secondary: `node dist/tollgate-verify.mjs` (hosts with Node)",
+        how: `as the first row, the ESM build run by the same node, same installed configuration + sidecar, interleaved`,
+        baseline: `node -e 0: ${fmtSummary(s.node!)}`,
+        result: s.mjs
+          ? `${fmtSummary(s.mjs)}${mem.mjs ? `; peak ${fmtMB(mem.mjs.p50)}` : ""}`
+          : failed("mjs"),
+        ratio: `${fmtRatio(ratio("mjs"))} (p50)`,
+        target: `≤ ${TARGET_RATIO}× node start-up`,
+        met: !!s.mjs && ratio("mjs") <= TARGET_RATIO,
+      },
+    ];
     return {
       id: "pull-verifier",
       title: "Pull verifier start-up",
-      rows: [
-        {
-          what: "Pull verifier (one process per pull, answered from the agent's cache)",
-          how: `wall time spawn→exit of \`node dist/tollgate-verify.mjs\` (bindir args, descriptor on stdin, ${mainKey === "verifier" ? "TOLLGATE_CONFIG as installed" : "TOLLGATE_AGENT_SOCKET set, because with TOLLGATE_CONFIG (as installed) it could not answer, see below"}) vs \`node -e 0\`, ${n} interleaved runs`,
-          baseline: `node -e 0: ${fmtSummary(s.node!)}`,
-          result:
-            mainKey === "verifier"
-              ? fmtSummary(s[mainKey]!)
-              : `as installed (TOLLGATE_CONFIG): cannot answer (${(broken.get("verifier") ?? "").match(/configuration: [^(]*/)?.[0]?.trim() ?? "see below"}); with TOLLGATE_AGENT_SOCKET: ${fmtSummary(s[mainKey]!)}`,
-          ratio: `${fmtRatio(ratio)} (p50)`,
-          target: `≤ ${TARGET_RATIO}× node start-up`,
-          met: mainKey === "verifier" && ratio <= TARGET_RATIO,
-        },
-      ],
+      rows,
       details: [
-        "Each round runs every variant once, in order, so load changes hit all of them. Every verifier run must exit 0 and log `agent answered` (the verdict came from the agent's cache, warmed once before timing).",
+        "Each round runs every variant once, in order, so load changes hit all of them; peak memory is measured in separate interleaved rounds (GNU time adds its own fork/exec, so those runs are not timed). Every verifier run must exit 0 and log `agent answered` (the verdict came from the agent's cache, warmed once before timing). The installed binary is placed by the real installer (`install()`: copy + rename into bin_dir, YAML configuration and JSON sidecar written next to each other).",
         [
-          "| Variant | p50 | p90 | p99 | ratio to node (p50) |",
-          "|---|---|---|---|---|",
-          ...[
-            ["`node -e 0`", "node"],
-            [
-              `shipped \`dist/tollgate-verify.mjs\` (entry ${shippedKB} KB), TOLLGATE_CONFIG (as installed)`,
-              "verifier",
-            ],
-            ["shipped, TOLLGATE_AGENT_SOCKET set (no config file read)", "verifierSocketEnv"],
-            [
-              `reference: the same source as one ${singleKB} KB file (no code splitting), TOLLGATE_CONFIG`,
-              "single",
-            ],
-          ].map(([label, k]) =>
-            broken.has(k!)
-              ? `| ${label} | could not answer: ${broken.get(k!)!.replace(/\|/g, "\\|").replace(/\n/g, " ")} | | | |`
-              : `| ${label} | ${fmtMs(s[k!]!.p50)} | ${fmtMs(s[k!]!.p90)} | ${fmtMs(s[k!]!.p99)} | ${fmtRatio(s[k!]!.p50 / s.node!.p50)} |`,
+          "| Variant | p50 | p90 | p99 | ratio to node (p50) | peak RSS (p50) | ratio to node |",
+          "|---|---|---|---|---|---|---|",
+          ...variants.map((v) =>
+            broken.has(v.key) || !s[v.key]
+              ? `| ${v.label} | ${failed(v.key).replace(/\|/g, "\\|")} | | | | | |`
+              : `| ${v.label} | ${fmtMs(s[v.key]!.p50)} | ${fmtMs(s[v.key]!.p90)} | ${fmtMs(s[v.key]!.p99)} | ${fmtRatio(ratio(v.key))} | ${mem[v.key] ? fmtMB(mem[v.key]!.p50) : "—"} | ${mem[v.key] ? fmtRatio(memRatio(v.key)) : "—"} |`,
           ),
         ].join("\n"),
+        `How the binary is built (scripts/package-verifier.mjs): its main script is only the fast path (${mainKB} KB of CommonJS: arguments, stdin, the JSON sidecar, one HTTP request over the unix socket, one line out), with V8's code cache in the SEA blob. The YAML loader and the in-process fallback (src/pull-verifier/slow.ts, the engine and policy sources, ~6 MB bundled) are a SEA asset that is compiled only when run.ts imports it. Tried and not kept: a startup snapshot (useSnapshot) cannot be built with node:http loaded (V8 cannot serialize its handles), and without it there is nothing for a snapshot to save.`,
+        `Reading the rows: the YAML-without-sidecar row (${fmtRatio(ratio("seaYaml"))}) is what every pull cost before the sidecar: parsing YAML means evaluating the 6 MB slow asset. The ESM build pays for Node's ES module loader before any of our code runs: an empty .mjs alone is ${fmtRatio(ratio("emptyEsm"))} of \`node -e 0\`${mem.emptyEsm ? ` and ${fmtRatio(memRatio("emptyEsm"))} of its memory` : ""}, so the .mjs cannot meet the start-up target on this Node; nodes run the SEA.`,
         breakdown(split).join("\n"),
-        `Reading the rows: the cost above Node's own start-up is what the process loads and runs before it can ask the agent, plus the local API round trip (about 1 ms, see "Cold vs cached"). Setting TOLLGATE_AGENT_SOCKET in containerd's environment skips the config loader and its YAML parser (${rel("verifierSocketEnv")} vs ${rel("verifier")} with TOLLGATE_CONFIG); the one-file reference shows what code splitting saves (${rel("single")}).`,
         ...(broken.size > 0
           ? [
               `Broken in this run: ${[...broken.entries()].map(([k, e]) => `\`${k}\` (${e.replace(/\n/g, " ")})`).join("; ")}.`,

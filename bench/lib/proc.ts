@@ -99,3 +99,25 @@ export function pinned(cpu: number, cmd: string, args: string[]): { cmd: string;
   }
   return { cmd, args };
 }
+
+export const GNU_TIME = "/usr/bin/time";
+
+/**
+ * Peak resident memory (KiB, the kernel's ru_maxrss) of one run of a process, read through
+ * GNU time (`time -f %M`, Debian package "time"); undefined when that is not installed.
+ */
+export async function peakRssKiB(
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ kib: number; code: number | null; stdout: string } | undefined> {
+  try {
+    accessSync(GNU_TIME);
+  } catch {
+    return undefined;
+  }
+  const r = await timeProcess(GNU_TIME, ["-f", "tollgate-peak-rss-kib=%M", cmd, ...args], opts);
+  const m = /tollgate-peak-rss-kib=(\d+)/.exec(r.stderr);
+  if (!m) throw new Error(`GNU time printed no peak RSS: ${r.stderr.slice(-300)}`);
+  return { kib: Number(m[1]), code: r.code, stdout: r.stdout };
+}

@@ -234,6 +234,7 @@ export function formatReport(r: InstallReport): string {
     `host root            ${r.hostRoot}`,
     `pull verifier        ${r.verifier.hostPath} (${mark(r.verifier.changed)}, sha256 ${r.verifier.sha256.slice(0, 12)}…, Node.js single-executable)`,
     `verifier config      ${r.verifierConfig.hostPath} (${r.verifierConfig.skipped ?? mark(r.verifierConfig.changed)})`,
+    `verifier sidecar     ${r.verifierConfig.sidecar.hostPath} (${mark(r.verifierConfig.sidecar.changed)})`,
     `containerd drop-in   ${r.dropin.hostPath} (${mark(r.dropin.changed)})`,
     `imported by main     ${r.import.state === "imported" ? `yes (${r.import.by})` : `NO (${r.import.state})`}`,
     `containerd restart   ${r.restart.done ? "done" : "not done"} (${r.restart.strategy}): ${r.restart.message}`,

@@ -2,7 +2,9 @@
 // DaemonSet init container with the host's directories under --host-root):
 //   1. the self-contained pull verifier → <bin_dir>/50-tollgate (0755, atomic rename)
 //   2. the configuration it reads on the host → /etc/tollgate/agent.yaml (the agent's own
-//      configuration: API socket, pull-verifier timeout and failure policy, exempt images)
+//      configuration: API socket, pull-verifier timeout and failure policy, exempt images),
+//      plus its JSON sidecar agent.verifier.json (socket + timeout: the verifier's fast path
+//      reads only that, never the YAML, while it matches the YAML file)
 //   3. a containerd drop-in enabling the bindir verifier and NRI → /etc/containerd/conf.d/
 //   4. whether containerd imports that drop-in, and whether to restart it (restart.ts)
 // All paths in options are host paths; files land at <hostRoot><path>.
@@ -29,6 +31,7 @@ import {
   readMainConfig,
   renderDropin,
 } from "./containerd-config.js";
+import { renderSidecar, sidecarPath } from "../pull-verifier/sidecar.js";
 import { InstallError } from "./errors.js";
 import { type RestartResult, type RestartStrategy, restartContainerd } from "./restart.js";
 
@@ -58,7 +61,12 @@ export interface InstallOptions {
 export interface InstallReport {
   hostRoot: string;
   verifier: PlacedFile & { hostPath: string };
-  verifierConfig: { hostPath: string; changed: boolean; skipped?: string };
+  verifierConfig: {
+    hostPath: string;
+    changed: boolean;
+    skipped?: string;
+    sidecar: { hostPath: string; changed: boolean };
+  };
   dropin: { hostPath: string; changed: boolean; text: string };
   import: ImportStatus;
   /** Main-config values the drop-in replaces. */
@@ -156,15 +164,32 @@ export async function install(o: InstallOptions): Promise<InstallReport> {
   // 2. the verifier's configuration
   const vcTarget = onHost(hostRoot, verifierConfigPath);
   let verifierConfig: InstallReport["verifierConfig"];
+  const sidecar = sidecarPath(verifierConfigPath);
+  const writeSidecar = () =>
+    writeFileAtomically(
+      onHost(hostRoot, sidecar),
+      renderSidecar(vcTarget, {
+        socket: o.agentConfig.api.socket,
+        timeoutMs: o.agentConfig.pullVerifier.timeoutMs,
+      }),
+      0o600,
+    );
   if (o.agentConfig.file && path.resolve(o.agentConfig.file) === path.resolve(vcTarget)) {
     verifierConfig = {
       hostPath: verifierConfigPath,
       changed: false,
       skipped: "the agent already uses this file",
+      sidecar: { hostPath: sidecar, changed: writeSidecar() },
     };
   } else {
     const text = renderVerifierConfig(o.agentConfig, o.agentConfig.file, version);
-    verifierConfig = { hostPath: verifierConfigPath, changed: writeFileAtomically(vcTarget, text, 0o600) };
+    const changed = writeFileAtomically(vcTarget, text, 0o600);
+    // After the YAML: the sidecar records the size and mtime the YAML has now.
+    verifierConfig = {
+      hostPath: verifierConfigPath,
+      changed,
+      sidecar: { hostPath: sidecar, changed: writeSidecar() },
+    };
   }
 
   // 3. the containerd drop-in

@@ -1,13 +1,15 @@
 // The pull verifier: containerd runs it once per pull (bindir contract, args.ts). It asks
 // the agent over the local socket; when nobody listens there it verifies in-process from
 // the on-disk agent configuration; when that is impossible it applies the configured
-// failure policy. The engine is imported lazily, only on the fallback path, so the common
-// path (ask the agent) loads little more than node:http.
+// failure policy. The common path (settings from the installer's JSON sidecar or the
+// environment, ask the agent, print its answer) loads little more than node:http; the YAML
+// configuration loader and the engine are in ./slow.js, imported only when that is not enough.
 
 import type { PullVerdictRequest } from "../agent/api-types.js";
 import type { AgentConfig } from "../agent/config.js";
 import { capReason, parseArgs, parseDescriptor, readStdin, UsageError, type VerifierArgs } from "./args.js";
 import { askAgent } from "./client.js";
+import { readSidecar } from "./sidecar.js";
 
 export interface RunIO {
   argv: string[];
@@ -22,6 +24,8 @@ export const EXIT_DENY = 1;
 export const EXIT_ERROR = 2;
 const DEFAULT_TIMEOUT_MS = 8000;
 const DEFAULT_SOCKET = "/run/tollgate/agent.sock";
+/** Where the agent's configuration is when TOLLGATE_CONFIG is unset (agent/config.ts). */
+const DEFAULT_CONFIG_PATH = "/etc/tollgate/agent.yaml";
 
 export async function run(io: RunIO): Promise<number> {
   const started = Date.now();
@@ -54,13 +58,15 @@ export async function run(io: RunIO): Promise<number> {
     return answer(false, `tollgate: cannot verify: ${m}`, EXIT_ERROR);
   }
 
-  // The config file is read only when needed: the socket path can come from the environment.
+  // The YAML configuration is read only when needed: the socket path and time budget come
+  // from the environment or the installer's sidecar (sidecar.ts) when they can.
   let cfg: AgentConfig | undefined;
   let cfgError: string | undefined;
+  const slow = () => import("./slow.js");
   const loadCfg = async (): Promise<AgentConfig | undefined> => {
     if (cfg || cfgError) return cfg;
     try {
-      const { loadConfig } = await import("../agent/config.js");
+      const { loadConfig } = await slow();
       cfg = await loadConfig({ env: io.env, argv: [] });
     } catch (e) {
       cfgError = (e as Error).message;
@@ -69,11 +75,20 @@ export async function run(io: RunIO): Promise<number> {
   };
   const envTimeout = Number(io.env.TOLLGATE_VERIFY_TIMEOUT_MS);
   let socket = io.env.TOLLGATE_AGENT_SOCKET;
-  if (!socket) socket = (await loadCfg())?.api.socket ?? DEFAULT_SOCKET;
-  const total =
-    Number.isFinite(envTimeout) && envTimeout > 0
-      ? envTimeout
-      : (cfg?.pullVerifier.timeoutMs ?? DEFAULT_TIMEOUT_MS);
+  let budget: number | undefined;
+  if (!socket) {
+    const side = readSidecar(io.env.TOLLGATE_CONFIG || DEFAULT_CONFIG_PATH);
+    if (side.ok) {
+      // The same precedence as loadConfig: $TOLLGATE_API_SOCKET over the file's api.socket.
+      socket = io.env.TOLLGATE_API_SOCKET || side.settings.socket;
+      budget = side.settings.timeoutMs;
+    } else {
+      const c = await loadCfg();
+      socket = c?.api.socket ?? DEFAULT_SOCKET;
+      budget = c?.pullVerifier.timeoutMs;
+    }
+  }
+  const total = Number.isFinite(envTimeout) && envTimeout > 0 ? envTimeout : (budget ?? DEFAULT_TIMEOUT_MS);
   const deadline = started + total;
 
   const a = await askAgent(socket, req, Math.max(100, deadline - Date.now()));
@@ -88,7 +103,7 @@ export async function run(io: RunIO): Promise<number> {
   const config = await loadCfg();
   if (a.kind === "unreachable" && config) {
     try {
-      const { verifyInProcess } = await import("./fallback.js");
+      const { verifyInProcess } = await slow();
       const d = await verifyInProcess(config, req, { deadline, log: diag });
       return answer(d.allowed, d.message);
     } catch (e) {
@@ -112,7 +127,7 @@ export async function run(io: RunIO): Promise<number> {
     why: string,
   ): Promise<number> {
     if (c) {
-      const { ExemptImages } = await import("../agent/exempt.js");
+      const { ExemptImages } = await slow();
       const by = new ExemptImages(c.policy.exemptImages).match(r.name, r.digest);
       if (by !== undefined)
         return answer(
