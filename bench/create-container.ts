@@ -9,7 +9,6 @@ import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { DEFAULT_SANDBOX_IMAGE, startContainerd } from "../e2e/lib/containerd.js";
 import type { Pod } from "../e2e/lib/cri.js";
-import { ContainerdImageResolver, ContainerdImages } from "../src/containerd/images.js";
 import { type ContainerConfig, RuntimeServiceClient } from "../src/gen/cri.js";
 import { startDaemon, waitFor } from "../test/support/procs.js";
 import { startBenchAgent } from "./lib/agent.js";
@@ -18,8 +17,12 @@ import { policyDoc } from "./lib/fixtures.js";
 import type { BenchOutcome } from "./lib/report.js";
 import { fmtMs, fmtSummary, summarize } from "./lib/stats.js";
 
+/** Goal for everything a create pays for Tollgate (plugin − no plugin). */
 export const TARGET_P50_ADDED_MS = 1;
 export const TARGET_P99_ADDED_MS = 3;
+/** The plugin's own share: what it costs over a no-op NRI plugin (the NRI floor). */
+export const TARGET_P50_OVER_FLOOR_MS = 0.25;
+export const TARGET_P99_OVER_FLOOR_MS = 1;
 
 export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const f = await ctx.fixture();
@@ -141,42 +144,40 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         await agent.stop();
       }
     }
-    // Attribution: the containerd images lookup the gate makes for every CreateContainer
-    // (image name → top-level digest), timed alone from this process against the same containerd.
-    const images = new ContainerdImages({ address: ctrd.address });
-    const resolver = new ContainerdImageResolver(images);
-    const lookups: number[] = [];
-    for (let i = 0; i < iterations(ctx, 300, 30) + 20; i++) {
-      const t0 = performance.now();
-      const r = await resolver.resolve(img.ref, { deadline: Date.now() + 5000 });
-      if (i >= 20) lookups.push(performance.now() - t0);
-      if (r.digest !== img.digest) throw new Error(`resolver gave ${r.digest}`);
-    }
-    images.close();
-    const lookup = summarize(lookups);
     const a = summarize(without);
     const b = summarize(withPlugin);
     const n0 = summarize(noop);
     const addP50 = b.p50 - a.p50;
     const addP99 = b.p99 - a.p99;
+    const overP50 = b.p50 - n0.p50;
+    const overP99 = b.p99 - n0.p99;
     const inAgent = agentMs.length > 0 ? summarize(agentMs) : undefined;
     return {
       id: "create-container",
       title: "CreateContainer overhead",
       rows: [
         {
-          what: "CRI CreateContainer with the agent's NRI plugin, verdict cached",
+          what: "CreateContainer: the plugin's cost over the no-op NRI plugin (the floor any NRI plugin pays)",
           how: `kubelet-like CRI CreateContainer on a private containerd 2.1.9 (runc, overlayfs), ${rounds} rounds of blocks of ${perBlock}: without / no-op NRI plugin / the real agent registered (same containerd run); only the RPC is timed`,
+          baseline: `no-op NRI plugin: ${fmtSummary(n0)}`,
+          result: `agent's plugin, cached verdict: ${fmtSummary(b)}`,
+          ratio: `over the floor: p50 ${fmtMs(overP50)}, p99 ${fmtMs(overP99)}`,
+          target: `p50 ≤ ${fmtMs(TARGET_P50_OVER_FLOOR_MS)}, p99 ≤ ${fmtMs(TARGET_P99_OVER_FLOOR_MS)} over the floor`,
+          met: overP50 <= TARGET_P50_OVER_FLOOR_MS && overP99 <= TARGET_P99_OVER_FLOOR_MS,
+        },
+        {
+          what: "CreateContainer: total added by Tollgate (plugin − no plugin), verdict cached",
+          how: "same runs: the agent's blocks vs the blocks without any plugin",
           baseline: `without plugin: ${fmtSummary(a)}`,
           result: `with plugin: ${fmtSummary(b)}`,
           ratio: `added: p50 ${fmtMs(addP50)}, p99 ${fmtMs(addP99)}`,
-          target: `added p50 ≤ ${TARGET_P50_ADDED_MS} ms, p99 ≤ ${TARGET_P99_ADDED_MS} ms`,
+          target: `goal: added p50 ≤ ${TARGET_P50_ADDED_MS} ms, p99 ≤ ${TARGET_P99_ADDED_MS} ms`,
           met: addP50 <= TARGET_P50_ADDED_MS && addP99 <= TARGET_P99_ADDED_MS,
         },
       ],
       details: [
         "Setup: the image (notation JWS signed) is pulled once from the loopback registry; one pod sandbox in namespace `bench`, whose default policy requires the notation signature. In each block with the plugin the agent process is started fresh (registers over containerd's NRI socket), its first CreateContainer verifies against the registry and fills the cache, then warm-up and measured creates follow; the agent is stopped (SIGTERM, unregistered) before the next block without it.",
-        `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: containerd images API lookup (image name → top-level digest, over gRPC to containerd), verdict cache, audit record, reply.`,
+        `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: decoding the request, image name → top-level digest from the agent's image-name cache (kept current by containerd's image events; containerd's images API is asked only on a miss or while that event stream is not proven live), the verdict cache, the audit record and metrics, the reply.`,
         [
           "| Condition | n | p50 | p90 | p99 | max | mean |",
           "|---|---|---|---|---|---|---|",
@@ -184,14 +185,14 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           `| with a no-op NRI plugin (our NriPlugin, allow-all handler) | ${n0.n} | ${fmtMs(n0.p50)} | ${fmtMs(n0.p90)} | ${fmtMs(n0.p99)} | ${fmtMs(n0.max)} | ${fmtMs(n0.mean)} |`,
           `| with plugin, cached verdict | ${b.n} | ${fmtMs(b.p50)} | ${fmtMs(b.p90)} | ${fmtMs(b.p99)} | ${fmtMs(b.max)} | ${fmtMs(b.mean)} |`,
           `| added by the no-op plugin (no-op − without): the NRI floor | | ${fmtMs(n0.p50 - a.p50)} | ${fmtMs(n0.p90 - a.p90)} | ${fmtMs(n0.p99 - a.p99)} | | ${fmtMs(n0.mean - a.mean)} |`,
+          `| the agent's plugin over the floor (with − no-op) | | ${fmtMs(overP50)} | ${fmtMs(b.p90 - n0.p90)} | ${fmtMs(overP99)} | | ${fmtMs(b.mean - n0.mean)} |`,
           `| added (with − without) | | ${fmtMs(addP50)} | ${fmtMs(b.p90 - a.p90)} | ${fmtMs(addP99)} | | ${fmtMs(b.mean - a.mean)} |`,
           inAgent
             ? `| inside the agent (gate decision, its audit \`durationMs\`, Date.now: 1 ms resolution) | ${inAgent.n} | ${fmtMs(inAgent.p50)} | ${fmtMs(inAgent.p90)} | ${fmtMs(inAgent.p99)} | ${fmtMs(inAgent.max)} | ${fmtMs(inAgent.mean)} |`
             : "",
-          `| of which: containerd images.Get via ContainerdImageResolver, timed alone | ${lookup.n} | ${fmtMs(lookup.p50)} | ${fmtMs(lookup.p90)} | ${fmtMs(lookup.p99)} | ${fmtMs(lookup.max)} | ${fmtMs(lookup.mean)} |`,
         ].join("\n"),
-        `Attribution at p50: a no-op NRI plugin already adds ${fmtMs(n0.p50 - a.p50)} (containerd building the NRI pod/container objects, the ttrpc round trip to another process and its wake-up on two shared cores) — ${n0.p50 - a.p50 > TARGET_P50_ADDED_MS ? "above the 1 ms target on its own, so no NRI plugin meets it on this machine" : "within the 1 ms target"}; the agent's decision adds ${fmtMs(b.p50 - n0.p50)} more, of which its own measured time is ~${fmtMs(inAgent?.p50 ?? Number.NaN)} and the containerd images.Get round trip alone ~${fmtMs(lookup.p50)}.`,
-        "The added latency is the difference of two independent distributions of a ~tens-of-ms operation on a shared 2-core machine; the in-agent row shows how much of it the agent itself spends (image lookup in containerd + cache + audit), and the last row how much of that is the images.Get round trip to containerd (a gRPC call the create must wait for, on the same two cores as containerd). The rest is containerd's NRI dispatch (protobuf encode of the pod and container, ttrpc over the unix socket, adjustment merge), the agent's decode/encode, and scheduling. The NRI round-trip benchmark below measures the plugin side without containerd.",
+        `Attribution at p50: a no-op NRI plugin already adds ${fmtMs(n0.p50 - a.p50)} over no plugin (containerd building the NRI pod/container objects, the ttrpc round trip to another process and its wake-up on two shared cores): the floor of any NRI plugin on this machine. The agent's plugin adds ${fmtMs(overP50)} over that floor (p99 ${fmtMs(overP99)}); the gate's own time inside the agent (audit \`durationMs\`) is ~${fmtMs(inAgent?.p50 ?? Number.NaN)} at p50 at its 1 ms clock resolution. The rest of the plugin's share is the agent decoding the larger real request (full pod and container) and its process wake-up; the NRI round-trip benchmark below measures the plugin side without containerd.`,
+        "Each figure is a difference of two independent distributions of a ~tens-of-ms operation on a shared 2-core machine, so single rows can be negative at p90/p99; the blocks alternate within each round so that load changes hit all three conditions.",
       ],
     };
   } finally {
