@@ -12,6 +12,12 @@ const common = {
   format: "esm",
   sourcemap: "linked",
   legalComments: "none",
+  // Whitespace and comments out, identifiers kept (stack traces stay readable; the .map files
+  // map back). V8 keeps every loaded source text in memory for lazy compilation, as one byte
+  // per character only while it is all Latin-1: one "—" in a bundled comment made the 8 MB
+  // agent bundle a 16 MB string. Measured: agent RSS after load 86 → 73 MB (bench memory).
+  minifyWhitespace: true,
+  minifySyntax: true,
   // CommonJS dependencies bundled into ESM still call require().
   banner: {
     js: "import { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);",

@@ -56,6 +56,9 @@ const cjs = {
   target: "node24",
   format: "cjs",
   legalComments: "none",
+  // As scripts/build.mjs: less source text to load and keep (identifiers kept).
+  minifyWhitespace: true,
+  minifySyntax: true,
   logLevel: "error",
 };
 // The slow path: everything inlined (SEA's require() only reaches built-in modules).

@@ -1,9 +1,10 @@
-// Agent memory: this process starts the real agent (startAgent: file policy source with the
-// policies, local API, metrics listener; NRI off), then fills a verdict cache with N
-// verdicts spread over the policies through the real engine (createEngine with the agent's
-// cache settings; discovery and the signature verifiers replaced by functions returning a
-// real notation report, so each cached verdict has a realistic size). Prints RSS at each
-// stage after a full GC (run with --expose-gc).
+// Agent memory in the shipped configuration: this process runs the real agent (startAgent)
+// with the Kubernetes policy source (informers against the in-test API server the parent
+// runs), NRI on (registered with the parent's real containerd), metrics and health listener
+// on, audit log at info. The agent's own engine is built with the agent's cache settings and
+// signature verifiers that return a real notation report without a registry, so its verdict
+// cache can be filled with N verdicts spread over the policies (each a realistic size).
+// Prints RSS at each stage after a full GC (run with --expose-gc).
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import { defaultConfig } from "../../src/agent/config.js";
@@ -12,12 +13,14 @@ import { compilePolicy, createEngine } from "../../src/engine/index.js";
 import type { SignatureCheck } from "../../src/engine/types.js";
 
 interface Input {
-  policyDir: string;
+  kubeconfig: string;
+  nriSocket: string;
+  containerdAddress: string;
+  apiSocket: string;
   policies: unknown[];
   defaultPolicy: string;
   verdicts: number;
   checks: SignatureCheck[];
-  apiSocket: string;
 }
 
 const input = JSON.parse(readFileSync(process.argv[2]!, "utf8")) as Input;
@@ -36,23 +39,25 @@ function snapshot() {
   };
 }
 
+async function waitFor(what: string, ok: () => boolean, ms: number) {
+  const until = Date.now() + ms;
+  while (!ok()) {
+    if (Date.now() > until) throw new Error(`${what} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 async function main() {
   if (!gc) throw new Error("run with --expose-gc");
   const start = snapshot();
   const cfg = defaultConfig();
-  cfg.nri.enabled = false;
+  cfg.nri.socket = input.nriSocket;
+  cfg.containerd.address = input.containerdAddress;
   cfg.api.socket = input.apiSocket;
-  cfg.policy.dir = input.policyDir;
+  cfg.policy.source = "kubernetes";
+  cfg.policy.kubeconfig = input.kubeconfig;
   cfg.policy.defaultPolicy = input.defaultPolicy;
   cfg.metrics.listen = "127.0.0.1:0";
-  cfg.log.level = "warn";
-  const agent = await startAgent(cfg, pino({ level: "warn" }));
-  const st = agent.status();
-  if (st.policies.length < input.policies.length)
-    throw new Error(`agent loaded ${st.policies.length} of ${input.policies.length} policies`);
-  const idle = snapshot();
-
-  const policies = await Promise.all(input.policies.map((d) => compilePolicy(d)));
   const engine = createEngine({
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
@@ -71,8 +76,27 @@ async function main() {
       ],
     },
   });
+  // The shipped level (info): audit records are written, to a file like a container's stdout.
+  const log = pino({ level: cfg.log.level }, pino.destination({ dest: "/dev/null", sync: false }));
+  const agent = await startAgent(cfg, log, { engine });
+  await waitFor(
+    "agent synced and registered with NRI",
+    () => {
+      const st = agent.status();
+      return st.policies.length >= input.policies.length && st.nri.state === "registered";
+    },
+    60_000,
+  );
+  const st = agent.status();
+  const idle = snapshot();
+
+  // The agent's policies as the engine sees them: compiled from the same documents, they
+  // carry the same revisions, so every verdict below is one the agent's gate would hit.
+  const compiled = await Promise.all(input.policies.map((d) => compilePolicy(d)));
+  const revisions = new Map(st.policies.map((p) => [p.name, p.revision]));
+  const sameRevision = compiled.filter((p) => revisions.get(p.name) === p.revision).length;
   for (let i = 0; i < input.verdicts; i++) {
-    const p = policies[i % policies.length]!;
+    const p = compiled[i % compiled.length]!;
     const hex = i.toString(16).padStart(8, "0").repeat(8);
     const v = await engine.verify(
       {
@@ -87,8 +111,9 @@ async function main() {
   const stats = engine.stats();
   const sample = engine.cached(
     { reference: "registry.example.com/team-1/service-1:v1.1.0", digest: `sha256:${"00000001".repeat(8)}` },
-    policies[1 % policies.length]!,
+    compiled[1 % compiled.length]!,
   );
+  const nriState = agent.status().nri.state;
   await agent.stop();
   process.stdout.write(
     `${JSON.stringify({
@@ -98,6 +123,9 @@ async function main() {
       cache: { entries: stats.entries, bytes: stats.bytes, evicted: stats.evicted, stored: stats.stored },
       verdictJsonBytes: sample ? JSON.stringify(sample).length : 0,
       policiesLoaded: st.policies.length,
+      sameRevision,
+      nriState,
+      policySource: (st.policySource as { source?: string }).source,
     })}\n`,
   );
 }

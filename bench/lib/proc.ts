@@ -23,6 +23,9 @@ export async function bundle(entry: string, outDir: string, name: string): Promi
     target: "node24",
     format: "esm",
     legalComments: "none",
+    // As scripts/build.mjs: the children must load like the shipped bundles (memory).
+    minifyWhitespace: true,
+    minifySyntax: true,
     banner: { js: BANNER },
     logLevel: "warning",
   });

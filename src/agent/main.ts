@@ -34,17 +34,24 @@ export interface AgentHandle {
   stop(): Promise<void>;
 }
 
+/** What a caller may supply instead of the default (the memory benchmark fills the engine's cache). */
+export interface AgentDeps {
+  engine?: AgentEngine;
+}
+
 /** Starts every component; resolves once the local API is serving (NRI registers in the background). */
-export async function startAgent(cfg: AgentConfig, log: Logger): Promise<AgentHandle> {
+export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps = {}): Promise<AgentHandle> {
   const startedAt = new Date().toISOString();
   const metrics = new AgentMetrics({ defaultMetrics: true });
   const source: PolicySource<CompiledPolicy> = await createPolicySource(
     cfg,
     log.child({ component: "policy-source" }),
   );
-  const engine = createAgentEngine(cfg, (ev) => {
-    if (ev.error) metrics.registryErrors.inc({ code: ev.error });
-  });
+  const engine =
+    deps.engine ??
+    createAgentEngine(cfg, (ev) => {
+      if (ev.error) metrics.registryErrors.inc({ code: ev.error });
+    });
   metrics.watchLimits(() => engine.limits.stats());
   const images = new ContainerdImages({
     address: cfg.containerd.address,
