@@ -29,6 +29,7 @@ const BENCHES: Bench[] = [
   { id: "dedup", title: "Deduplication", load: () => import("./dedup.js") },
   { id: "throughput", title: "Verification throughput", load: () => import("./throughput.js") },
   { id: "memory", title: "Agent memory", load: () => import("./memory.js") },
+  { id: "fleet", title: "Fleet model", load: () => import("./fleet.js") },
 ];
 
 function parseArgs(argv: string[]) {
@@ -155,6 +156,23 @@ async function main(): Promise<number> {
     writeFileSync(out, md);
     log(`wrote ${path.relative(repoRoot, out)} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   } else process.stdout.write(md);
+  // Documents a benchmark generates (docs/scaling.md): into the repository on full runs,
+  // else next to --out (or only named) so a partial run never overwrites them.
+  for (const o of outcomes)
+    for (const [rel, text] of Object.entries(o.files ?? {})) {
+      const target = full
+        ? path.join(repoRoot, rel)
+        : args.out
+          ? path.join(path.dirname(args.out), path.basename(rel))
+          : undefined;
+      if (!target) {
+        log(`${rel} generated (not written: partial run without --out)`);
+        continue;
+      }
+      mkdirSync(path.dirname(target), { recursive: true });
+      writeFileSync(target, text);
+      log(`wrote ${path.relative(repoRoot, target) || target}`);
+    }
   return outcomes.some((o) => o.error) ? 1 : 0;
 }
 

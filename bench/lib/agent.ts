@@ -20,6 +20,8 @@ export interface BenchAgentOptions {
   containerdAddress?: string;
   pullMode?: "default-policy" | "any-policy-in-use";
   logLevel?: string;
+  /** registry.certsDir (containerd-style hosts.toml directory, e.g. for a mirror). */
+  certsDir?: string;
 }
 
 export interface BenchAgent {
@@ -66,6 +68,7 @@ export function writeAgentConfig(o: Omit<BenchAgentOptions, "entry">): {
       },
       pullVerifier: { mode: o.pullMode ?? "default-policy", timeoutMs: 8000 },
       metrics: { listen: "127.0.0.1:0" },
+      ...(o.certsDir ? { registry: { certsDir: o.certsDir } } : {}),
       log: { level: o.logLevel ?? "info" },
     }),
   );

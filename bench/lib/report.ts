@@ -24,6 +24,8 @@ export interface BenchOutcome {
   details: string[];
   /** Set when the benchmark could not run; rendered as a row that says so. */
   error?: string;
+  /** Further generated documents, repo-relative path → text (written on full runs). */
+  files?: Record<string, string>;
 }
 
 export interface MachineInfo {

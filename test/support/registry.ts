@@ -32,12 +32,23 @@ export function registryConfigYaml(dataDir: string, port: number, extra: string[
   ].join("\n");
 }
 
-export async function startRegistry(baseDir?: string): Promise<LocalRegistry> {
+/** `proxyRemoteUrl`: run as a pull-through cache (distribution's proxy mode) of that registry. */
+export async function startRegistry(
+  baseDir?: string,
+  opts: { proxyRemoteUrl?: string } = {},
+): Promise<LocalRegistry> {
   const dir = baseDir ?? mkdtempSync(path.join(os.tmpdir(), "tollgate-registry-"));
   mkdirSync(path.join(dir, "data"), { recursive: true });
   const port = await freePort();
   const config = path.join(dir, "config.yml");
-  writeFileSync(config, registryConfigYaml(path.join(dir, "data"), port));
+  writeFileSync(
+    config,
+    registryConfigYaml(
+      path.join(dir, "data"),
+      port,
+      opts.proxyRemoteUrl ? ["proxy:", `  remoteurl: ${opts.proxyRemoteUrl}`] : [],
+    ),
+  );
   const daemon = startDaemon("registry", tools.registry, ["serve", config], { logDir: dir });
   const url = `http://127.0.0.1:${port}`;
   await waitFor("registry /v2/", async () => (await fetch(`${url}/v2/`)).status === 200);

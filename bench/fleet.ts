@@ -1,0 +1,187 @@
+// Fleet model inputs. Tollgate verifies on every node, so an image rolled out to N nodes is
+// verified N times. Measured here: the registry requests and CPU one node (one agent
+// process) spends on an image it has never seen, and K agents (real agent processes, each
+// with its own cache, as K nodes) asked for the same new image at once, against one origin
+// registry behind the fault proxy (test/support/fault-proxy.ts, counting every request):
+//   - without a mirror: every agent goes to the origin;
+//   - with a pull-through mirror (a second docker-registry in proxy mode) named in each
+//     agent's hosts.toml (`[host."http://mirror"] capabilities = ["pull", "resolve"]`), as
+//     containerd itself would be configured.
+// Each (mode, K) step uses a freshly pushed and signed image, so no cache (agents', mirror's)
+// has seen it. The numbers feed docs/scaling.md, which this benchmark also writes.
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { startFaultProxy } from "../test/support/fault-proxy.js";
+import { pushBusyboxImage } from "../test/support/images.js";
+import { startRegistry } from "../test/support/registry.js";
+import { notationSign } from "../test/support/signing.js";
+import { type BenchAgent, startBenchAgent } from "./lib/agent.js";
+import type { BenchContext } from "./lib/context.js";
+import { policyDoc } from "./lib/fixtures.js";
+import type { BenchOutcome } from "./lib/report.js";
+import { renderScaling } from "./scaling-doc.js";
+
+export interface FleetStep {
+  mode: "origin" | "mirror";
+  k: number;
+  /** Requests that reached the origin registry. */
+  origin: number;
+  /** Requests the agents sent to the mirror (mirror mode). */
+  mirror: number;
+  /** CPU (user + system) each agent spent on the new image, ms. */
+  cpuMs: number[];
+  wallMs: number;
+  allowed: number;
+  /** The origin's requests of this step, "METHOD path" with digests elided. */
+  originPaths: string[];
+}
+
+function elide(p: string): string {
+  return p.replace(/sha256([:-])[0-9a-f]{64}/g, "sha256$1…").replace(/\?.*$/, "");
+}
+
+/** "GET /v2/x (2), HEAD …" */
+function grouped(paths: string[]): string {
+  const m = new Map<string, number>();
+  for (const p of paths) m.set(p, (m.get(p) ?? 0) + 1);
+  return [...m].map(([p, n]) => `\`${p}\`${n > 1 ? ` ×${n}` : ""}`).join(", ");
+}
+
+/** utime + stime of a process in ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
+
+export async function run(ctx: BenchContext): Promise<BenchOutcome> {
+  const f = await ctx.fixture();
+  const dir = ctx.dir("fleet");
+  const ks = ctx.quick ? [1, 2] : [1, 2, 4, 8];
+  const maxK = ks[ks.length - 1]!;
+  const origin = await startFaultProxy(f.registry.host);
+  const mirrorRegistry = await startRegistry(path.join(dir, "mirror-registry"), {
+    proxyRemoteUrl: `http://${origin.host}`,
+  });
+  const mirror = await startFaultProxy(mirrorRegistry.host);
+  const agents: Record<"origin" | "mirror", BenchAgent[]> = { origin: [], mirror: [] };
+  try {
+    // hosts.toml for the origin's name: the mirror first, the origin as server (fallback).
+    const noMirror = path.join(dir, "certs.d-empty");
+    const withMirror = path.join(dir, "certs.d-mirror");
+    mkdirSync(noMirror, { recursive: true });
+    mkdirSync(path.join(withMirror, origin.host), { recursive: true });
+    writeFileSync(
+      path.join(withMirror, origin.host, "hosts.toml"),
+      `server = "http://${origin.host}"\n\n[host."http://${mirror.host}"]\n  capabilities = ["pull", "resolve"]\n`,
+    );
+    ctx.log(`fleet: starting ${maxK} agents without and ${maxK} with the mirror`);
+    for (const mode of ["origin", "mirror"] as const)
+      for (let i = 0; i < maxK; i++)
+        agents[mode].push(
+          await startBenchAgent({
+            entry: ctx.agentEntry,
+            dir: path.join(dir, `${mode}-agent-${i}`),
+            policies: [policyDoc(f, "default", "notation")],
+            defaultPolicy: "default",
+            certsDir: mode === "mirror" ? withMirror : noMirror,
+          }),
+        );
+    const steps: FleetStep[] = [];
+    let n = 0;
+    for (const k of ks)
+      for (const mode of ["origin", "mirror"] as const) {
+        const img = pushBusyboxImage(f.registry.host, `fleet/app-${++n}`, "v1", { marker: `fleet-${n}` });
+        await notationSign({ ref: img.pinned, configDir: f.notation.configDir, format: "jws" });
+        const name = `${origin.host}/fleet/app-${n}:v1`;
+        const group = agents[mode].slice(0, k);
+        const o0 = origin.requests.length;
+        const m0 = mirror.requests.length;
+        const cpu0 = group.map((a) => cpuMsOf(a.daemon.child.pid!));
+        const t0 = performance.now();
+        // A rollout: every node is asked for the image at the same time.
+        const answers = await Promise.all(group.map((a) => a.pullVerdict({ name, digest: img.digest })));
+        const wallMs = performance.now() - t0;
+        const step: FleetStep = {
+          mode,
+          k,
+          origin: origin.requests.length - o0,
+          mirror: mirror.requests.length - m0,
+          cpuMs: group.map((a, i) => cpuMsOf(a.daemon.child.pid!) - cpu0[i]!),
+          wallMs,
+          allowed: answers.filter((a) => a.allowed).length,
+          originPaths: origin.requests.slice(o0).map((r) => `${r.method} ${elide(r.path)}`),
+        };
+        if (step.allowed !== k)
+          throw new Error(
+            `fleet ${mode} K=${k}: ${k - step.allowed} agents denied ${name}: ${answers.find((a) => !a.allowed)?.message}`,
+          );
+        ctx.log(`fleet: ${mode} K=${k}: origin ${step.origin} requests, mirror ${step.mirror}`);
+        steps.push(step);
+      }
+    return outcome(steps, ks);
+  } finally {
+    for (const a of [...agents.origin, ...agents.mirror]) await a.stop();
+    await mirror.stop();
+    await mirrorRegistry.stop();
+    await origin.stop();
+  }
+}
+
+function outcome(steps: FleetStep[], ks: number[]): BenchOutcome {
+  const at = (mode: FleetStep["mode"], k: number) => steps.find((s) => s.mode === mode && s.k === k)!;
+  const one = at("origin", 1);
+  const kMax = ks[ks.length - 1]!;
+  const cpuAll = steps.filter((s) => s.mode === "origin").flatMap((s) => s.cpuMs);
+  const cpuPerNode = cpuAll.reduce((a, b) => a + b, 0) / cpuAll.length;
+  const perNode = one.origin;
+  const originLinear = ks.every((k) => at("origin", k).origin === k * perNode);
+  const mirrorUpstream = ks.map((k) => at("mirror", k).origin);
+  const mirrorFlat = Math.max(...mirrorUpstream) <= mirrorUpstream[0]!;
+  const row = (mode: FleetStep["mode"]) => ks.map((k) => `K=${k}: ${at(mode, k).origin}`).join(", ");
+  return {
+    id: "fleet",
+    title: "Fleet model",
+    rows: [
+      {
+        what: "Fleet: one node's cost for an image it has never seen",
+        how: "one agent process asked for a new signed image (POST /v1/pull-verdict, as the pull verifier does); requests counted at the origin registry, CPU from /proc (10 ms ticks), averaged over every agent of the no-mirror runs",
+        baseline: "—",
+        result: `${perNode} registry requests, ${cpuPerNode.toFixed(0)} ms CPU per node per new image`,
+        ratio: "—",
+        target: "report (input of docs/scaling.md)",
+        met: undefined,
+      },
+      {
+        what: "Fleet: origin requests for one new image on K nodes, no mirror",
+        how: `K real agent processes (one per simulated node, own caches) asked at once for the same new image, through the fault proxy in front of one docker-registry; K = ${ks.join(", ")}`,
+        baseline: `K=1: ${perNode}`,
+        result: row("origin"),
+        ratio: originLinear ? `= K × ${perNode} (linear)` : "not exactly linear, see Fleet model",
+        target: "report: grows with K",
+        met: undefined,
+      },
+      {
+        what: "Fleet: origin requests for one new image on K nodes, pull-through mirror in hosts.toml",
+        how: "same, each agent's hosts.toml names a docker-registry in proxy mode (pull, resolve) in front of the same origin",
+        baseline: `no mirror, K=${kMax}: ${at("origin", kMax).origin}`,
+        result: row("mirror"),
+        ratio: `at K=${kMax}: ${at("mirror", kMax).origin} with the mirror vs ${at("origin", kMax).origin} without`,
+        target: "origin requests do not grow with K",
+        met: mirrorFlat,
+      },
+    ],
+    details: [
+      [
+        "| Mode | K | origin requests | requests to the mirror | CPU per agent (mean) | rollout wall time |",
+        "|---|---|---|---|---|---|",
+        ...steps.map(
+          (s) =>
+            `| ${s.mode === "origin" ? "no mirror" : "mirror"} | ${s.k} | ${s.origin} | ${s.mode === "mirror" ? s.mirror : "—"} | ${(s.cpuMs.reduce((a, b) => a + b, 0) / s.cpuMs.length).toFixed(0)} ms | ${s.wallMs.toFixed(0)} ms |`,
+        ),
+      ].join("\n"),
+      `What one node's verification asks the origin (no mirror, K=1): ${grouped(one.originPaths)}. With the mirror (K=1) the origin saw: ${grouped(at("mirror", 1).originPaths)}; the agent sent ${at("mirror", 1).mirror} requests to the mirror. docs/scaling.md turns these numbers into the model for 10 / 1,000 / 10,000 nodes.`,
+    ],
+    files: { "docs/scaling.md": renderScaling({ steps, ks, perNode, cpuPerNode }) },
+  };
+}
