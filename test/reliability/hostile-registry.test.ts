@@ -26,7 +26,7 @@ import {
   notationInit,
   notationSign,
 } from "../support/signing.js";
-import { recordResult } from "./results.js";
+import { DecisionTally, recordResult } from "./results.js";
 
 const FILE = "test/reliability/hostile-registry.test.ts";
 const ANSWER_LIMIT_MS = 15_000;
@@ -81,9 +81,10 @@ async function timed(p: Promise<Verdict>): Promise<{ v: Verdict; ms: number }> {
 describe("hostile registry (docker-registry + real signatures)", () => {
   it("tag moved after verification: the new digest is verified anew, the old verdict stays keyed to its digest", async () => {
     const engine = createEngine();
+    const tally = new DecisionTally(ANSWER_LIMIT_MS);
     const first = pushBusyboxImage(reg.host, "hostile/moving", "v1", { marker: "first" });
     await cosignSign({ ref: first.pinned, keyDir: keys });
-    const a = await engine.verify(subject(first), policy);
+    const a = await tally.run(() => engine.verify(subject(first), policy));
     expect(a).toMatchObject({ allowed: true, outcome: "verified" });
     // The tag now points to an unsigned image.
     const second = pushBusyboxImage(reg.host, "hostile/moving", "v1", { marker: "second" });
@@ -91,21 +92,22 @@ describe("hostile registry (docker-registry + real signatures)", () => {
     expect(second.ref).toBe(first.ref);
     const resolved = await engine.registry.resolve(second.ref);
     expect(resolved.digest).toBe(second.digest);
-    const b = await engine.verify({ reference: second.ref, digest: resolved.digest }, policy);
+    const b = await tally.run(() =>
+      engine.verify({ reference: second.ref, digest: resolved.digest }, policy),
+    );
     expect(b).toMatchObject({ allowed: false, outcome: "rejected", cached: false });
     expect(b.subject.digest).toBe(second.digest);
-    const again = await engine.verify(subject(first), policy);
+    const again = await tally.run(() => engine.verify(subject(first), policy));
     expect(again).toMatchObject({ allowed: true, cached: true });
     engine.registry.close();
+    expect(tally.counts()).toEqual({ crashes: 0, missedDeadlines: 0, undecided: 0 });
     recordResult({
       area: "hostile-registry",
       name: "tag moved after verification",
       path: "engine + docker-registry, cosign-signed then unsigned image under one tag",
-      cases: 3,
+      cases: tally.cases,
       outcome: "new digest verified anew and rejected; old digest's verdict served only for the old digest",
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      ...tally.counts(),
       file: FILE,
     });
   });
@@ -162,24 +164,24 @@ describe("hostile registry (docker-registry + real signatures)", () => {
     });
 
     const outcomes: string[] = [];
+    const tally = new DecisionTally(ANSWER_LIMIT_MS);
     for (const c of cases) {
-      expect((await engine.verify(subject(c.donor), policy)).allowed, c.name).toBe(true);
+      expect((await tally.run(() => engine.verify(subject(c.donor), policy))).allowed, c.name).toBe(true);
       c.copy();
-      const v = await engine.verify(subject(c.victim), policy);
+      const v = await tally.run(() => engine.verify(subject(c.victim), policy));
       expect(v.allowed, `${c.name}: ${v.reasons.join("; ")}`).toBe(false);
       expect(v.outcome).toBe("rejected");
       outcomes.push(`${c.name}: rejected`);
     }
     engine.registry.close();
+    expect(tally.counts()).toEqual({ crashes: 0, missedDeadlines: 0, undecided: 0 });
     recordResult({
       area: "hostile-registry",
       name: "signature transplanted between images",
       path: "engine + docker-registry, signatures made by cosign 3.1.1 and notation 1.3.2, copied with crane",
-      cases: cases.length * 2,
+      cases: tally.cases,
       outcome: `${outcomes.join("; ")} (donors still verified)`,
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      ...tally.counts(),
       file: FILE,
     });
   });
@@ -295,6 +297,14 @@ describe("hostile registry (in-test, hostile answers)", () => {
       }
       const requests = hostile.requests.length - before;
       engine.registry.close();
+      expect(crashes).toBe(0);
+      expect(res!.v.allowed).toBe(false);
+      expect(["rejected", "failed"]).toContain(res!.v.outcome);
+      expect(res!.v.reasons[0]).toMatch(/^ImagePolicy strict /);
+      expect(res!.ms).toBeLessThanOrEqual(ANSWER_LIMIT_MS);
+      // Caps hold: discovery fetches a bounded number of artifacts whatever the registry lists.
+      expect(requests).toBeLessThanOrEqual(engine.registry.limits.maxArtifacts * 3 + 30);
+      // Written only once the assertions above passed.
       recordResult({
         area: "hostile-registry",
         name: s.name,
@@ -308,13 +318,6 @@ describe("hostile registry (in-test, hostile answers)", () => {
         undecided: res ? 0 : 1,
         file: FILE,
       });
-      expect(crashes).toBe(0);
-      expect(res!.v.allowed).toBe(false);
-      expect(["rejected", "failed"]).toContain(res!.v.outcome);
-      expect(res!.v.reasons[0]).toMatch(/^ImagePolicy strict /);
-      expect(res!.ms).toBeLessThanOrEqual(ANSWER_LIMIT_MS);
-      // Caps hold: discovery fetches a bounded number of artifacts whatever the registry lists.
-      expect(requests).toBeLessThanOrEqual(engine.registry.limits.maxArtifacts * 3 + 30);
     });
   }
 });

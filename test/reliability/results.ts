@@ -192,3 +192,42 @@ export class CaseTally {
     return `${this.values} ${valueWord}, ${this.typedErrors} typed errors${codes ? ` (${codes})` : ""}`;
   }
 }
+
+/**
+ * Counts what happened to each decision a reliability case asked for, so the crashes /
+ * missed deadlines / undecided columns are observed values, not constants: a call that threw
+ * is a crash, one slower than `limitMs` missed its deadline, one that returned without a
+ * boolean `allowed` is undecided. The call's own error is rethrown (the test fails; no row).
+ */
+export class DecisionTally {
+  cases = 0;
+  crashes = 0;
+  missedDeadlines = 0;
+  undecided = 0;
+  slowestMs = 0;
+
+  constructor(private readonly limitMs: number) {}
+
+  async run<T>(call: () => Promise<T>): Promise<T> {
+    this.cases++;
+    const t = performance.now();
+    let v: T;
+    try {
+      v = await call();
+    } catch (e) {
+      this.crashes++;
+      throw e;
+    } finally {
+      const ms = performance.now() - t;
+      this.slowestMs = Math.max(this.slowestMs, ms);
+      if (ms > this.limitMs) this.missedDeadlines++;
+    }
+    if (typeof (v as { allowed?: unknown } | undefined)?.allowed !== "boolean") this.undecided++;
+    return v;
+  }
+
+  /** The three counted columns of a row. */
+  counts(): Pick<ResultRow, "crashes" | "missedDeadlines" | "undecided"> {
+    return { crashes: this.crashes, missedDeadlines: this.missedDeadlines, undecided: this.undecided };
+  }
+}
