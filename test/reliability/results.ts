@@ -231,3 +231,18 @@ export class DecisionTally {
     return { crashes: this.crashes, missedDeadlines: this.missedDeadlines, undecided: this.undecided };
   }
 }
+
+/**
+ * The counted columns for decisions a DecisionSink recorded (the gate and pull decider never
+ * throw: an exception inside them becomes a "failed" decision with an internal-error reason).
+ */
+export function countDecisions(
+  decisions: ReadonlyArray<{ allowed: unknown; reason?: string; durationMs?: number }>,
+  deadlineMs: number,
+): Pick<ResultRow, "crashes" | "missedDeadlines" | "undecided"> {
+  return {
+    crashes: decisions.filter((d) => d.reason?.startsWith("internal error")).length,
+    missedDeadlines: decisions.filter((d) => (d.durationMs ?? 0) > deadlineMs).length,
+    undecided: decisions.filter((d) => typeof d.allowed !== "boolean").length,
+  };
+}
