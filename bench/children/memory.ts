@@ -10,6 +10,7 @@ import { pino } from "pino";
 import { defaultConfig } from "../../src/agent/config.js";
 import { startAgent } from "../../src/agent/main.js";
 import { compilePolicy, createEngine } from "../../src/engine/index.js";
+import { buildCredentialResolver } from "../../src/engine/registry/credentials/index.js";
 import type { SignatureCheck } from "../../src/engine/types.js";
 
 interface Input {
@@ -58,7 +59,8 @@ async function main() {
   cfg.policy.kubeconfig = input.kubeconfig;
   cfg.policy.defaultPolicy = input.defaultPolicy;
   cfg.metrics.listen = "127.0.0.1:0";
-  const engine = createEngine({
+  const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
+  const base = createEngine({
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
     verifiers: {
@@ -76,6 +78,8 @@ async function main() {
       ],
     },
   });
+  // As createAgentEngine: the engine plus the configured credential providers (none here).
+  const engine = Object.assign(base, { credentials });
   // The shipped level (info): audit records are written, to a file like a container's stdout.
   const log = pino({ level: cfg.log.level }, pino.destination({ dest: "/dev/null", sync: false }));
   const agent = await startAgent(cfg, log, { engine });
