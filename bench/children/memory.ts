@@ -9,6 +9,7 @@ import { readFileSync } from "node:fs";
 import { pino } from "pino";
 import { defaultConfig } from "../../src/agent/config.js";
 import { startAgent } from "../../src/agent/main.js";
+import { agentLimits } from "../../src/agent/wiring.js";
 import { compilePolicy, createEngine } from "../../src/engine/index.js";
 import { buildCredentialResolver } from "../../src/engine/registry/credentials/index.js";
 import type { SignatureCheck } from "../../src/engine/types.js";
@@ -60,7 +61,9 @@ async function main() {
   cfg.policy.defaultPolicy = input.defaultPolicy;
   cfg.metrics.listen = "127.0.0.1:0";
   const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
+  const limits = agentLimits(cfg);
   const base = createEngine({
+    limits,
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
     verifiers: {
@@ -78,8 +81,8 @@ async function main() {
       ],
     },
   });
-  // As createAgentEngine: the engine plus the configured credential providers (none here).
-  const engine = Object.assign(base, { credentials });
+  // As createAgentEngine: the engine, its global limits and the credential providers (none here).
+  const engine = Object.assign(base, { credentials, limits });
   // The shipped level (info): audit records are written, to a file like a container's stdout.
   const log = pino({ level: cfg.log.level }, pino.destination({ dest: "/dev/null", sync: false }));
   const agent = await startAgent(cfg, log, { engine });

@@ -44,9 +44,9 @@ export async function startSynced(source: PolicySource<CompiledPolicy>, timeoutM
   if (typeof k8s.whenReady === "function") await k8s.whenReady(Math.max(1, timeoutMs));
 }
 
-export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {
-  const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
-  const limits = new VerificationLimits({
+/** The agent's global bounds on verifications in flight, from its configuration. */
+export function agentLimits(cfg: AgentConfig): VerificationLimits {
+  return new VerificationLimits({
     maxConcurrent: cfg.verification.maxConcurrent,
     maxConcurrentPerRegistry: Math.min(
       cfg.verification.maxConcurrentPerRegistry,
@@ -57,6 +57,11 @@ export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEven
     maxQueued: cfg.verification.maxQueued,
     queueTimeoutMs: cfg.verification.timeoutMs,
   });
+}
+
+export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {
+  const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
+  const limits = agentLimits(cfg);
   const engine = createEngine({
     registry: {
       hostsDir: cfg.registry.certsDir,
