@@ -102,6 +102,7 @@ export interface SignatureResult {
   perVerifier?: SignatureCheck[][];
   /** The run stopped before the verifiers answered (transient → "could not complete"). */
   error?: { code: string; message: string; transient: boolean };
+  /** What was reported before the run stopped with `error`; empty when perVerifier holds them. */
   checks: SignatureCheck[];
   decidedAt: string;
   durationMs: number;
@@ -322,8 +323,9 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
         Promise.all(policy.verifiers.map((v) => runVerifier(v, source, ac.signal))),
         ac.signal,
       );
+      // `checks` stays empty: perVerifier holds them, and the cache accounts each entry by
+      // its JSON size, so a second copy would halve how many verdicts fit.
       result.perVerifier = results;
-      result.checks = results.flat();
       const state = combine(
         policy,
         policy.verifiers.map((v, i) => summarise(v, results[i]!)),
