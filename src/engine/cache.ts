@@ -15,6 +15,8 @@ export interface Cacheable {
   subject: { digest: string };
   policy: { revision: string };
   cached: boolean;
+  /** ISO time after which the entry must not be served (time-dependent conditions). */
+  expiresAt?: string;
 }
 
 export interface VerdictCacheOptions {
@@ -70,9 +72,11 @@ export class VerdictCache<V extends Cacheable = Verdict> {
   private readonly inflight = new Map<string, Promise<V>>();
   private readonly failedTTLSeconds: number;
   private readonly counters = { hits: 0, misses: 0, joined: 0, stored: 0, evicted: 0 };
+  private readonly now: () => number;
 
   constructor(opts: VerdictCacheOptions = {}) {
     const now = opts.now ?? Date.now;
+    this.now = now;
     this.failedTTLSeconds = opts.failedTTLSeconds ?? CACHE_DEFAULTS.failedTTLSeconds;
     this.lru = new LRUCache<string, V>({
       max: opts.maxEntries ?? CACHE_DEFAULTS.maxEntries,
@@ -108,8 +112,10 @@ export class VerdictCache<V extends Cacheable = Verdict> {
 
   /** Stores per the verdict's outcome; returns the TTL used (0 = not stored). */
   set(v: V, ttl: TtlSpec): number {
-    const seconds = ttlSecondsFor(v, ttl, this.failedTTLSeconds);
-    if (seconds <= 0) return 0;
+    let seconds = ttlSecondsFor(v, ttl, this.failedTTLSeconds);
+    // A time-dependent condition's expiry caps the TTL (attest/expiry.ts).
+    if (v.expiresAt !== undefined) seconds = Math.min(seconds, (Date.parse(v.expiresAt) - this.now()) / 1000);
+    if (!(seconds > 0)) return 0;
     this.lru.set(
       cacheKey(v.subject.digest, v.policy.revision),
       { ...v, cached: false },

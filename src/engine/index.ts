@@ -1,5 +1,6 @@
 // Public engine API: createEngine → Engine.verify(subject, compiledPolicy) → Verdict.
 // The engine knows nothing of containerd, NRI or Kubernetes.
+import { discoverAttestations } from "./attest/index.js";
 import { verifyCosign } from "./cosign/index.js";
 import { verifyNotation } from "./notation/index.js";
 import {
@@ -27,6 +28,7 @@ export function createEngine(opts: EngineOptions = {}): Engine & { registry: Reg
     discover: (subject, o) => discoverSignatures(registry, subject, o),
     notation: (source, cfg, o) => verifyNotation(source, cfg, o),
     cosign: (source, cfg, o) => verifyCosign(source, cfg, o),
+    attestations: (subject, o) => discoverAttestations(registry, subject, o),
     ...opts.verifiers,
   };
   return Object.assign(createEngineCore(deps, opts), { registry });

@@ -1,3 +1,5 @@
+import type { AttestationResult } from "./attest/types.js";
+
 // The engine's boundary types. Everything here is plain data (JSON-serialisable), so the
 // agent, the CLI, the audit log and the pull verifier can carry it without engine code.
 
@@ -113,4 +115,8 @@ export interface Verdict {
   failure?: { code: string; message: string };
   /** True when the policy would deny but mode Audit (or break-glass) allowed it. */
   auditOnly?: boolean;
+  /** spec.attestations results (policies that require attestations). */
+  attestations?: AttestationResult[];
+  /** ISO time a time-dependent condition stops holding: the verdict is not served past it. */
+  expiresAt?: string;
 }

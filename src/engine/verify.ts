@@ -21,6 +21,7 @@
 // The shared verification runs under the engine's own time budget; a caller's AbortSignal
 // or timeoutMs only ends that caller's wait (it gets the failure policy's answer) and the
 // verification carries on for the others and for the cache.
+import { type AttestationResult, type AttestationSource, judgeAttestations } from "./attest/index.js";
 import {
   CACHE_DEFAULTS,
   cacheKey,
@@ -61,6 +62,8 @@ export interface EngineDeps {
   discover(subject: Subject, opts: { signal?: AbortSignal; kinds?: ArtifactKind[] }): Promise<ArtifactSource>;
   notation(source: ArtifactSource, cfg: NotationConfig, opts: VerifierCallOptions): Promise<SignatureCheck[]>;
   cosign(source: ArtifactSource, cfg: CosignConfig, opts: VerifierCallOptions): Promise<SignatureCheck[]>;
+  /** Attestation discovery (policies with spec.attestations); absent = none can be found. */
+  attestations?(subject: Subject, opts: { signal?: AbortSignal }): Promise<AttestationSource>;
 }
 
 export interface VerifyOptions {
@@ -104,10 +107,21 @@ export interface SignatureResult {
   error?: { code: string; message: string; transient: boolean };
   /** What was reported before the run stopped with `error`; empty when perVerifier holds them. */
   checks: SignatureCheck[];
+  /**
+   * spec.attestations / spec.conditions, judged after the signatures passed (attest/). They
+   * read only digest-bound data (statements, signature results, `now`), so they are cached
+   * here; `expiresAt` is when a time-dependent condition stops holding.
+   */
+  attestation?: StoredJudgement;
+  expiresAt?: string;
   decidedAt: string;
   durationMs: number;
   cached: boolean;
 }
+
+type StoredJudgement =
+  | { state: "passed"; results: AttestationResult[]; reasons: string[] }
+  | { state: "failed" | "error"; results: AttestationResult[]; reason: string };
 
 export interface Engine {
   verify(subject: Subject, policy: CompiledPolicy, opts?: VerifyOptions): Promise<Verdict>;
@@ -331,6 +345,19 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
         policy.verifiers.map((v, i) => summarise(v, results[i]!)),
       );
       result.outcome = state === "passed" ? "verified" : state === "failed" ? "rejected" : "failed";
+      if (result.outcome === "verified" && policy.attest) {
+        const j = await abortable(
+          judgeAttestations(discoverAttestations, subject, policy, result.checks, now(), ac.signal),
+          ac.signal,
+        );
+        if (j.state === "passed") {
+          result.attestation = { state: j.state, results: j.results, reasons: j.reasons };
+          if (j.expiresAt) result.expiresAt = j.expiresAt.toISOString();
+        } else {
+          result.attestation = { state: j.state, results: j.results, reason: j.reason };
+          result.outcome = j.state === "failed" ? "rejected" : "failed";
+        }
+      }
     } catch (e) {
       const err =
         ac.signal.aborted && ac.signal.reason instanceof EngineError ? ac.signal.reason : toEngineError(e);
@@ -406,8 +433,45 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       const per = sig.perVerifier;
       const summaries = policy.verifiers.map((vf, i) => summarise(vf, per[i] ?? []));
       v = decide(subject, policy, started, summaries, per.flat());
+      if (v.outcome === "verified" && sig.attestation)
+        v = withAttestations(subject, policy, started, v, sig.attestation, sig.expiresAt);
     }
     return { ...v, cached: sig.cached, decidedAt: sig.decidedAt };
+  }
+
+  async function discoverAttestations(s: Subject, o: { signal?: AbortSignal }): Promise<AttestationSource> {
+    if (deps.attestations) return deps.attestations(s, o);
+    return { subject: s, envelopes: [], truncated: false, fetchBlob: () => Promise.reject(new Error("none")) };
+  }
+
+  /** Applies the cached attestation judgement to a verdict whose signatures passed. */
+  function withAttestations(
+    subject: Subject,
+    policy: CompiledPolicy,
+    started: number,
+    verdict: Verdict,
+    j: StoredJudgement,
+    expiresAt: string | undefined,
+  ): Verdict {
+    if (j.state === "passed")
+      return {
+        ...verdict,
+        reasons: [...verdict.reasons, ...j.reasons],
+        attestations: j.results,
+        ...(expiresAt ? { expiresAt } : {}),
+      };
+    const base =
+      j.state === "error"
+        ? failedVerdict(policy, subject, started, new EngineError("REGISTRY_UNAVAILABLE", j.reason), verdict.verifiers)
+        : finish(
+            policy,
+            subject,
+            started,
+            "rejected",
+            [`ImagePolicy ${policy.name} denies ${imageLabel(subject)}: ${j.reason}`],
+            verdict.verifiers,
+          );
+    return { ...base, attestations: j.results };
   }
 
   function decide(

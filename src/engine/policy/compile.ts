@@ -5,6 +5,7 @@
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { isEngineError } from "../errors.js";
 import { parseTrustPolicyDocument } from "../notation/policy.js";
+import { compileAttestationPolicy } from "./attest.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
@@ -249,8 +250,11 @@ export async function compileParsed(
       cache: spec.cache,
       verifiers: fingerprints,
       rego: regoFp,
+      attestations: spec.attestations,
+      conditions: spec.conditions,
     },
   });
+  const attest = compileAttestationPolicy(spec);
   const governs = compilePatterns(spec.images);
   const isExempt = compilePatterns(spec.exemptImages);
   return Object.freeze({
@@ -263,6 +267,7 @@ export async function compileParsed(
     unmatchedImages: spec.unmatchedImages,
     verifiers,
     ...(rego ? { rego } : {}),
+    ...(attest ? { attest } : {}),
     cache: spec.cache,
     governs,
     isExempt,

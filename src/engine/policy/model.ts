@@ -6,6 +6,7 @@
 //     → CompiledPolicy: references resolved, revision computed, Rego loaded       (compile.ts)
 // Only a CompiledPolicy reaches the engine's `verify`.
 
+import type { CompiledAttestationPolicy } from "../attest/types.js";
 import type { FailurePolicy, Mode, SignatureCheck } from "../types.js";
 
 export const API_VERSION = "tollgate.dev/v1alpha1";
@@ -116,6 +117,21 @@ export interface RegoSpec {
   data?: unknown;
 }
 
+/** A CEL condition (docs: ImagePolicy `spec.attestations[].conditions`, `spec.conditions`). */
+export interface ConditionSpec {
+  expression: string;
+  message?: string;
+}
+
+/** A required in-toto attestation (cosign attest), signed by a cosign verifier of this policy. */
+export interface AttestationSpec {
+  name: string;
+  /** Full predicate type URI (aliases resolved by validation). */
+  predicateType: string;
+  verifier: string;
+  conditions: ConditionSpec[];
+}
+
 export interface CacheSpec {
   positiveTTLSeconds: number;
   negativeTTLSeconds: number;
@@ -129,6 +145,8 @@ export interface PolicySpec {
   verifiers: VerifierSpec[];
   match: Match;
   rego?: RegoSpec;
+  attestations?: AttestationSpec[];
+  conditions?: ConditionSpec[];
   mode: Mode;
   failurePolicy: FailurePolicy;
   cache: CacheSpec;
@@ -240,6 +258,8 @@ export interface CompiledPolicy {
   unmatchedImages: UnmatchedImages;
   verifiers: CompiledVerifier[];
   rego?: CompiledRego;
+  /** spec.attestations + spec.conditions, CEL compiled. */
+  attest?: CompiledAttestationPolicy;
   cache: CacheSpec;
   /** True when one of spec.images matches the (normalised) reference. */
   governs(reference: string): boolean;

@@ -4,6 +4,7 @@
 // because a misspelt field silently falling back to a default could widen access.
 
 import { parseTrustPolicyDocument } from "../notation/policy.js";
+import { validateAttestationSpecs } from "./attest.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
@@ -609,6 +610,8 @@ export function validatePolicy(
     "verifiers",
     "match",
     "rego",
+    "attestations",
+    "conditions",
     "mode",
     "failurePolicy",
     "cache",
@@ -644,6 +647,12 @@ export function validatePolicy(
   );
   const vs = verifiers(ctx, spec);
   const regoSpec = spec.rego === undefined ? undefined : rego(ctx, spec.rego);
+  const att = validateAttestationSpecs(
+    spec,
+    new Set(vs.filter((v) => v.cosign).map((v) => v.name)),
+    new Set(vs.map((v) => v.name)),
+  );
+  for (const i of att.issues) ctx.add(i.path, i.message);
   let cache: CacheSpec = {
     positiveTTLSeconds: DEFAULTS.positiveTTLSeconds,
     negativeTTLSeconds: DEFAULTS.negativeTTLSeconds,
@@ -666,6 +675,8 @@ export function validatePolicy(
     verifiers: vs,
     match,
     ...(regoSpec ? { rego: regoSpec } : {}),
+    ...(att.attestations ? { attestations: att.attestations } : {}),
+    ...(att.conditions ? { conditions: att.conditions } : {}),
     mode,
     failurePolicy,
     cache,

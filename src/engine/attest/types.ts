@@ -1,0 +1,55 @@
+// Compiled attestation policy (built by policy/compile.ts from spec.attestations and
+// spec.conditions) and the per-verification results the verdict carries.
+import type { CompiledCondition } from "../cel/index.js";
+
+export interface CompiledConditionSpec {
+  /** Where it sits in the policy, e.g. "spec.attestations[0].conditions[1]". */
+  path: string;
+  expression: string;
+  /** The policy author's sentence for a false condition (defaults to the expression). */
+  message?: string;
+  condition: CompiledCondition;
+}
+
+export interface CompiledAttestation {
+  name: string;
+  /** Full predicate type URI (aliases such as "slsaprovenance1" are resolved). */
+  predicateType: string;
+  /** Name of the cosign verifier in spec.verifiers whose keys/identities must have signed it. */
+  verifier: string;
+  conditions: CompiledConditionSpec[];
+}
+
+export interface CompiledAttestationPolicy {
+  attestations: CompiledAttestation[];
+  conditions: CompiledConditionSpec[];
+}
+
+/** One attestation requirement's outcome (plain data: it is part of the cached verdict). */
+export interface AttestationResult {
+  name: string;
+  predicateType: string;
+  verifier: string;
+  result: "passed" | "failed" | "error";
+  /** One sentence: what satisfied it, or why nothing did. */
+  reason: string;
+  artifactDigest?: string;
+  format?: "bundle" | "legacy";
+  signer?: string;
+  issuer?: string;
+}
+
+/** A verified statement's data, kept only for condition evaluation (never cached or logged). */
+export interface VerifiedStatement {
+  predicateType: string;
+  predicate: unknown;
+  signer?: string;
+}
+
+export interface AttestationOutcome {
+  results: AttestationResult[];
+  /** name → verified statement (only for passed requirements). */
+  statements: Map<string, VerifiedStatement>;
+  /** Earliest time a time-dependent attestation condition stops holding (within the horizon). */
+  expiresAt?: Date;
+}
