@@ -254,3 +254,38 @@ export async function orasAttach(o: {
   if (!m?.[1]) throw new Error(`oras attach printed no digest: ${stdout}`);
   return m[1];
 }
+
+/**
+ * Offline `cosign attest --type <type> --predicate <file>`: "bundle" (default; a sigstore
+ * bundle referrer) or "legacy" (`--new-bundle-format=false`: a layer of `sha256-<hex>.att`).
+ */
+export async function cosignAttest(o: {
+  ref: string;
+  keyDir: CosignKeys;
+  type: string;
+  predicate: unknown;
+  format?: "bundle" | "legacy";
+}): Promise<CliResult> {
+  const file = path.join(o.keyDir.dir, `predicate-${process.hrtime.bigint()}.json`);
+  writeFileSync(file, JSON.stringify(o.predicate));
+  const args = [
+    "attest",
+    "--key",
+    o.keyDir.privateKey,
+    "--use-signing-config=false",
+    "--tlog-upload=false",
+    "--allow-http-registry",
+    "-y",
+    "--type",
+    o.type,
+    "--predicate",
+    file,
+  ];
+  if (o.format === "legacy") args.push("--new-bundle-format=false");
+  args.push(o.ref);
+  try {
+    return await cli(tools.cosign, args, cosignEnv(o.keyDir.dir, o.keyDir.password), o.keyDir.dir);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
