@@ -126,6 +126,15 @@ const full = {
       },
     ],
     rego: { module: "AGFzbQEAAAA=", entrypoint: "tollgate/allow", data: { requiredSigner: "CN=release" } },
+    attestations: [
+      {
+        name: "provenance",
+        predicateType: "slsaprovenance1",
+        verifier: "cosign",
+        conditions: [{ expression: 'predicate.runDetails.builder.id == "x"', message: "built by x" }],
+      },
+    ],
+    conditions: [{ expression: "attestations.provenance.signer != ''" }],
   },
 };
 
@@ -153,6 +162,16 @@ describe("CRD schema vs validator", () => {
       (d) => Object.assign(d.spec.verifiers[2]!.cosign!.keys![1]!, { secretRef: { name: "k", key: "x" } }),
     ],
     ["no verifiers", (d) => Object.assign(d.spec, { verifiers: [] })],
+    [
+      "attestation without verifier",
+      (d) => delete (d.spec.attestations[0] as { verifier?: string }).verifier,
+    ],
+    [
+      "attestation conditions not a list",
+      (d) => Object.assign(d.spec.attestations[0]!, { conditions: "true" }),
+    ],
+    ["unknown condition field", (d) => Object.assign(d.spec.conditions[0]!, { expr: "true" })],
+    ["condition without expression", (d) => Object.assign(d.spec, { conditions: [{ message: "m" }] })],
   ];
   it.each(bad)("%s fails both", (_t, mutate) => {
     const d = structuredClone(full);
