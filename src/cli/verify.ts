@@ -406,6 +406,24 @@ export function renderVerdict(v: Verdict): string {
       ),
     );
   }
+  if (v.attestations && v.attestations.length > 0) {
+    lines.push("Attestations:");
+    lines.push(
+      table(
+        ["NAME", "PREDICATE", "ARTIFACT", "RESULT", "SIGNER", "REASON"],
+        v.attestations.map((a) => [
+          a.name,
+          a.predicateType,
+          shortDigest(a.artifactDigest),
+          a.result,
+          a.signer ?? "-",
+          a.reason,
+        ]),
+        "  ",
+      ),
+    );
+  }
+  if (v.expiresAt) kv("Expires", `${v.expiresAt} (time-dependent conditions)`);
   kv("Duration", `${Math.round(v.durationMs)} ms${v.cached ? " (cached)" : ""}`);
   return `${lines.join("\n")}\n`;
 }

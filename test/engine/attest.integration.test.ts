@@ -3,6 +3,7 @@
 // formats), the real registry client, discovery, DSSE verification and CEL conditions.
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { renderVerdict } from "../../src/cli/verify.js";
 import { type CompiledPolicy, compilePolicy, createEngine } from "../../src/engine/index.js";
 import { crane, type PushedImage, pushBusyboxImage } from "../support/images.js";
 import type { LocalRegistry } from "../support/registry.js";
@@ -203,6 +204,12 @@ describe("attestation policies against real cosign attestations", () => {
     const vb = await engine.verify(subject("bundle"), b);
     expect(vb.allowed).toBe(false);
     expect(vb.reasons[0]).toContain('condition "built by https://ci.other.example/builder" is false');
+    // The CLI report (tollgate verify) lists each attestation requirement.
+    const text = renderVerdict(vb);
+    expect(text).toMatch(/Attestations:\n\s+NAME\s+PREDICATE/);
+    expect(text).toMatch(
+      /provenance\s+https:\/\/slsa\.dev\/provenance\/v1\s+sha256:\S+\s+failed\s+-\s+condition "built by/,
+    );
   });
 
   it("a cached allow expires when the scan ages out", async () => {
