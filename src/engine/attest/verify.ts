@@ -58,8 +58,10 @@ export function firstFailing(
 ): { cond: CompiledConditionSpec; why: string } | undefined {
   for (const c of conds) {
     const r = c.condition.evaluate(vars);
-    if (!r.ok) return { cond: c, why: `condition "${conditionLabel(c)}" could not be evaluated: ${r.error}` };
-    if (!r.value) return { cond: c, why: `condition "${conditionLabel(c)}" is false` };
+    // JSON quoting keeps an expression's own quotes readable in the one-line reason.
+    const label = JSON.stringify(conditionLabel(c));
+    if (!r.ok) return { cond: c, why: `condition ${label} could not be evaluated: ${r.error}` };
+    if (!r.value) return { cond: c, why: `condition ${label} is false` };
   }
   return undefined;
 }

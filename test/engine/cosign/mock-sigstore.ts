@@ -132,6 +132,9 @@ export interface KeylessSignOptions {
   annotations?: Record<string, string>;
   /** Corrupt the logged signature (tlog body no longer matches the envelope). */
   tamperTlog?: boolean;
+  /** Another statement predicate (an attestation instead of a signature). */
+  predicateType?: string;
+  predicate?: unknown;
 }
 
 /** A bundle v0.3 JSON object exactly as cosign 3 would attach it for a keyless signature. */
@@ -143,8 +146,8 @@ export async function keylessBundle(
   const statement = {
     _type: "https://in-toto.io/Statement/v1",
     subject: [{ digest: { sha256: hex }, annotations: o.annotations ?? {} }],
-    predicateType: "https://sigstore.dev/cosign/sign/v1",
-    predicate: {},
+    predicateType: o.predicateType ?? "https://sigstore.dev/cosign/sign/v1",
+    predicate: o.predicate ?? {},
   };
   const payload = Buffer.from(JSON.stringify(statement));
   const payloadType = "application/vnd.in-toto+json";
