@@ -55,6 +55,24 @@ describe("tollgate policy validate", () => {
     expect(r.stdout).toContain("1 document(s) valid");
   });
 
+  it("a CEL condition error is printed with its path and line:column; exit 1", async () => {
+    const f = write(
+      "cel.yaml",
+      `${goodPolicy}  attestations:
+    - name: provenance
+      predicateType: slsaprovenance1
+      verifier: release
+  conditions:
+    - expression: attestations.provenance.predicate.builder == "x" && attestations.scan.predicate.ok
+`,
+    );
+    const r = await runCli(cli, ["policy", "validate", f]);
+    expect(r.code).toBe(1);
+    expect(r.stdout + r.stderr).toContain(
+      "spec.conditions[0].expression: 1:65: undefined field 'scan' of attestations (fields: provenance)",
+    );
+  });
+
   it("every error is printed with its path; exit 1", async () => {
     const f = write(
       "bad.yaml",
