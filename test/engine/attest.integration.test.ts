@@ -163,6 +163,8 @@ describe("attestation policies against real cosign attestations", () => {
         ["provenance", "passed", n, "release"],
         ["scan", "passed", n, "release"],
       ]);
+      // Attestation bundles are not mistaken for signatures.
+      expect(v.verifiers.map((c) => c.result)).toEqual(["passed"]);
       // Fresh scan (1 day old, limit 7 days) but within a 300 s TTL nothing expires.
       expect(v.expiresAt).toBeUndefined();
     }

@@ -39,6 +39,8 @@ export interface DiscoverOptions {
   cosignTag?: boolean;
 }
 
+const COSIGN_SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1";
+
 /** Index-entry artifact types worth fetching: the signature types, plus the ones tools write for them. */
 const CANDIDATE_TYPES: ReadonlySet<string> = new Set([
   NOTATION_SIGNATURE,
@@ -168,6 +170,10 @@ export async function discoverSignatures(
     if (manifest.subject?.digest !== subject.digest) continue;
     const kind = classifyArtifact(manifest, c.source);
     if (!kind || !kinds.has(kind)) continue;
+    // `cosign attest` bundles share the bundle type; they are attestations (attest/), not
+    // signatures. Skipping one can only lose a signature, never invent one.
+    const predicate = manifest.annotations?.["dev.sigstore.bundle.predicateType"];
+    if (kind === "cosign-bundle" && predicate !== undefined && predicate !== COSIGN_SIGN_PREDICATE) continue;
     artifacts.push({
       kind,
       digest: fetched.descriptor.digest,
