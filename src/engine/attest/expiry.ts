@@ -1,11 +1,11 @@
 // When does a time-dependent decision stop holding? Conditions that read `now` ("the scan is
 // younger than 7 days") are true now and turn false later; a cached allow must expire then.
-// We look for the first change within the cache horizon: sample the horizon in 64 steps,
+// We look for the first change within the cache horizon: sample the horizon in 16 steps,
 // then bisect the first interval that changed down to one second. Conditions monotone in
 // time (comparisons of `now` with fixed timestamps, the ones policies use) are found
 // exactly; a condition that flips and flips back within one step could be missed.
 
-const SAMPLES = 64;
+const SAMPLES = 16;
 
 /**
  * A time at most one second before `holds` first stops being true after `now` (within
