@@ -11,10 +11,11 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { crane, type PushedImage, pushBusyboxImage } from "../test/support/images.js";
+import { attestationPolicy, pushAttestedImages, type ScenarioImage } from "../test/support/attestations.js";
+import type { PushedImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
-import { type CosignKeys, cosignAttest, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
+import { type CosignKeys, cosignGenerateKeyPair } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
 import { startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
@@ -29,61 +30,9 @@ let registry: LocalRegistry;
 let ctrd: Containerd;
 let agent: Daemon | undefined;
 let key: CosignKeys;
-let rogue: CosignKeys;
 let apiSocket: string;
-const img: Record<string, PushedImage> = {};
+let img: Record<ScenarioImage, PushedImage>;
 let seq = 0;
-
-function provenance(builder: string) {
-  return {
-    buildDefinition: {
-      buildType: "https://example.com/build@v1",
-      externalParameters: { source: "git+https://git.example/app@refs/heads/main" },
-    },
-    runDetails: { builder: { id: builder } },
-  };
-}
-
-function vuln(ageDays: number) {
-  const t = new Date(Date.now() - ageDays * DAY).toISOString();
-  return {
-    invocation: { uri: "https://ci.example/scan" },
-    scanner: { uri: "pkg:github/aquasecurity/trivy@0.50.0", version: "0.50.0", result: { critical: 0 } },
-    metadata: { scanStartedOn: t, scanFinishedOn: t },
-  };
-}
-
-function policy(name: string, builder: string) {
-  return {
-    apiVersion: "tollgate.dev/v1alpha1",
-    kind: "ImagePolicy",
-    metadata: { name },
-    spec: {
-      verifiers: [{ name: "release", cosign: { keys: [{ name: "release", pem: key.publicKeyPem }] } }],
-      attestations: [
-        {
-          name: "provenance",
-          predicateType: "slsaprovenance1",
-          verifier: "release",
-          conditions: [
-            { expression: `predicate.runDetails.builder.id == "${builder}"`, message: `built by ${builder}` },
-            {
-              expression: `predicate.buildDefinition.externalParameters.source.startsWith("git+https://git.example/")`,
-              message: "built from git.example",
-            },
-          ],
-        },
-        { name: "scan", predicateType: "vuln", verifier: "release" },
-      ],
-      conditions: [
-        {
-          expression: `now - timestamp(attestations.scan.predicate.metadata.scanFinishedOn) < duration("168h")`,
-          message: "vulnerability scan is younger than 7 days",
-        },
-      ],
-    },
-  };
-}
 
 function writeYaml(dir: string, file: string, docs: unknown[]) {
   const tmp = path.join(dir, `.${file}.tmp`);
@@ -137,43 +86,21 @@ beforeAll(async () => {
   });
   registry = await startRegistry(path.join(work, "registry"));
   key = await cosignGenerateKeyPair(path.join(work, "key"));
-  rogue = await cosignGenerateKeyPair(path.join(work, "rogue"));
-  const names = ["good", "legacy", "otherbuilder", "missing", "transplant", "untrusted", "oldscan"];
-  for (const n of names) img[n] = pushBusyboxImage(registry.host, `attest/${n}`, "v1", { marker: n });
-  const at = (n: string) => img[n]!.pinned;
-  for (const n of names) await cosignSign({ ref: at(n), keyDir: key });
-  const attest = (
-    n: string,
-    type: string,
-    predicate: unknown,
-    o: { legacy?: boolean; by?: CosignKeys } = {},
-  ) =>
-    cosignAttest({
-      ref: at(n),
-      keyDir: o.by ?? key,
-      type,
-      predicate,
-      ...(o.legacy ? { format: "legacy" as const } : {}),
-    });
-  await attest("good", "slsaprovenance1", provenance(BUILDER_A));
-  await attest("good", "vuln", vuln(1));
-  await attest("legacy", "slsaprovenance1", provenance(BUILDER_A), { legacy: true });
-  await attest("legacy", "vuln", vuln(1), { legacy: true });
-  await attest("otherbuilder", "slsaprovenance1", provenance("https://evil.example/builder"));
-  await attest("otherbuilder", "vuln", vuln(1));
-  await attest("missing", "vuln", vuln(1));
-  // The legacy image's .att (statements naming its digest) copied under this image's .att tag.
-  const att = (p: PushedImage) => `${p.repo}:${p.digest.replace(":", "-")}.att`;
-  crane(["copy", "--insecure", att(img.legacy!), att(img.transplant!)]);
-  await attest("transplant", "vuln", vuln(1));
-  await attest("untrusted", "slsaprovenance1", provenance(BUILDER_A), { by: rogue });
-  await attest("untrusted", "vuln", vuln(1));
-  await attest("oldscan", "slsaprovenance1", provenance(BUILDER_A));
-  await attest("oldscan", "vuln", vuln(30));
+  img = (await pushAttestedImages({
+    registryHost: registry.host,
+    place: (n) => [`attest/${n}`, "v1"],
+    key,
+    rogue: await cosignGenerateKeyPair(path.join(work, "rogue")),
+    builder: BUILDER_A,
+    scanAt: new Date(Date.now() - DAY),
+  })) as Record<ScenarioImage, PushedImage>;
 
   const policyDir = path.join(work, "policies");
   mkdirSync(policyDir);
-  writeYaml(policyDir, "policies.yaml", [policy("builder-a", BUILDER_A), policy("builder-b", BUILDER_B)]);
+  writeYaml(policyDir, "policies.yaml", [
+    attestationPolicy("builder-a", key.publicKeyPem, BUILDER_A),
+    attestationPolicy("builder-b", key.publicKeyPem, BUILDER_B),
+  ]);
   writeYaml(policyDir, "namespaces.yaml", [
     {
       apiVersion: "v1",
@@ -218,11 +145,11 @@ afterAll(async () => {
 });
 
 describe("attestation policies on containerd", () => {
-  it.each(["good", "legacy"])(
+  it.each(["bundle", "legacy"] as const)(
     "provenance from the allowed builder and source (%s format) pulls and runs",
     async (n) => {
-      expect(await pullError(img[n]!.ref)).toBeUndefined();
-      const c = await create("team-a", img[n]!.ref);
+      expect(await pullError(img[n].ref)).toBeUndefined();
+      const c = await create("team-a", img[n].ref);
       expect(c.error).toBeUndefined();
       await ctrd.cri.startContainer(c.id!);
       await ctrd.cri.waitForLog(c.id!, `hello from attest/${n}:v1`);
@@ -236,10 +163,10 @@ describe("attestation policies on containerd", () => {
     ["transplant", `${P}the signed statement names sha256:`],
     ["untrusted", "is not signed by any key of verifier release (release)"],
     ["oldscan", 'spec.conditions[0]: condition "vulnerability scan is younger than 7 days" is false'],
-  ])("%s is denied at pull and at create with its reason", async (n, reason) => {
-    const ref = img[n]!.ref;
+  ] as [ScenarioImage, string][])("%s is denied at pull and at create with its reason", async (n, reason) => {
+    const ref = img[n].ref;
     const pulled = await pullError(ref);
-    expect(pulled).toContain(`tollgate: denied ${ref} (${img[n]!.digest})`);
+    expect(pulled).toContain(`tollgate: denied ${ref} (${img[n].digest})`);
     expect(pulled).toContain(reason);
     expect(await ctrd.cri.imageStatus(ref)).toBeUndefined();
     // Already on the node (pulled around the verifier): the create-time gate denies it too.
@@ -251,7 +178,7 @@ describe("attestation policies on containerd", () => {
   });
 
   it("tenancy: team-b's policy asks for another builder, so team-a's image is denied there", async () => {
-    const ref = img.good!.ref;
+    const ref = img.bundle.ref;
     expect((await create("team-a", ref)).error).toBeUndefined();
     const b = await create("team-b", ref);
     expect(b.error).toContain(`in namespace "team-b" by policy "builder-b"`);
