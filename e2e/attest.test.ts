@@ -17,7 +17,7 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { agentStatus, startAgentNode, startAgentProcess } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 
@@ -38,18 +38,6 @@ function writeYaml(dir: string, file: string, docs: unknown[]) {
   const tmp = path.join(dir, `.${file}.tmp`);
   writeFileSync(tmp, docs.map((d) => stringify(d)).join("---\n"));
   execFileSync("mv", [tmp, path.join(dir, file)]);
-}
-
-function status(): Promise<{ nri: { state: string }; policies: { name: string }[] }> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: "/v1/status", agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => resolve(JSON.parse(b)));
-    });
-    r.on("error", reject);
-    r.end();
-  });
 }
 
 async function pullError(ref: string): Promise<string | undefined> {
@@ -122,19 +110,12 @@ beforeAll(async () => {
     pullVerifierTimeoutMs: 8000,
   });
   ctrd = node.ctrd;
-  apiSocket = node.apiSocket;
-  agent = startDaemon(
-    "agent",
-    process.execPath,
-    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", node.configPath],
-    { logDir: work },
-  );
+  agent = await startAgentProcess(node, work);
   await waitFor(
-    "agent registered",
-    async () => existsSync(apiSocket) && (await status()).nri.state === "registered",
-    60_000,
+    "policies loaded",
+    async () => (await agentStatus(node.apiSocket)).policies.length === 2,
+    30_000,
   );
-  await waitFor("policies loaded", async () => (await status()).policies.length === 2, 30_000);
 }, 300_000);
 
 afterAll(async () => {

@@ -441,7 +441,12 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
 
   async function discoverAttestations(s: Subject, o: { signal?: AbortSignal }): Promise<AttestationSource> {
     if (deps.attestations) return deps.attestations(s, o);
-    return { subject: s, envelopes: [], truncated: false, fetchBlob: () => Promise.reject(new Error("none")) };
+    return {
+      subject: s,
+      envelopes: [],
+      truncated: false,
+      fetchBlob: () => Promise.reject(new Error("none")),
+    };
   }
 
   /** Applies the cached attestation judgement to a verdict whose signatures passed. */
@@ -462,7 +467,13 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       };
     const base =
       j.state === "error"
-        ? failedVerdict(policy, subject, started, new EngineError("REGISTRY_UNAVAILABLE", j.reason), verdict.verifiers)
+        ? failedVerdict(
+            policy,
+            subject,
+            started,
+            new EngineError("REGISTRY_UNAVAILABLE", j.reason),
+            verdict.verifiers,
+          )
         : finish(
             policy,
             subject,
