@@ -54,6 +54,16 @@ export interface AgentConfig {
     exemptImages: string[];
     /** Longest break-glass window honoured, whatever the annotation says. */
     breakGlassMaxSeconds: number;
+    /**
+     * Images the exempt namespaces run (e.g. registry.k8s.io/**). A pull has no namespace:
+     * these are admitted at pull time because an exempt namespace could run them; at create
+     * time every other namespace still needs its own policy (docs/pull-semantics.md).
+     */
+    exemptNamespaceImages: string[];
+    /** kubernetes source: on-host snapshot of the last good policy set ("" disables). */
+    snapshotPath: string;
+    /** A snapshot older than this is not used: the failure policy applies instead. */
+    snapshotMaxAgeSeconds: number;
   };
   gate: {
     /** Fraction of containerd's NRI request timeout the create-time gate may spend. */
@@ -128,6 +138,9 @@ export function defaultConfig(): AgentConfig {
       exemptNamespaces: [],
       exemptImages: [],
       breakGlassMaxSeconds: 86_400,
+      exemptNamespaceImages: [],
+      snapshotPath: "/var/lib/tollgate/policy-snapshot.json",
+      snapshotMaxAgeSeconds: 86_400,
     },
     gate: { budgetFraction: 0.5, defaultRequestTimeoutMs: 2000, tagMoveWindowSeconds: 600 },
     pullVerifier: { mode: "default-policy", timeoutMs: 8000, failurePolicy: "Closed" },
@@ -176,6 +189,9 @@ const FLAGS: Record<string, string> = {
   "exempt-namespace": "policy.exemptNamespaces",
   "exempt-image": "policy.exemptImages",
   "break-glass-max-seconds": "policy.breakGlassMaxSeconds",
+  "exempt-namespace-image": "policy.exemptNamespaceImages",
+  "snapshot-path": "policy.snapshotPath",
+  "snapshot-max-age-seconds": "policy.snapshotMaxAgeSeconds",
   "budget-fraction": "gate.budgetFraction",
   "pull-verifier-mode": "pullVerifier.mode",
   "certs-dir": "registry.certsDir",
@@ -195,7 +211,12 @@ const ENV: Record<string, string> = {
   TOLLGATE_METRICS_LISTEN: "metrics.listen",
 };
 
-const LIST_KEYS = new Set(["policy.exemptNamespaces", "policy.exemptImages", "registry.dockerConfigs"]);
+const LIST_KEYS = new Set([
+  "policy.exemptNamespaces",
+  "policy.exemptImages",
+  "policy.exemptNamespaceImages",
+  "registry.dockerConfigs",
+]);
 
 export interface ParsedArgs {
   configPath?: string;
@@ -356,6 +377,9 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
       "exemptNamespaces",
       "exemptImages",
       "breakGlassMaxSeconds",
+      "exemptNamespaceImages",
+      "snapshotPath",
+      "snapshotMaxAgeSeconds",
     ],
     gate: ["budgetFraction", "defaultRequestTimeoutMs", "tagMoveWindowSeconds"],
     pullVerifier: ["mode", "timeoutMs", "failurePolicy"],
@@ -485,6 +509,16 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
         0,
         30 * 86_400,
       ),
+      exemptNamespaceImages: list(policy, "policy", "exemptNamespaceImages", d.policy.exemptNamespaceImages),
+      snapshotPath: str(policy, "policy", "snapshotPath", d.policy.snapshotPath, { allowEmpty: true }),
+      snapshotMaxAgeSeconds: num(
+        policy,
+        "policy",
+        "snapshotMaxAgeSeconds",
+        d.policy.snapshotMaxAgeSeconds,
+        1,
+        30 * 86_400,
+      ),
     },
     gate: {
       budgetFraction: num(gate, "gate", "budgetFraction", d.gate.budgetFraction, 0.05, 0.9, false),
@@ -588,6 +622,16 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     const err = checkExemptPattern(p);
     if (err) problems.push(`policy.exemptImages: "${p}": ${err}`);
   }
+  for (const p of cfg.policy.exemptNamespaceImages) {
+    const err = checkExemptPattern(p);
+    if (err) problems.push(`policy.exemptNamespaceImages: "${p}": ${err}`);
+  }
+  if (cfg.policy.exemptNamespaceImages.length > 0 && cfg.policy.exemptNamespaces.length === 0)
+    problems.push(
+      "policy.exemptNamespaceImages: has no effect without policy.exemptNamespaces (it names what the exempt namespaces pull)",
+    );
+  if (cfg.policy.snapshotPath !== "" && !cfg.policy.snapshotPath.startsWith("/"))
+    problems.push("policy.snapshotPath: must be an absolute path (or empty to disable)");
   for (const ns of cfg.policy.exemptNamespaces) {
     if (!/^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/.test(ns))
       problems.push(`policy.exemptNamespaces: "${ns}" is not a valid namespace name`);

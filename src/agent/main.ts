@@ -20,6 +20,7 @@ import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";
 import { PullDecider } from "./pull.js";
+import { pullScopeFor } from "./pull-scope.js";
 import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "./wiring.js";
 
 export const VERSION: string = pkg.version;
@@ -107,6 +108,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     timeoutMs: Math.max(100, cfg.pullVerifier.timeoutMs - 500),
     failurePolicy: cfg.pullVerifier.failurePolicy,
     normalize: normalizeName,
+    scope: pullScopeFor(cfg.policy, source),
     sink,
   });
 

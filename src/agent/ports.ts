@@ -33,6 +33,8 @@ export interface PolicySelector<P extends PolicyRef = PolicyRef> {
   /** Compiled policies in use (the default and those a namespace names). */
   policiesInUse(): P[];
   defaultPolicy(): P | undefined;
+  /** Namespaces under a valid break-glass at `now` (for pull-time admission). */
+  activeBreakGlass?(now: Date): Array<{ namespace: string; until: number; reason?: string }>;
 }
 
 /** One image record: containerd's name for it and its top-level digest. */

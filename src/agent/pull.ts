@@ -11,6 +11,7 @@ import type { DecisionSink } from "./audit.js";
 import { type Decision, type DecisionKind, formatMessage, judge, judgeFailure, oneLine } from "./decision.js";
 import type { ExemptImages } from "./exempt.js";
 import type { PolicyRef, PolicySelector, VerifyEngine } from "./ports.js";
+import type { PullScope } from "./pull-scope.js";
 
 export interface PullRequest {
   name: string;
@@ -30,6 +31,8 @@ export interface PullDeciderOptions<P extends PolicyRef> {
   sink: DecisionSink;
   /** Reference normalisation (the engine's); identity when absent. */
   normalize?: (name: string) => string;
+  /** Exempt-namespace images and break-glass at pull time (pull-scope.ts). */
+  scope?: PullScope;
   now?: () => number;
 }
 
@@ -54,6 +57,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
         reason: `internal error: ${oneLine((e as Error).message ?? String(e), 300)}`,
       });
     }
+    if (this.o.scope) d = this.o.scope.applyBreakGlass(d, this.now());
     this.o.sink.record(d);
     return d;
   }
@@ -73,6 +77,15 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
         kind: "exempt",
         reason: `image matches exempt pattern "${exemptBy}"`,
         exemptBy: `image:${exemptBy}`,
+      });
+    }
+    const nsImage = this.o.scope?.exemptNamespaceImage(reference, digest);
+    if (nsImage !== undefined) {
+      return this.finish(reference, digest, start, {
+        allowed: true,
+        kind: "exempt",
+        reason: this.o.scope!.exemptNamespaceReason(nsImage),
+        exemptBy: `namespace-image:${nsImage}`,
       });
     }
     const subject: Subject = { reference, digest, descriptor: req.descriptor };

@@ -19,6 +19,7 @@ export type AgentEngine = ReturnType<typeof createEngine> & {
 export async function createPolicySource(
   cfg: AgentConfig,
   logger: SourceLogger,
+  opts: { snapshotOnly?: boolean } = {},
 ): Promise<PolicySource<CompiledPolicy>> {
   const selection = {
     defaultPolicy: cfg.policy.defaultPolicy,
@@ -28,9 +29,24 @@ export async function createPolicySource(
   if (cfg.policy.source === "files") {
     return new FilePolicySource<CompiledPolicy>({ dir: cfg.policy.dir!, config: selection, logger });
   }
+  const snapshot = snapshotOptions(cfg);
+  if (opts.snapshotOnly) {
+    // The pull verifier on the host: no API server credentials, only the agent's snapshot.
+    if (!snapshot)
+      throw new Error(
+        "policy.snapshotPath is empty: no policy snapshot to decide from while the agent is away",
+      );
+    const { SnapshotPolicySource } = await import("../policy-source/snapshot-source.js");
+    return new SnapshotPolicySource<CompiledPolicy>({ ...snapshot, config: selection, logger });
+  }
   // Loaded only for this source: @kubernetes/client-node costs ~28 MB of agent RSS.
   const { createKubernetesPolicySource } = await import("../k8s/index.js");
-  return createKubernetesPolicySource(selection, logger, cfg.policy.kubeconfig);
+  return createKubernetesPolicySource(selection, logger, cfg.policy.kubeconfig, snapshot);
+}
+
+function snapshotOptions(cfg: AgentConfig): { path: string; maxAgeMs: number } | undefined {
+  if (cfg.policy.snapshotPath === "") return undefined;
+  return { path: cfg.policy.snapshotPath, maxAgeMs: cfg.policy.snapshotMaxAgeSeconds * 1000 };
 }
 
 /**

@@ -14,9 +14,15 @@ export function createKubernetesPolicySource(
   config: SelectionConfig,
   logger: SourceLogger,
   kubeconfigPath?: string,
+  snapshot?: { path: string; maxAgeMs: number },
 ): KubernetesPolicySource<CompiledPolicy> {
   const kc = new KubeConfig();
   if (kubeconfigPath) kc.loadFromFile(kubeconfigPath);
   else kc.loadFromDefault();
-  return new KubernetesPolicySource<CompiledPolicy>({ kubeConfig: kc, config, logger });
+  return new KubernetesPolicySource<CompiledPolicy>({
+    kubeConfig: kc,
+    config,
+    logger,
+    ...(snapshot ? { snapshot } : {}),
+  });
 }

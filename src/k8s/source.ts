@@ -37,6 +37,7 @@ import {
   refKey,
 } from "../policy-source/model.js";
 import { isRecord, stringMap, trustObjectData } from "../policy-source/objects.js";
+import { readSnapshot, type SnapshotBody, writeSnapshot } from "../policy-source/snapshot.js";
 import { errorMessage, PolicyStore } from "../policy-source/store.js";
 import {
   type PolicySource,
@@ -65,6 +66,11 @@ export interface KubernetesSourceOptions<P extends CompiledPolicyLike> {
   trustSyncTimeoutMs?: number;
   /** Cap on ImagePolicy objects held (default 1000). */
   maxPolicies?: number;
+  /**
+   * On-host snapshot of the last good policy set (src/policy-source/snapshot.ts): loaded at
+   * start until the live sync, rewritten while synced (on change and every refreshMs).
+   */
+  snapshot?: { path: string; maxAgeMs: number; refreshMs?: number };
 }
 
 type KObj = KubernetesObject & Record<string, unknown>;
@@ -96,6 +102,11 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   private readyWaiters: (() => void)[] = [];
   private stopped = true;
   private gcTimer: NodeJS.Timeout | undefined;
+  /** True once the informers synced with the API server (a loaded snapshot is not that). */
+  private liveSynced = false;
+  private readonly snapshotOpts: KubernetesSourceOptions<P>["snapshot"];
+  private snapshotTimer: NodeJS.Timeout | undefined;
+  private snapshotRefresh: NodeJS.Timeout | undefined;
 
   constructor(options: KubernetesSourceOptions<P>) {
     this.kc = options.kubeConfig;
@@ -110,6 +121,8 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
       options.compile ?? (engineCompiler as unknown as PolicyCompiler<P>),
       this.log,
     );
+    this.snapshotOpts = options.snapshot;
+    if (this.snapshotOpts) this.store.onChange(() => this.scheduleSnapshot());
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
 
@@ -157,6 +170,7 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     if (!this.stopped) return;
     this.stopped = false;
     this.store.syncState = "starting";
+    if (this.snapshotOpts && !this.store.ready) await this.loadSnapshot(this.snapshotOpts);
     this.namespaces.start();
     this.imagePolicies.start();
   }
@@ -183,6 +197,8 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.gcTimer) clearTimeout(this.gcTimer);
+    if (this.snapshotTimer) clearTimeout(this.snapshotTimer);
+    if (this.snapshotRefresh) clearInterval(this.snapshotRefresh);
     await Promise.all([
       this.namespaces.stop(),
       this.imagePolicies.stop(),
@@ -204,6 +220,9 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   }
   defaultPolicy(): P | undefined {
     return this.store.defaultPolicy();
+  }
+  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
+    return this.store.activeBreakGlass(now);
   }
   onChange(cb: () => void): () => void {
     return this.store.onChange(cb);
@@ -270,13 +289,13 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     const message = `${what}: ${describeError(e)}`;
     this.failing.add(what);
     this.store.lastError = { message, at: new Date().toISOString() };
-    if (this.store.ready) this.store.syncState = "reconnecting";
+    if (this.liveSynced) this.store.syncState = "reconnecting";
     this.log.warn({ informer: what, err: message, retryInMs }, "Kubernetes watch failed; retrying");
   }
 
   private onRecovered(what: string): void {
     this.failing.delete(what);
-    if (this.store.ready && this.failing.size === 0) {
+    if (this.liveSynced && this.failing.size === 0) {
       this.store.syncState = "synced";
       this.store.lastSyncAt = new Date().toISOString();
       this.log.info({ informer: what }, "Kubernetes watch recovered");
@@ -284,19 +303,94 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   }
 
   private checkReady(): void {
-    if (this.store.ready || !this.namespaces.synced || !this.imagePolicies.synced) return;
+    if (this.liveSynced || !this.namespaces.synced || !this.imagePolicies.synced) return;
     // The listed policies' compiles were started synchronously by the list's add events.
     void this.store.settle().then(() => {
-      if (this.store.ready || this.stopped) return;
+      if (this.liveSynced || this.stopped) return;
+      this.liveSynced = true;
+      const names = (r: Reflector<KObj>) =>
+        new Set(
+          r
+            .list()
+            .map((o) => o.metadata?.name ?? "")
+            .filter((n) => n !== ""),
+        );
+      this.store.leaveSnapshot(names(this.imagePolicies), names(this.namespaces));
       this.store.ready = true;
       this.store.syncState = this.failing.size === 0 ? "synced" : "reconnecting";
       this.store.lastSyncAt = new Date().toISOString();
       this.log.info({ policies: this.store.policies().length }, "Kubernetes policy source synced");
+      this.startSnapshotRefresh();
       this.store.emit();
       const waiters = this.readyWaiters;
       this.readyWaiters = [];
       for (const w of waiters) w();
     });
+  }
+
+  // ---- snapshot ---------------------------------------------------------------------------
+
+  private async loadSnapshot(o: { path: string; maxAgeMs: number }): Promise<void> {
+    let body: SnapshotBody;
+    try {
+      body = readSnapshot(o.path);
+    } catch (e) {
+      // Missing on a fresh node; anything else is worth a warning. Either way: unsynced.
+      const missing = /ENOENT/.test(errorMessage(e));
+      (missing ? this.log.info : this.log.warn).call(
+        this.log,
+        { snapshot: o.path, err: errorMessage(e) },
+        "no usable policy snapshot; deciding only after the first sync",
+      );
+      return;
+    }
+    const dropped = await this.store.loadSnapshot(body, o.path, o.maxAgeMs);
+    const stale = this.store.snapshotStale(new Date());
+    this.log[stale ? "warn" : "info"](
+      {
+        snapshot: o.path,
+        syncedAt: body.syncedAt,
+        policies: this.store.policies().map((p) => ({ name: p.name, revision: p.revision })),
+        dropped,
+        stale,
+      },
+      stale
+        ? "policy snapshot is older than its maximum age: failure policy until the API server syncs"
+        : "deciding from the policy snapshot until the API server syncs",
+    );
+    const waiters = this.readyWaiters;
+    this.readyWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private scheduleSnapshot(): void {
+    if (!this.snapshotOpts || this.snapshotTimer || !this.liveSynced || this.stopped) return;
+    this.snapshotTimer = setTimeout(() => {
+      this.snapshotTimer = undefined;
+      void this.store.settle().then(() => this.writeSnapshotNow());
+    }, 200);
+    this.snapshotTimer.unref();
+  }
+
+  /** Rewrites the snapshot while the watches are live, so a quiet cluster's does not age out. */
+  private startSnapshotRefresh(): void {
+    if (!this.snapshotOpts) return;
+    this.writeSnapshotNow();
+    const every =
+      this.snapshotOpts.refreshMs ?? Math.min(600_000, Math.max(1000, this.snapshotOpts.maxAgeMs / 4));
+    this.snapshotRefresh = setInterval(() => this.writeSnapshotNow(), every);
+    this.snapshotRefresh.unref();
+  }
+
+  /** Writes only what a live, synced source says; never while reconnecting. */
+  private writeSnapshotNow(): void {
+    const o = this.snapshotOpts;
+    if (!o || this.stopped || !this.liveSynced || this.store.syncState !== "synced") return;
+    try {
+      writeSnapshot(o.path, this.store.exportSnapshot(new Date()));
+    } catch (e) {
+      this.log.warn({ snapshot: o.path, err: errorMessage(e) }, "could not write the policy snapshot");
+    }
   }
 
   // ---- trust material -------------------------------------------------------------------

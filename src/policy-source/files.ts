@@ -160,6 +160,9 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
   defaultPolicy(): P | undefined {
     return this.store.defaultPolicy();
   }
+  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
+    return this.store.activeBreakGlass(now);
+  }
   onChange(cb: () => void): () => void {
     return this.store.onChange(cb);
   }

@@ -4,7 +4,13 @@
 
 import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
 import { refKey } from "./model.js";
-import { DEFAULT_POLICY_ANNOTATION, type NamespaceMeta, selectPolicy } from "./select.js";
+import { materialKey, SNAPSHOT_FORMAT, type SnapshotBody } from "./snapshot.js";
+import {
+  DEFAULT_BREAK_GLASS_ANNOTATION,
+  DEFAULT_POLICY_ANNOTATION,
+  type NamespaceMeta,
+  selectPolicy,
+} from "./select.js";
 import type {
   PolicyStatusEntry,
   RejectedUpdate,
@@ -23,6 +29,9 @@ interface Entry<P> {
   loadedAt: string;
   /** Trust material the compiled revision was built from. */
   deps: Set<string>;
+  /** The document and trust material bytes it was compiled from (for the snapshot). */
+  doc: unknown;
+  material: Record<string, string>;
   rejectedUpdate?: { reason: string; at: string; origin: string };
 }
 
@@ -65,10 +74,14 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     this.seq.set(name, n);
     this.lastDocs.set(name, { doc, origin });
     const used = new Set<string>();
+    const material: Record<string, string> = {};
     const recording: TrustMaterialResolver = {
-      resolve: (ref: TrustMaterialRef, signal?: AbortSignal) => {
+      resolve: async (ref: TrustMaterialRef, signal?: AbortSignal) => {
         used.add(refKey(ref));
-        return resolver.resolve(ref, signal);
+        const v = await resolver.resolve(ref, signal);
+        material[materialKey(ref)] =
+          typeof v === "string" ? `t:${v}` : `b:${Buffer.from(v).toString("base64")}`;
+        return v;
       },
     };
     const work = (async () => {
@@ -80,7 +93,14 @@ export class PolicyStore<P extends CompiledPolicyLike> {
           throw new Error(`compiled policy is named "${policy.name}", expected "${name}"`);
         }
         const prev = this.entries.get(name);
-        this.entries.set(name, { policy, origin, loadedAt: new Date().toISOString(), deps: used });
+        this.entries.set(name, {
+          policy,
+          origin,
+          loadedAt: new Date().toISOString(),
+          deps: used,
+          doc,
+          material,
+        });
         if (prev?.policy.revision !== policy.revision || prev?.rejectedUpdate) {
           this.log.info(
             { policy: name, revision: policy.revision, previous: prev?.policy.revision, origin },
@@ -188,6 +208,84 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     if (changed) this.emit();
   }
 
+  // ---- snapshot (kubernetes source; snapshot.ts) ----------------------------------------
+
+  /** Set while decisions come from a loaded snapshot rather than a live sync. */
+  snapshot: { syncedAt: number; expiresAt: number; file: string } | undefined;
+
+  snapshotStale(now: Date): boolean {
+    return this.snapshot !== undefined && now.getTime() >= this.snapshot.expiresAt;
+  }
+
+  /** The policy set in force, as a snapshot body. Only meaningful from a synced source. */
+  exportSnapshot(syncedAt: Date): SnapshotBody {
+    return {
+      format: SNAPSHOT_FORMAT,
+      source: "kubernetes",
+      syncedAt: syncedAt.toISOString(),
+      writtenAt: new Date().toISOString(),
+      policies: [...this.entries].map(([name, e]) => ({
+        name,
+        revision: e.policy.revision,
+        origin: e.origin,
+        doc: e.doc,
+        material: { ...e.material },
+      })),
+      namespaces: [...this.namespaces.values()].map((m) => ({
+        name: m.name,
+        annotations: { ...m.annotations },
+      })),
+    };
+  }
+
+  /**
+   * Loads a snapshot into an empty, unsynced store and marks it ready. Each policy is
+   * recompiled from its recorded document and trust material and kept only if it compiles
+   * to the recorded revision. Returns the names of dropped policies.
+   */
+  async loadSnapshot(body: SnapshotBody, file: string, maxAgeMs: number): Promise<string[]> {
+    const syncedAt = Date.parse(body.syncedAt);
+    const dropped: string[] = [];
+    for (const p of body.policies) {
+      const resolver: TrustMaterialResolver = {
+        resolve: async (ref) => {
+          const v = p.material[materialKey(ref)];
+          if (v === undefined) throw new Error(`${refKey(ref)} key ${ref.key} is not in the snapshot`);
+          return v.startsWith("t:") ? v.slice(2) : new Uint8Array(Buffer.from(v.slice(2), "base64"));
+        },
+      };
+      const ok = await this.upsert(p.name, p.doc, `${p.origin} (snapshot)`, resolver);
+      const got = this.entries.get(p.name)?.policy.revision;
+      if (!ok || got !== p.revision) {
+        dropped.push(p.name);
+        this.remove(p.name, `${p.origin} (snapshot)`);
+        this.log.warn(
+          { policy: p.name, recorded: p.revision, compiled: got },
+          "snapshot policy does not compile to its recorded revision; dropped (its namespaces fail closed)",
+        );
+      }
+    }
+    for (const n of body.namespaces)
+      this.namespaces.set(n.name, { name: n.name, annotations: { ...n.annotations } });
+    this.snapshot = { syncedAt, expiresAt: syncedAt + maxAgeMs, file };
+    this.lastSyncAt = body.syncedAt;
+    this.syncState = "snapshot";
+    this.ready = true;
+    this.emit();
+    return dropped;
+  }
+
+  /** The live source synced: forget what only the snapshot said. */
+  leaveSnapshot(livePolicies: ReadonlySet<string>, liveNamespaces: ReadonlySet<string>): void {
+    if (!this.snapshot) return;
+    this.snapshot = undefined;
+    for (const name of [...this.entries.keys()])
+      if (!livePolicies.has(name)) this.remove(name, `ImagePolicy/${name} (gone since the snapshot)`);
+    for (const name of [...this.namespaces.keys()])
+      if (!liveNamespaces.has(name)) this.namespaces.delete(name);
+    this.emit();
+  }
+
   // ---- answers out --------------------------------------------------------------------
 
   select(namespace: string, now: Date, unknownNamespace: "empty" | "unknown"): Selection<P> {
@@ -196,6 +294,14 @@ export class PolicyStore<P extends CompiledPolicyLike> {
         kind: "error",
         namespace,
         message: `policy source (${this.sourceKind}) has not synced yet`,
+        failurePolicy: "Closed",
+      };
+    }
+    if (this.snapshotStale(now) && !(this.config.exemptNamespaces ?? []).includes(namespace)) {
+      return {
+        kind: "error",
+        namespace,
+        message: `policy snapshot from ${new Date(this.snapshot!.syncedAt).toISOString()} is older than its maximum age and the ${this.sourceKind} source has not synced`,
         failurePolicy: "Closed",
       };
     }
@@ -209,12 +315,31 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     return [...this.entries.values()].map((e) => e.policy);
   }
 
+  /** Namespaces whose break-glass is valid at `now` (the pull path admits for them). */
+  activeBreakGlass(now: Date): Array<{ namespace: string; until: number; reason?: string }> {
+    const key = this.config.breakGlassAnnotation ?? DEFAULT_BREAK_GLASS_ANNOTATION;
+    const out: Array<{ namespace: string; until: number; reason?: string }> = [];
+    for (const meta of this.namespaces.values()) {
+      if (!Object.hasOwn(meta.annotations, key)) continue;
+      const sel = this.select(meta.name, now, "unknown");
+      if (sel.kind !== "policy" || !sel.breakGlass) continue;
+      const b: { namespace: string; until: number; reason?: string } = {
+        namespace: meta.name,
+        until: sel.breakGlass.until.getTime(),
+      };
+      if (sel.breakGlass.reason !== undefined) b.reason = sel.breakGlass.reason;
+      out.push(b);
+    }
+    return out;
+  }
+
   /**
    * Policies that decide for some namespace right now: the default policy plus every policy
    * a non-exempt namespace names. Pull-time "any policy in use" must not count a loaded
    * policy nobody selects (e.g. a lax Audit policy kept for later).
    */
   policiesInUse(): P[] {
+    if (this.snapshotStale(new Date())) return [];
     const annotation = this.config.policyAnnotation ?? DEFAULT_POLICY_ANNOTATION;
     const exempt = new Set(this.config.exemptNamespaces ?? []);
     const names = new Set<string>();
@@ -232,6 +357,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
   }
 
   defaultPolicy(): P | undefined {
+    if (this.snapshotStale(new Date())) return undefined;
     return this.config.defaultPolicy === undefined ? undefined : this.get(this.config.defaultPolicy);
   }
 
@@ -269,9 +395,13 @@ export class PolicyStore<P extends CompiledPolicyLike> {
       sync.lastError = this.lastError.message;
       sync.lastErrorAt = this.lastError.at;
     }
+    const stale = this.snapshotStale(new Date());
+    if (stale) {
+      sync.lastError = `policy snapshot from ${new Date(this.snapshot!.syncedAt).toISOString()} is older than its maximum age`;
+    }
     const out: SourceStatus = {
       source: this.sourceKind,
-      ready: this.ready,
+      ready: this.ready && !stale,
       sync,
       policies: policies.sort((a, b) => a.name.localeCompare(b.name)),
       rejected: this.rejections.map((r) => ({ ...r })),

@@ -61,7 +61,8 @@ export interface RejectedUpdate {
   keptRevision?: string;
 }
 
-export type SyncState = "starting" | "synced" | "reconnecting" | "stopped";
+/** "snapshot": deciding from the on-host snapshot until the live source syncs. */
+export type SyncState = "starting" | "snapshot" | "synced" | "reconnecting" | "stopped";
 
 export interface SourceStatus {
   source: "files" | "kubernetes";
@@ -84,6 +85,8 @@ export interface PolicySource<P extends CompiledPolicyLike = CompiledPolicy> {
   /** The default policy and every policy a non-exempt namespace names. */
   policiesInUse(): P[];
   defaultPolicy(): P | undefined;
+  /** Namespaces under a valid break-glass at `now` (for pull-time admission). */
+  activeBreakGlass?(now?: Date): Array<{ namespace: string; until: number; reason?: string }>;
   /** Called after any change that can change a selection or a revision. Returns unsubscribe. */
   onChange(cb: () => void): () => void;
   status(): SourceStatus;

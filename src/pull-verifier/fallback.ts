@@ -6,6 +6,7 @@ import type { AgentConfig } from "../agent/config.js";
 import type { Decision } from "../agent/decision.js";
 import { ExemptImages } from "../agent/exempt.js";
 import { PullDecider } from "../agent/pull.js";
+import { pullScopeFor } from "../agent/pull-scope.js";
 import { createAgentEngine, createPolicySource, normalizeName, startSynced } from "../agent/wiring.js";
 
 type Diag = (msg: string, extra?: Record<string, unknown>) => void;
@@ -20,7 +21,8 @@ export async function verifyInProcess(
     warn: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
     error: (o: object, m?: string) => opts.log(m ?? "policy source", o as Record<string, unknown>),
   };
-  const source = await createPolicySource(cfg, logger);
+  // kubernetes source: the host has no API server credentials; decide from the snapshot.
+  const source = await createPolicySource(cfg, logger, { snapshotOnly: cfg.policy.source === "kubernetes" });
   await withTimeout(
     startSynced(source, opts.deadline - Date.now()),
     opts.deadline - Date.now(),
@@ -36,6 +38,7 @@ export async function verifyInProcess(
       timeoutMs: Math.max(50, opts.deadline - Date.now() - 100),
       failurePolicy: cfg.pullVerifier.failurePolicy,
       normalize: normalizeName,
+      scope: pullScopeFor(cfg.policy, source),
       sink: {
         record: (d) =>
           opts.log("decision (in-process)", {

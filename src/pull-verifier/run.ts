@@ -134,6 +134,14 @@ export async function run(io: RunIO): Promise<number> {
           true,
           `tollgate: allowed (exempt) ${r.name} (${r.digest}): image matches exempt pattern "${by}"`,
         );
+      const { PullScope } = await import("../agent/pull-scope.js");
+      const scope = new PullScope(c.policy);
+      const nsBy = scope.exemptNamespaceImage(r.name, r.digest);
+      if (nsBy !== undefined)
+        return answer(
+          true,
+          `tollgate: allowed (exempt) ${r.name} (${r.digest}): ${scope.exemptNamespaceReason(nsBy)}`,
+        );
     }
     const fp = c?.pullVerifier.failurePolicy ?? "Closed";
     const open = fp === "Open";

@@ -261,6 +261,9 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
       samePath("containerd socket", cfg.containerd.address.replace(/^unix:\/\//, ""));
       samePath("agent API socket dir", path.posix.dirname(cfg.api.socket));
       samePath("registry hosts dir", cfg.registry.certsDir);
+      // The policy snapshot is written by the agent and read by the verifier on the host.
+      samePath("policy snapshot dir", path.posix.dirname(cfg.policy.snapshotPath));
+      expect(mountOf(agent, path.posix.dirname(cfg.policy.snapshotPath))!.readOnly).toBeFalsy();
       const socketVol = volumes.find(
         (v) => v.name === mountOf(agent, cfg.containerd.address.replace(/^unix:\/\//, ""))!.name,
       )!;
