@@ -139,7 +139,8 @@ export function defaultConfig(): AgentConfig {
       exemptImages: [],
       breakGlassMaxSeconds: 86_400,
       exemptNamespaceImages: [],
-      snapshotPath: "/var/lib/tollgate/policy-snapshot.json",
+      // Off unless configured (the shipped ConfigMap sets /var/lib/tollgate/policy-snapshot.json).
+      snapshotPath: "",
       snapshotMaxAgeSeconds: 86_400,
     },
     gate: { budgetFraction: 0.5, defaultRequestTimeoutMs: 2000, tagMoveWindowSeconds: 600 },
