@@ -29,6 +29,11 @@ export interface AgentNodeOptions {
   registryCertsDir?: string;
   /** Extra top-level sections of the agent configuration (e.g. `gate`), added to the ones below. */
   agentConfig?: Record<string, Record<string, unknown>>;
+  /**
+   * A whole agent configuration (e.g. an overlay's) used instead of the file-source one;
+   * only the node-specific sockets (NRI, containerd, agent API) and registryCertsDir are filled in.
+   */
+  wholeAgentConfig?: Record<string, Record<string, unknown>>;
 }
 
 export interface AgentNode {
@@ -50,25 +55,36 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
         }
       : {}),
   });
+  const c = o.wholeAgentConfig;
   writeFileSync(
     configPath,
-    stringify({
-      nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
-      containerd: { address: ctrd.address },
-      api: { socket: apiSocket },
-      policy: {
-        source: "files",
-        dir: o.policyDir,
-        defaultPolicy: o.defaultPolicy,
-        ...(o.exemptNamespaces ? { exemptNamespaces: o.exemptNamespaces } : {}),
-        exemptImages: [DEFAULT_SANDBOX_IMAGE, ...(o.exemptImages ?? [])],
-      },
-      pullVerifier: { mode: "any-policy-in-use", timeoutMs: o.pullVerifierTimeoutMs },
-      ...(o.registryCertsDir ? { registry: { certsDir: o.registryCertsDir } } : {}),
-      metrics: { listen: "127.0.0.1:0" },
-      log: { level: "info" },
-      ...o.agentConfig,
-    }),
+    stringify(
+      c
+        ? {
+            ...c,
+            nri: { ...c.nri, socket: ctrd.nriSocket },
+            containerd: { ...c.containerd, address: ctrd.address },
+            api: { ...c.api, socket: apiSocket },
+            ...(o.registryCertsDir ? { registry: { ...c.registry, certsDir: o.registryCertsDir } } : {}),
+          }
+        : {
+            nri: { socket: ctrd.nriSocket, pluginName: "tollgate", pluginIndex: "10" },
+            containerd: { address: ctrd.address },
+            api: { socket: apiSocket },
+            policy: {
+              source: "files",
+              dir: o.policyDir,
+              defaultPolicy: o.defaultPolicy,
+              ...(o.exemptNamespaces ? { exemptNamespaces: o.exemptNamespaces } : {}),
+              exemptImages: [DEFAULT_SANDBOX_IMAGE, ...(o.exemptImages ?? [])],
+            },
+            pullVerifier: { mode: "any-policy-in-use", timeoutMs: o.pullVerifierTimeoutMs },
+            ...(o.registryCertsDir ? { registry: { certsDir: o.registryCertsDir } } : {}),
+            metrics: { listen: "127.0.0.1:0" },
+            log: { level: "info" },
+            ...o.agentConfig,
+          },
+    ),
   );
   // The verifier binary, as an installer would put it into bin_dir.
   const verifier = path.join(ctrd.binDir, "50-tollgate");
@@ -103,7 +119,11 @@ export function agentStatus(apiSocket: string): Promise<AgentStatus> {
 }
 
 /** Starts the built agent (dist/tollgate.mjs) on `node` and waits until NRI registered it. */
-export async function startAgentProcess(node: AgentNode, logDir: string, timeoutMs = 60_000): Promise<Daemon> {
+export async function startAgentProcess(
+  node: AgentNode,
+  logDir: string,
+  timeoutMs = 60_000,
+): Promise<Daemon> {
   const agent = startDaemon(
     "agent",
     process.execPath,

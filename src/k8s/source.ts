@@ -368,7 +368,7 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     this.snapshotTimer = setTimeout(() => {
       this.snapshotTimer = undefined;
       void this.store.settle().then(() => this.writeSnapshotNow());
-    }, 200);
+    }, 50);
     this.snapshotTimer.unref();
   }
 

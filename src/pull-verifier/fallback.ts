@@ -29,6 +29,10 @@ export async function verifyInProcess(
     "loading policies",
   );
   try {
+    // A snapshot past its maximum age loads but decides nothing: say so, and let the
+    // caller apply the failure policy with that reason.
+    const st = source.status();
+    if (!st.ready) throw new Error(st.sync.lastError ?? `policy source ${st.source} is not ready`);
     const engine = createAgentEngine(cfg);
     const decider = new PullDecider({
       selector: source,
