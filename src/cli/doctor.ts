@@ -32,6 +32,7 @@ import {
   pluginTable,
 } from "./containerd-config.js";
 import { checkCredentials } from "./doctor-credentials.js";
+import { checkPulls } from "./doctor-pulls.js";
 import { json } from "./output.js";
 
 export type Severity = "ok" | "info" | "warning" | "error";
@@ -39,7 +40,7 @@ export type Severity = "ok" | "info" | "warning" | "error";
 export interface Finding {
   /** Stable identifier, e.g. "bindir.missing" (tests and scripts match on it). */
   id: string;
-  /** Area: containerd, config, nri, bindir, cri, agent. */
+  /** Area: containerd, config, nri, bindir, cri, pull, agent. */
   check: string;
   severity: Severity;
   message: string;
@@ -151,6 +152,7 @@ export async function runChecks(input: DoctorInput): Promise<Finding[]> {
   checkBindir(cfg, input.agentConfig, add);
   checkCri(cfg, add);
   checkCredentials(input.agentConfig, input.image, add);
+  checkPulls(cfg, input.agentConfig, add);
   await checkAgent(input.agentSocket, add);
   return out;
 }
