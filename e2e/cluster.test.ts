@@ -20,6 +20,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
 import type { AgentStatus } from "../src/agent/api-types.js";
+import { ContainerState } from "../src/gen/cri.js";
 import { FakeApiServer, type KObject, kubeConfigFor } from "../test/support/fake-apiserver.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
@@ -45,6 +46,7 @@ let overlayConfig: Record<string, Record<string, unknown>>;
 let nodeConfig: Record<string, Record<string, unknown>>;
 const img: Record<string, PushedImage> = {};
 let seq = 0;
+let hotfixContainer = "";
 
 function renderOverlay(): Obj[] {
   const out = execFileSync("kubectl", ["kustomize", path.join(repoRoot, "deploy", "overlays", "enforce")], {
@@ -104,7 +106,10 @@ function writeNodeConfig(over: (c: Record<string, Record<string, unknown>>) => v
   over(c);
   // Same file the verifier reads (TOLLGATE_CONFIG in containerd's environment).
   const cur = parse(readFileSync(configPath, "utf8")) as Record<string, Record<string, unknown>>;
-  writeFileSync(configPath, stringify({ ...c, nri: cur.nri, containerd: cur.containerd, api: cur.api }));
+  writeFileSync(
+    configPath,
+    stringify({ ...c, nri: { ...c.nri, socket: cur.nri!.socket }, containerd: cur.containerd, api: cur.api }),
+  );
 }
 
 async function pod(namespace: string): Promise<Pod> {
@@ -195,6 +200,7 @@ beforeAll(async () => {
     snapshotPath: path.join(work, "state", "policy-snapshot.json"),
   };
   nodeConfig.registry = { ...nodeConfig.registry, certsDir: hostsDir };
+  nodeConfig.nri = { ...nodeConfig.nri, statePath: path.join(work, "state", "nri-containers.json") };
   nodeConfig.metrics = { listen: "127.0.0.1:0" };
   ({ ctrd, configPath, apiSocket } = await startAgentNode({
     work,
@@ -268,6 +274,7 @@ describe("cluster safety with the enforce overlay's configuration", () => {
 
     const c = await create(await pod("hotfix"), img.hotfix!.ref);
     expect(c.error).toBeUndefined();
+    hotfixContainer = c.id!;
     await ctrd.cri.startContainer(c.id!);
     await ctrd.cri.waitForLog(c.id!, "hello from tenant/hotfix:v1");
     expect(
@@ -346,5 +353,61 @@ describe("cluster safety with the enforce overlay's configuration", () => {
     await api.listen();
     await waitFor("live sync", async () => (await status()).policySource.sync.state === "synced", 30_000);
     expect((await create(await pod("team-b"), img["signed-fallback"]!.ref)).error).toBeUndefined();
+  });
+
+  it("evictOnSync: an unsigned container created while the agent was away is stopped through CRI, audited; exempt untouched", async () => {
+    await stopAgent();
+    writeNodeConfig((c) => {
+      c.nri = { ...c.nri, evictOnSync: true, evictGracePeriodSeconds: 1 };
+    });
+    // NRI is fail-open: with no plugin, containerd creates and starts these.
+    const a = buildBusyboxArchive({
+      name: `${registry.host}/tenant/gap:v1`,
+      marker: "gap",
+      dir: mkdtempSync(path.join(work, "img-")),
+    });
+    ctrd.ctr(["-n", "k8s.io", "images", "import", a.tarball]);
+    const tenant = await create(await pod("team-b"), a.name);
+    expect(tenant.error).toBeUndefined();
+    await ctrd.cri.startContainer(tenant.id!);
+    const sys = await create(await pod("kube-system"), a.name);
+    expect(sys.error).toBeUndefined();
+    await ctrd.cri.startContainer(sys.id!);
+
+    await startAgent("synced");
+    await waitFor(
+      "gap container stopped",
+      async () => (await ctrd.cri.containerStatus(tenant.id!)).state === ContainerState.CONTAINER_EXITED,
+      60_000,
+    ).catch((e) => {
+      const log = readFileSync(agent!.logFile, "utf8").split("\n");
+      console.log(
+        log
+          .filter((l) => /evict|synchronize audit/i.test(l))
+          .join("\n")
+          .slice(-4000),
+      );
+      throw e;
+    });
+    const rec = audit((r) => r.event === "evict" && (r.container as { id?: string })?.id === tenant.id);
+    expect(rec).toHaveLength(1);
+    expect(rec[0]).toMatchObject({
+      result: "stopped",
+      namespace: "team-b",
+      image: a.name,
+      gracePeriodSeconds: 1,
+    });
+    expect(String(rec[0]!.msg)).toContain(`tollgate: denied ${a.name}`);
+    expect(String(rec[0]!.msg)).toContain('by policy "default"');
+    // Gated earlier and non-compliant only since its break-glass ended: reported, not stopped.
+    expect((await ctrd.cri.containerStatus(hotfixContainer)).state).toBe(ContainerState.CONTAINER_RUNNING);
+    expect(
+      audit((r) => r.event === "evict" && (r.container as { id?: string })?.id === hotfixContainer),
+    ).toEqual([]);
+    // The exempt namespace's container keeps running and was never a candidate.
+    expect((await ctrd.cri.containerStatus(sys.id!)).state).toBe(ContainerState.CONTAINER_RUNNING);
+    expect(audit((r) => r.event === "evict" && (r.container as { id?: string })?.id === sys.id)).toEqual([]);
+    const m = await get("/metrics");
+    expect(m).toMatch(/^tollgate_evictions_total\{result="stopped"\} 1$/m);
   });
 });

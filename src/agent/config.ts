@@ -26,6 +26,10 @@ export interface AgentConfig {
     pluginIndex: string;
     /** Opt-in: ask the runtime to evict non-compliant containers found by the Synchronize audit. */
     evictOnSync: boolean;
+    /** evictOnSync: seconds between SIGTERM and SIGKILL when a container is stopped. */
+    evictGracePeriodSeconds: number;
+    /** Record of containers the gate has seen (tells "created while away" apart); "" = memory only. */
+    statePath: string;
     /** Set false to run without the create-time gate (pull API only; e.g. for tests). */
     enabled: boolean;
   };
@@ -122,6 +126,8 @@ export function defaultConfig(): AgentConfig {
       pluginName: "tollgate",
       pluginIndex: "10",
       evictOnSync: false,
+      evictGracePeriodSeconds: 30,
+      statePath: "",
       enabled: true,
     },
     containerd: {
@@ -367,7 +373,16 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
   }
   const root = raw as Obj;
   const known: Record<string, string[]> = {
-    nri: ["socket", "preLaunched", "pluginName", "pluginIndex", "evictOnSync", "enabled"],
+    nri: [
+      "socket",
+      "preLaunched",
+      "pluginName",
+      "pluginIndex",
+      "evictOnSync",
+      "evictGracePeriodSeconds",
+      "statePath",
+      "enabled",
+    ],
     containerd: ["address", "namespace", "timeoutMs", "snapshotters"],
     api: ["socket"],
     policy: [
@@ -486,6 +501,15 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
       pluginName: str(nri, "nri", "pluginName", d.nri.pluginName),
       pluginIndex: String(nri.pluginIndex ?? d.nri.pluginIndex),
       evictOnSync: bool(nri, "nri", "evictOnSync", d.nri.evictOnSync),
+      evictGracePeriodSeconds: num(
+        nri,
+        "nri",
+        "evictGracePeriodSeconds",
+        d.nri.evictGracePeriodSeconds,
+        0,
+        3600,
+      ),
+      statePath: str(nri, "nri", "statePath", d.nri.statePath, { allowEmpty: true }),
       enabled: bool(nri, "nri", "enabled", d.nri.enabled),
     },
     containerd: {
@@ -631,6 +655,8 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     problems.push(
       "policy.exemptNamespaceImages: has no effect without policy.exemptNamespaces (it names what the exempt namespaces pull)",
     );
+  if (cfg.nri.statePath !== "" && !cfg.nri.statePath.startsWith("/"))
+    problems.push("nri.statePath: must be an absolute path (or empty to keep it in memory)");
   if (cfg.policy.snapshotPath !== "" && !cfg.policy.snapshotPath.startsWith("/"))
     problems.push("policy.snapshotPath: must be an absolute path (or empty to disable)");
   for (const ns of cfg.policy.exemptNamespaces) {

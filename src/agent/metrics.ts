@@ -95,6 +95,12 @@ export class AgentMetrics {
   watchLimits(stats: () => { running: number; queued: number; bytes: number; refused: number }): void {
     this.limits = stats;
   }
+  readonly evictions = new Counter({
+    name: "tollgate_evictions_total",
+    help: "Containers created while the plugin was away that evictOnSync stopped through CRI (result: stopped, failed).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tollgate_process_" });

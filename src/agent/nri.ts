@@ -9,6 +9,8 @@ import { NriPlugin } from "../nri-plugin/plugin.js";
 import { Code, TtrpcStatusError } from "../nri-plugin/ttrpc/status.js";
 import type { SyncAuditSummary } from "./api-types.js";
 import type { AgentConfig } from "./config.js";
+import { criStopContainer, Evictor, type StopContainer } from "./evict.js";
+import { SeenContainers } from "./seen-containers.js";
 import type { Gate } from "./gate.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { PolicyRef } from "./ports.js";
@@ -19,6 +21,8 @@ export interface NriGateOptions<P extends PolicyRef> {
   gate: Gate<P>;
   metrics: AgentMetrics;
   log: Logger;
+  /** How evictOnSync stops a container (default: CRI StopContainer on containerd's socket). */
+  stopContainer?: StopContainer;
 }
 
 export class NriGate<P extends PolicyRef = PolicyRef> {
@@ -27,9 +31,20 @@ export class NriGate<P extends PolicyRef = PolicyRef> {
   lastSyncAudit: SyncAuditSummary | undefined;
   private audit: Promise<void> | undefined;
   private requestTimeoutMs: number;
+  private readonly evictor: Evictor;
+  private readonly seen: SeenContainers;
 
   constructor(private readonly o: NriGateOptions<P>) {
     this.requestTimeoutMs = o.config.gate.defaultRequestTimeoutMs;
+    this.seen = new SeenContainers(o.config.nri.statePath, o.log.child({ component: "nri" }));
+    this.seen.load();
+    this.evictor = new Evictor({
+      stop: o.stopContainer ?? criStopContainer(o.config.containerd.address),
+      gracePeriodSeconds: o.config.nri.evictGracePeriodSeconds,
+      exemptNamespaces: o.config.policy.exemptNamespaces,
+      log: o.log.child({ component: "audit" }),
+      metrics: o.metrics,
+    });
     const log = o.log.child({ component: "nri" });
     this.plugin = new NriPlugin(
       {
@@ -53,12 +68,17 @@ export class NriGate<P extends PolicyRef = PolicyRef> {
         },
         synchronize: (pods: PodSandbox[], containers: Container[]) => {
           // Answer now; audit in the background (the audit may need registry round trips).
-          this.audit = this.syncAudit(pods, containers);
+          // Decide "created while away" before recording this Synchronize's containers.
+          const baseline = this.seen.hasBaseline;
+          const gap = new Set(containers.filter((c) => baseline && !this.seen.has(c.id)).map((c) => c.id));
+          this.seen.replace(containers.map((c) => c.id));
+          this.audit = this.syncAudit(pods, containers, gap);
           return [];
         },
         createContainer: async (pod, container, ctx) => {
           const d = await o.gate.createContainer(pod, container, { deadline: ctx.deadline });
           if (!d.allowed) throw new TtrpcStatusError(Code.PERMISSION_DENIED, d.message);
+          this.seen.add(container.id);
           return {};
         },
         onStateChange: (state, detail) => {
@@ -82,16 +102,19 @@ export class NriGate<P extends PolicyRef = PolicyRef> {
 
   async stop(): Promise<void> {
     await this.plugin.stop();
+    this.seen.flush();
     await this.audit?.catch(() => {});
   }
 
-  private async syncAudit(pods: PodSandbox[], containers: Container[]): Promise<void> {
+  private async syncAudit(pods: PodSandbox[], containers: Container[], gap: Set<string>): Promise<void> {
     try {
       this.lastSyncAudit = await runSyncAudit(pods, containers, {
         evaluate: (input) => this.o.gate.evaluate(input),
         evictOnSync: this.o.config.nri.evictOnSync,
+        createdInGap: (id) => gap.has(id),
         evict: async (ev) => {
-          await this.plugin.updateContainers([], ev);
+          // NRI v0.8.0 (containerd 2.1) drops eviction requests: stop through CRI (evict.ts).
+          await this.evictor.evict(ev);
         },
         metrics: this.o.metrics,
         log: this.o.log.child({ component: "sync-audit" }),

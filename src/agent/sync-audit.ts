@@ -4,15 +4,14 @@
 // namespaces' policies now, in the background (Synchronize itself must be answered inside
 // the request timeout). Non-compliant ones are logged and counted.
 //
-// Eviction (opt-in, enforce mode, rejected verdicts only): requested through the Runtime
-// service's UpdateContainers `evict` field. containerd 2.1.9 bundles NRI v0.8.0, whose
-// adaptation forwards only the `update` list of UpdateContainers and drops `evict`
-// silently, and ignores CreateContainer's `evict` too; so on that runtime the request is a
-// no-op and the report (log + metric) is the actionable output. Newer NRI versions that
-// implement eviction act on the same request.
+// Eviction (opt-in, enforce mode, rejected verdicts only): containerd 2.1.9 bundles NRI
+// v0.8.0, which drops NRI eviction requests silently, so the agent stops those containers
+// through CRI StopContainer instead (evict.ts: grace period, one audit record each, never
+// exempt or system namespaces).
 import type { Logger } from "pino";
 import type { SyncAuditSummary } from "./api-types.js";
 import type { Decision } from "./decision.js";
+import type { Eviction } from "./evict.js";
 import { IMAGE_NAME_ANNOTATION } from "./gate.js";
 import type { AgentMetrics } from "./metrics.js";
 
@@ -41,7 +40,9 @@ export interface SyncAuditOptions {
     container: { id: string; name: string; pod: string };
   }): Promise<Decision>;
   evictOnSync: boolean;
-  evict?(evictions: Array<{ containerId: string; reason: string }>): Promise<void>;
+  /** Only containers created while the plugin was away are evicted (seen-containers.ts). */
+  createdInGap?: (containerId: string) => boolean;
+  evict?(evictions: Eviction[]): Promise<void>;
   metrics?: AgentMetrics;
   log: Pick<Logger, "info" | "warn" | "error">;
   concurrency?: number;
@@ -101,14 +102,25 @@ export async function runSyncAudit(
     // break-glass namespace.
     const ev = bad
       .filter((r) => !r.d.allowed && r.d.kind === "rejected" && r.d.mode === "Enforce")
-      .map((r) => ({ containerId: r.c.id, reason: r.d.message }));
+      .filter((r) => o.createdInGap?.(r.c.id) ?? true)
+      .map(
+        (r): Eviction => ({
+          containerId: r.c.id,
+          reason: r.d.message,
+          namespace: r.d.namespace,
+          pod: r.pod?.name,
+          name: r.c.name,
+          image: r.d.image,
+          digest: r.d.digest,
+        }),
+      );
     if (ev.length > 0) {
       try {
         await o.evict(ev);
         evictionsRequested = ev.length;
         o.log.warn(
           { evictions: ev.length },
-          "requested eviction of non-compliant containers (NRI v0.8.0 runtimes ignore eviction requests)",
+          "evicted non-compliant containers created while the plugin was away",
         );
       } catch (e) {
         o.log.error({ err: (e as Error).message }, "eviction request failed");

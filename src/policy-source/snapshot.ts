@@ -65,10 +65,14 @@ function checksum(bodyJson: string): string {
 
 /** Writes the snapshot atomically: readers see the old file or the new one, never a mix. */
 export function writeSnapshot(file: string, body: SnapshotBody): void {
+  const json = JSON.stringify(body);
+  writeFileAtomic(file, `${JSON.stringify({ checksum: checksum(json), body: JSON.parse(json) })}\n`);
+}
+
+/** Temporary file 0600 in a 0700 directory, fsync, rename, fsync of the directory. */
+export function writeFileAtomic(file: string, text: string): void {
   const dir = path.dirname(file);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const json = JSON.stringify(body);
-  const text = `${JSON.stringify({ checksum: checksum(json), body: JSON.parse(json) })}\n`;
   const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.tmp`);
   try {
     unlinkSync(tmp);

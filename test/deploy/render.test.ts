@@ -264,6 +264,8 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
       // The policy snapshot is written by the agent and read by the verifier on the host.
       samePath("policy snapshot dir", path.posix.dirname(cfg.policy.snapshotPath));
       expect(mountOf(agent, path.posix.dirname(cfg.policy.snapshotPath))!.readOnly).toBeFalsy();
+      samePath("NRI state dir", path.posix.dirname(cfg.nri.statePath));
+      expect(mountOf(agent, path.posix.dirname(cfg.nri.statePath))!.readOnly).toBeFalsy();
       const socketVol = volumes.find(
         (v) => v.name === mountOf(agent, cfg.containerd.address.replace(/^unix:\/\//, ""))!.name,
       )!;
