@@ -8,7 +8,7 @@ import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.j
 const SIGNED = `sha256:${"5".repeat(64)}`;
 const UNSIGNED = `sha256:${"6".repeat(64)}`;
 
-function setup(evictOnSync: boolean) {
+function setup(evictOnSync: boolean, createdInGap?: (id: string) => boolean) {
   const strict = policy("strict");
   const watch = policy("watch", { mode: "Audit" });
   const selector = new FakeSelector([strict, watch], strict);
@@ -69,6 +69,7 @@ function setup(evictOnSync: boolean) {
       {
         evaluate: (i) => gate.evaluate(i),
         evictOnSync,
+        ...(createdInGap ? { createdInGap } : {}),
         evict: async (ev) => void evicted.push(...ev),
         metrics,
         log: log as never,
@@ -95,5 +96,13 @@ describe("Synchronize audit", () => {
     const s = await t.run();
     expect(t.evicted.map((e) => e.containerId)).toEqual(["c2"]);
     expect(s.evictionsRequested).toBe(1);
+  });
+
+  it("with evict-on-sync, a container gated earlier (not created in the gap) is reported, never evicted", async () => {
+    const t = setup(true, () => false);
+    const s = await t.run();
+    expect(t.evicted).toEqual([]);
+    expect(s.evictionsRequested).toBe(0);
+    expect(s.nonCompliant.map((x) => x.id).sort()).toEqual(["c2", "c3"]);
   });
 });
