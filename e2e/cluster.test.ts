@@ -23,6 +23,7 @@ import type { AgentStatus } from "../src/agent/api-types.js";
 import { ContainerState } from "../src/gen/cri.js";
 import { FakeApiServer, type KObject, kubeConfigFor } from "../test/support/fake-apiserver.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
+import { findKubectl } from "../test/support/kubectl.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
@@ -49,7 +50,10 @@ let seq = 0;
 let hotfixContainer = "";
 
 function renderOverlay(): Obj[] {
-  const out = execFileSync("kubectl", ["kustomize", path.join(repoRoot, "deploy", "overlays", "enforce")], {
+  const kubectl = findKubectl();
+  if (!kubectl)
+    throw new Error("kubectl is needed to render deploy/overlays/enforce (scripts/install-deps.sh)");
+  const out = execFileSync(kubectl, ["kustomize", path.join(repoRoot, "deploy", "overlays", "enforce")], {
     encoding: "utf8",
   });
   return parseAllDocuments(out).map((d) => d.toJS() as Obj);

@@ -9,7 +9,7 @@
 #   time (GNU time: peak memory of the pull verifier in the benchmarks).
 # - Debian sid packages, downloaded with a private apt configuration and unpacked into
 #   .cache/sid (never a system upgrade): containerd 2.1, docker-registry, notation, cosign,
-#   oras, crane, busybox-static.
+#   oras, crane, busybox-static; kubectl when none is on PATH.
 # Idempotent: a second run with everything present takes well under a second.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -78,4 +78,16 @@ if [ "$("$node_dir/bin/node" --version 2>/dev/null || true)" != "v$NODE_VERSION"
   rm -rf "$node_dir" && mv "$node_dir.tmp" "$node_dir"
 fi
 
+# kubectl (for `kubectl kustomize` in the deploy render tests): sid's package, a static binary
+# that only needs libc. Fetched on its own so existing caches need no full re-download.
+if ! command -v kubectl >/dev/null 2>&1 && [ ! -x "$sid/usr/bin/kubectl" ]; then
+  echo "install-deps: downloading kubectl (Debian sid) into $cache/debs" >&2
+  mkdir -p "$cache/apt/lists/partial" "$cache/debs"
+  echo "deb http://deb.debian.org/debian sid main" > "$cache/apt/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$cache/apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$cache/apt/lists" -o Debug::NoLocking=1)
+  [ -n "$(ls "$cache/apt/lists/"*Packages* 2>/dev/null)" ] || apt-get "${opts[@]}" update -qq
+  (cd "$cache/debs" && apt-get "${opts[@]}" download kubectl 2>&1 | grep -v "unsandboxed" || true)
+  dpkg -x "$(ls -t "$cache/debs/kubectl_"*.deb | head -n 1)" "$sid"
+fi
 echo "install-deps: ok (node $("$node_dir/bin/node" --version), containerd $("$sid/usr/bin/containerd" --version | awk '{print $3}'))" >&2

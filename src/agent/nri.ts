@@ -10,10 +10,10 @@ import { Code, TtrpcStatusError } from "../nri-plugin/ttrpc/status.js";
 import type { SyncAuditSummary } from "./api-types.js";
 import type { AgentConfig } from "./config.js";
 import { criStopContainer, Evictor, type StopContainer } from "./evict.js";
-import { SeenContainers } from "./seen-containers.js";
 import type { Gate } from "./gate.js";
 import type { AgentMetrics } from "./metrics.js";
 import type { PolicyRef } from "./ports.js";
+import { SeenContainers } from "./seen-containers.js";
 import { runSyncAudit } from "./sync-audit.js";
 
 export interface NriGateOptions<P extends PolicyRef> {

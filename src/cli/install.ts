@@ -19,7 +19,11 @@ import {
   install,
   RESTART_STRATEGIES,
   type RestartStrategy,
+  supportsRequiredPlugins,
 } from "../installer/index.js";
+
+/** Pods carrying this annotation ("true") are created even while the required plugin is away. */
+export const TOLERATE_ANNOTATION = "tollgate.dev/tolerate-missing-nri-plugin";
 
 export const INSTALL_USAGE = `usage: tollgate install --host-root DIR [flags]
 
@@ -40,6 +44,9 @@ host paths; files are written at DIR + path.
   --per-verifier-timeout DUR    bindir per_verifier_timeout (default: main config's, else 10s)
   --nri-request-timeout DUR     NRI plugin_request_timeout (default: main config's, else 2s)
   --nri-registration-timeout DUR NRI plugin_registration_timeout (default: main config's, else 5s)
+  --containerd-version X.Y      the node's containerd version; from 2.2 on the drop-in makes the
+                                agent a required NRI plugin (creates fail closed while it is away;
+                                pods annotated ${TOLERATE_ANNOTATION}: "true" are exempt)
   --restart none|signal|systemctl
                                 what to do when the drop-in changed (default none: print the
                                 command; containerd reads its config only at start)
@@ -67,6 +74,7 @@ interface Flags {
   nriRequestTimeout?: string;
   nriRegistrationTimeout?: string;
   restart?: string;
+  containerdVersion?: string;
   containerdPid?: string;
   systemdUnit?: string;
   output?: string;
@@ -86,6 +94,7 @@ const FLAG_KEYS: Record<string, keyof Flags> = {
   "nri-request-timeout": "nriRequestTimeout",
   "nri-registration-timeout": "nriRegistrationTimeout",
   restart: "restart",
+  "containerd-version": "containerdVersion",
   "containerd-pid": "containerdPid",
   "systemd-unit": "systemdUnit",
   output: "output",
@@ -196,6 +205,9 @@ export async function installMain(argv: string[], io: CliIO): Promise<number> {
         ...(flags.perVerifierTimeout ? { perVerifierTimeout: flags.perVerifierTimeout } : {}),
         ...(flags.nriRequestTimeout ? { nriRequestTimeout: flags.nriRequestTimeout } : {}),
         ...(flags.nriRegistrationTimeout ? { nriRegistrationTimeout: flags.nriRegistrationTimeout } : {}),
+        ...(flags.containerdVersion && supportsRequiredPlugins(flags.containerdVersion)
+          ? { requirePlugin: { name: agentConfig.nri.pluginName, tolerateAnnotation: TOLERATE_ANNOTATION } }
+          : {}),
       },
       restart: (flags.restart as RestartStrategy | undefined) ?? "none",
       ...(flags.containerdPid ? { containerdPid: Number(flags.containerdPid) } : {}),

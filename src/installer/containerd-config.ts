@@ -35,6 +35,20 @@ export interface DropinSettings {
   perVerifierTimeout?: string;
   nriRequestTimeout?: string;
   nriRegistrationTimeout?: string;
+  /**
+   * containerd ≥ 2.2 only (NRI's built-in default validator): make this NRI plugin required,
+   * so containers are NOT created while it is away (fail closed instead of NRI's fail-open).
+   * Pods annotated `<tolerateAnnotation>: "true"` (the agent's own) are still created.
+   */
+  requirePlugin?: { name: string; tolerateAnnotation: string };
+}
+
+/** containerd versions whose NRI has the default validator's required_plugins. */
+export function supportsRequiredPlugins(containerdVersion: string): boolean {
+  const m = /^v?(\d+)\.(\d+)/.exec(containerdVersion.trim());
+  if (!m) return false;
+  const [maj, min] = [Number(m[1]), Number(m[2])];
+  return maj > 2 || (maj === 2 && min >= 2);
 }
 
 export interface MainConfigInfo {
@@ -162,6 +176,18 @@ export function renderDropin(s: DropinSettings, main: MainConfigInfo, header: st
   set(nri, NRI_PLUGIN, "plugin_request_timeout", nriRequestTimeout, main.nri);
   const reg = keep(main.nri, "plugin_registration_timeout", s.nriRegistrationTimeout, "5s");
   set(nri, NRI_PLUGIN, "plugin_registration_timeout", reg, main.nri);
+
+  if (s.requirePlugin) {
+    const dv: Table = isTable(main.nri?.default_validator)
+      ? { ...(main.nri!.default_validator as Table) }
+      : {};
+    dv.enable = true;
+    const req = Array.isArray(dv.required_plugins) ? (dv.required_plugins as unknown[]).map(String) : [];
+    if (!req.includes(s.requirePlugin.name)) req.push(s.requirePlugin.name);
+    dv.required_plugins = req;
+    dv.tolerate_missing_plugins_annotation = s.requirePlugin.tolerateAnnotation;
+    nri.default_validator = dv;
+  }
 
   const body = stringify({ version: 3, plugins: { [BINDIR_PLUGIN]: bindir, [NRI_PLUGIN]: nri } });
   const text = `${header.map((l) => `# ${l}`.trimEnd()).join("\n")}${header.length ? "\n" : ""}${body}\n`;

@@ -50,7 +50,7 @@ export interface InstallOptions {
   verifierConfig?: string;
   dropin?: Pick<
     DropinSettings,
-    "maxVerifiers" | "perVerifierTimeout" | "nriRequestTimeout" | "nriRegistrationTimeout"
+    "maxVerifiers" | "perVerifierTimeout" | "nriRequestTimeout" | "nriRegistrationTimeout" | "requirePlugin"
   >;
   restart?: RestartStrategy;
   containerdPid?: number;

@@ -22,9 +22,9 @@ import {
   openSync,
   readFileSync,
   renameSync,
+  unlinkSync,
   writeSync,
 } from "node:fs";
-import { unlinkSync } from "node:fs";
 import path from "node:path";
 import type { NamespaceMeta } from "./select.js";
 

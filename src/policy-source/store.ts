@@ -4,13 +4,13 @@
 
 import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
 import { refKey } from "./model.js";
-import { materialKey, SNAPSHOT_FORMAT, type SnapshotBody } from "./snapshot.js";
 import {
   DEFAULT_BREAK_GLASS_ANNOTATION,
   DEFAULT_POLICY_ANNOTATION,
   type NamespaceMeta,
   selectPolicy,
 } from "./select.js";
+import { materialKey, SNAPSHOT_FORMAT, type SnapshotBody } from "./snapshot.js";
 import type {
   PolicyStatusEntry,
   RejectedUpdate,

@@ -34,6 +34,7 @@ import {
   parseMainConfig,
   renderDropin,
   restartContainerd,
+  supportsRequiredPlugins,
 } from "../../src/installer/index.js";
 
 let root: string;
@@ -92,6 +93,36 @@ describe("containerd drop-in", () => {
       `${NRI_PLUGIN}.disable_connections: /etc/containerd/config.toml has true, drop-in sets false`,
     ]);
     expect(r.maxVerifiers).toBe(4);
+  });
+
+  it("containerd >= 2.2: the agent becomes a required NRI plugin (default validator), tolerated by annotation", () => {
+    expect(["2.2", "v2.2.0", "2.10.1", "3.0"].map(supportsRequiredPlugins)).toEqual([true, true, true, true]);
+    expect(["2.1.9", "v2.0", "1.7.27", "", "x"].map(supportsRequiredPlugins)).toEqual([
+      false,
+      false,
+      false,
+      false,
+      false,
+    ]);
+    const r = renderDropin(
+      {
+        binDir: "/b",
+        nriSocket: "/s",
+        requirePlugin: { name: "tollgate", tolerateAnnotation: "tollgate.dev/tolerate-missing-nri-plugin" },
+      },
+      main,
+    );
+    const doc = parseToml(r.text) as { plugins: Record<string, Record<string, unknown>> };
+    expect(doc.plugins[NRI_PLUGIN]!.default_validator).toEqual({
+      enable: true,
+      required_plugins: ["tollgate"],
+      tolerate_missing_plugins_annotation: "tollgate.dev/tolerate-missing-nri-plugin",
+    });
+    // Without it (containerd 2.1), no validator table is written.
+    const plain = parseToml(renderDropin({ binDir: "/b", nriSocket: "/s" }, main).text) as {
+      plugins: Record<string, Record<string, unknown>>;
+    };
+    expect(plain.plugins[NRI_PLUGIN]!.default_validator).toBeUndefined();
   });
 
   it("explicit settings win; bad durations are usage errors", () => {

@@ -13,24 +13,17 @@ import { parseAllDocuments, stringify } from "yaml";
 import { type AgentConfig, parseListen, validateConfig } from "../../src/agent/config.js";
 import { validatePolicy } from "../../src/engine/policy/index.js";
 import { FilePolicySource } from "../../src/policy-source/files.js";
+import { findKubectl } from "../support/kubectl.js";
 import { repoRoot } from "../support/tools.js";
 import { KUBE_SCHEMAS, type Schema, validate } from "./schema.js";
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered YAML is walked freely; the assertions are the types
 type Obj = Record<string, any>;
 
-function kubectlPath(): string | undefined {
-  try {
-    execFileSync("kubectl", ["version", "--client"], { stdio: "ignore" });
-    return "kubectl";
-  } catch {
-    return undefined;
-  }
-}
-const kubectl = kubectlPath();
+const kubectl = findKubectl();
 if (!kubectl)
   console.warn(
-    "test/deploy/render.test.ts: SKIPPED — kubectl is not installed (needed for `kubectl kustomize`)",
+    "test/deploy/render.test.ts: SKIPPED — kubectl is not installed (scripts/install-deps.sh installs it; in CI this fails instead)",
   );
 
 function render(dir: string): Obj[] {
@@ -44,7 +37,7 @@ function render(dir: string): Obj[] {
   });
 }
 
-const TREES = ["base", "overlays/audit", "overlays/enforce", "examples"] as const;
+const TREES = ["crds", "base", "overlays/audit", "overlays/enforce", "examples"] as const;
 const rendered: Record<string, Obj[]> = {};
 const get = (tree: string) => {
   rendered[tree] ??= render(tree);
@@ -57,7 +50,7 @@ const one = (objs: Obj[], kind: string, name?: string): Obj => {
 };
 
 function crdSchema(): Schema {
-  const crd = one(get("base"), "CustomResourceDefinition", "imagepolicies.tollgate.dev");
+  const crd = one(get("crds"), "CustomResourceDefinition", "imagepolicies.tollgate.dev");
   const v = crd.spec.versions.find((x: Obj) => x.storage);
   return v.schema.openAPIV3Schema as Schema;
 }
@@ -134,6 +127,26 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
       if (!k!.namespaced) expect(o.metadata.namespace, `${id} is cluster-scoped`).toBeUndefined();
     }
   });
+
+  it.each(TREES)(
+    "%s: applies on a fresh cluster in one step — no object depends on a CRD installed by the same apply",
+    (tree) => {
+      const objs = get(tree);
+      const crds = objs.filter((o) => o.kind === "CustomResourceDefinition");
+      for (const crd of crds) {
+        const group = crd.spec.group as string;
+        const kind = crd.spec.names.kind as string;
+        const users = objs.filter((o) => o.kind === kind && String(o.apiVersion).startsWith(`${group}/`));
+        expect(
+          users.map((o) => o.metadata.name),
+          `${tree} installs ${kind} and its CRD together`,
+        ).toEqual([]);
+      }
+      // Only the crds tree carries CRDs; every other tree expects them installed before.
+      if (tree === "crds") expect(objs.every((o) => o.kind === "CustomResourceDefinition")).toBe(true);
+      else expect(crds).toEqual([]);
+    },
+  );
 
   it.each(TREES)("%s: namespaced objects live in namespaces the tree or the cluster defines", (tree) => {
     const objs = [...get(tree), ...get("base")];

@@ -22,7 +22,7 @@ type Schema = {
 };
 
 const crd = parseYaml(
-  readFileSync(path.resolve(import.meta.dirname, "../../../deploy/base/crd-imagepolicy.yaml"), "utf8"),
+  readFileSync(path.resolve(import.meta.dirname, "../../../deploy/crds/imagepolicy.yaml"), "utf8"),
 );
 const schema: Schema = crd.spec.versions[0].schema.openAPIV3Schema;
 
