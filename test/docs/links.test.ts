@@ -33,7 +33,7 @@ function anchors(file: string): Set<string> {
 }
 
 /** Markdown links and images outside code blocks and code spans: [text](target). */
-export function linksOf(text: string): string[] {
+function linksOf(text: string): string[] {
   const prose = text.replace(/```[\s\S]*?```/g, "").replace(/`[^`\n]*`/g, "");
   return [...prose.matchAll(/!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+"[^"]*")?\s*\)/g)].map((m) => m[1]!);
 }
