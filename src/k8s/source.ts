@@ -39,12 +39,11 @@ import {
 import { isRecord, stringMap, trustObjectData } from "../policy-source/objects.js";
 import { readSnapshot, type SnapshotBody, writeSnapshot } from "../policy-source/snapshot.js";
 import { errorMessage, PolicyStore } from "../policy-source/store.js";
+import { StoreBackedSource } from "../policy-source/store-backed.js";
 import {
   type PolicySource,
-  type Selection,
   type SelectionConfig,
   type SourceLogger,
-  type SourceStatus,
   silentLogger,
 } from "../policy-source/types.js";
 import { type BackoffOptions, DEFAULT_BACKOFF, Reflector } from "./reflector.js";
@@ -84,9 +83,11 @@ interface TrustWatch {
 }
 
 export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
+  extends StoreBackedSource<P>
   implements PolicySource<P>
 {
-  private readonly store: PolicyStore<P>;
+  protected readonly unknownNamespace = "unknown" as const;
+  protected readonly store: PolicyStore<P>;
   private readonly log: SourceLogger;
   private readonly kc: KubeConfig;
   private readonly core: CoreV1Api;
@@ -109,6 +110,7 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   private snapshotRefresh: NodeJS.Timeout | undefined;
 
   constructor(options: KubernetesSourceOptions<P>) {
+    super();
     this.kc = options.kubeConfig;
     this.log = options.logger ?? silentLogger;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
@@ -207,28 +209,6 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     this.trust.clear();
     await this.store.settle();
     this.store.syncState = "stopped";
-  }
-
-  select(namespace: string, now: Date = new Date()): Selection<P> {
-    return this.store.select(namespace, now, "unknown");
-  }
-  policies(): P[] {
-    return this.store.policies();
-  }
-  policiesInUse(): P[] {
-    return this.store.policiesInUse();
-  }
-  defaultPolicy(): P | undefined {
-    return this.store.defaultPolicy();
-  }
-  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
-    return this.store.activeBreakGlass(now);
-  }
-  onChange(cb: () => void): () => void {
-    return this.store.onChange(cb);
-  }
-  status(): SourceStatus {
-    return this.store.status();
   }
 
   /** Per informer: resume point (resourceVersion) and whether it has synced. */

@@ -28,14 +28,8 @@ import { engineCompiler, refKey } from "./model.js";
 import { isRecord, stableJson, stringMap, trustObjectData } from "./objects.js";
 import type { NamespaceMeta } from "./select.js";
 import { errorMessage, PolicyStore } from "./store.js";
-import {
-  type PolicySource,
-  type Selection,
-  type SelectionConfig,
-  type SourceLogger,
-  type SourceStatus,
-  silentLogger,
-} from "./types.js";
+import { StoreBackedSource } from "./store-backed.js";
+import { type PolicySource, type SelectionConfig, type SourceLogger, silentLogger } from "./types.js";
 
 export interface FileSourceOptions<P extends CompiledPolicyLike> {
   dir: string;
@@ -78,10 +72,14 @@ interface FileState {
   objects: FileObject[];
 }
 
-export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> implements PolicySource<P> {
+export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy>
+  extends StoreBackedSource<P>
+  implements PolicySource<P>
+{
+  protected readonly unknownNamespace = "empty" as const;
   private readonly opts: Required<Omit<FileSourceOptions<P>, "logger" | "compile">>;
   private readonly log: SourceLogger;
-  private readonly store: PolicyStore<P>;
+  protected readonly store: PolicyStore<P>;
   private readonly files = new Map<string, FileState>();
   /** Applied view: policy docs and trust material currently fed to the store. */
   private appliedPolicies = new Map<string, string>();
@@ -94,6 +92,7 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
   private stopped = false;
 
   constructor(options: FileSourceOptions<P>) {
+    super();
     this.opts = { ...DEFAULTS, ...options } as Required<Omit<FileSourceOptions<P>, "logger" | "compile">>;
     this.log = options.logger ?? silentLogger;
     this.store = new PolicyStore<P>(
@@ -146,28 +145,6 @@ export class FilePolicySource<P extends CompiledPolicyLike = CompiledPolicy> imp
     await this.scanning;
     await this.store.settle();
     this.store.syncState = "stopped";
-  }
-
-  select(namespace: string, now: Date = new Date()): Selection<P> {
-    return this.store.select(namespace, now, "empty");
-  }
-  policies(): P[] {
-    return this.store.policies();
-  }
-  policiesInUse(): P[] {
-    return this.store.policiesInUse();
-  }
-  defaultPolicy(): P | undefined {
-    return this.store.defaultPolicy();
-  }
-  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
-    return this.store.activeBreakGlass(now);
-  }
-  onChange(cb: () => void): () => void {
-    return this.store.onChange(cb);
-  }
-  status(): SourceStatus {
-    return this.store.status();
   }
 
   /** Rescans now and resolves when the result is in force (used by the CLI and tests). */

@@ -4,13 +4,12 @@
 import { type CompiledPolicyLike, engineCompiler, type PolicyCompiler } from "./model.js";
 import { readSnapshot } from "./snapshot.js";
 import { PolicyStore } from "./store.js";
+import { StoreBackedSource } from "./store-backed.js";
 import {
   type CompiledPolicy,
   type PolicySource,
-  type Selection,
   type SelectionConfig,
   type SourceLogger,
-  type SourceStatus,
   silentLogger,
 } from "./types.js";
 
@@ -22,10 +21,15 @@ export interface SnapshotSourceOptions<P extends CompiledPolicyLike> {
   logger?: SourceLogger;
 }
 
-export class SnapshotPolicySource<P extends CompiledPolicyLike = CompiledPolicy> implements PolicySource<P> {
-  private readonly store: PolicyStore<P>;
+export class SnapshotPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
+  extends StoreBackedSource<P>
+  implements PolicySource<P>
+{
+  protected readonly store: PolicyStore<P>;
+  protected readonly unknownNamespace = "unknown" as const;
 
   constructor(private readonly o: SnapshotSourceOptions<P>) {
+    super();
     this.store = new PolicyStore<P>(
       "kubernetes",
       o.config,
@@ -42,26 +46,5 @@ export class SnapshotPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
   }
   async stop(): Promise<void> {
     await this.store.settle();
-  }
-  select(namespace: string, now: Date = new Date()): Selection<P> {
-    return this.store.select(namespace, now, "unknown");
-  }
-  policies(): P[] {
-    return this.store.policies();
-  }
-  policiesInUse(): P[] {
-    return this.store.policiesInUse();
-  }
-  defaultPolicy(): P | undefined {
-    return this.store.defaultPolicy();
-  }
-  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
-    return this.store.activeBreakGlass(now);
-  }
-  onChange(cb: () => void): () => void {
-    return this.store.onChange(cb);
-  }
-  status(): SourceStatus {
-    return this.store.status();
   }
 }

@@ -1,0 +1,32 @@
+// The answers every policy source gives straight from its PolicyStore; sources differ only
+// in how they feed the store (files, informers, the on-host snapshot).
+import type { PolicyStore } from "./store.js";
+import type { CompiledPolicyLike, Selection, SourceStatus } from "./types.js";
+
+export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
+  protected abstract readonly store: PolicyStore<P>;
+  /** "empty": a namespace the source never saw gets the default policy (files); "unknown": fail closed. */
+  protected abstract readonly unknownNamespace: "empty" | "unknown";
+
+  select(namespace: string, now: Date = new Date()): Selection<P> {
+    return this.store.select(namespace, now, this.unknownNamespace);
+  }
+  policies(): P[] {
+    return this.store.policies();
+  }
+  policiesInUse(): P[] {
+    return this.store.policiesInUse();
+  }
+  defaultPolicy(): P | undefined {
+    return this.store.defaultPolicy();
+  }
+  activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
+    return this.store.activeBreakGlass(now);
+  }
+  onChange(cb: () => void): () => void {
+    return this.store.onChange(cb);
+  }
+  status(): SourceStatus {
+    return this.store.status();
+  }
+}
