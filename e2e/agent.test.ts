@@ -3,7 +3,6 @@
 // counting proxy, images signed with the real cosign CLI, the file policy source.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,7 +14,7 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { agentApiGet, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
@@ -62,17 +61,7 @@ function decisions(pred: (r: Record<string, unknown>) => boolean = () => true) {
   return logRecords().filter((r) => r.audit === true && pred(r));
 }
 
-function getText(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: p, agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => resolve(b));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
+const getText = (p: string) => agentApiGet(apiSocket, p);
 
 async function getStatus(): Promise<AgentStatus> {
   return JSON.parse(await getText("/v1/status")) as AgentStatus;

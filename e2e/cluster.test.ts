@@ -14,7 +14,6 @@
 //   - snapshot older than its maximum age: the failure policy applies.
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -28,9 +27,9 @@ import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { agentApiGet, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
-import { CriError, type Pod } from "./lib/cri.js";
+import { CriError, criErrorOf, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
 
 type Obj = Record<string, any>; // biome-ignore lint/suspicious/noExplicitAny: rendered manifests
@@ -59,17 +58,7 @@ function renderOverlay(): Obj[] {
   return parseAllDocuments(out).map((d) => d.toJS() as Obj);
 }
 
-function get(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const r = http.request({ socketPath: apiSocket, path: p, agent: false }, (res) => {
-      let b = "";
-      res.on("data", (c) => (b += c));
-      res.on("end", () => resolve(b));
-    });
-    r.on("error", reject);
-    r.end();
-  });
-}
+const get = (p: string) => agentApiGet(apiSocket, p);
 type Status = AgentStatus & { policySource: { sync: { state: string } } };
 const status = async () => JSON.parse(await get("/v1/status")) as Status;
 
@@ -121,15 +110,7 @@ async function pod(namespace: string): Promise<Pod> {
   return ctrd.cri.runPodSandbox({ name: `p${seq}`, namespace, uid: `uid-${seq}` });
 }
 
-async function pull(ref: string): Promise<CriError | undefined> {
-  return ctrd.cri.pullImage(ref).then(
-    () => undefined,
-    (e: unknown) => {
-      if (e instanceof CriError) return e;
-      throw e;
-    },
-  );
-}
+const pull = (ref: string) => criErrorOf(ctrd.cri.pullImage(ref));
 
 async function create(p: Pod, image: string): Promise<{ id?: string; error?: CriError }> {
   try {

@@ -24,7 +24,7 @@ import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/supp
 import { repoRoot } from "../test/support/tools.js";
 import { agentStatus, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
-import { CriError, type Pod } from "./lib/cri.js";
+import { CriError, criErrorOf, type Pod } from "./lib/cri.js";
 import { buildBusyboxArchive } from "./lib/images.js";
 
 const FILE = "e2e/reliability.test.ts";
@@ -129,15 +129,7 @@ async function create(
     throw e;
   }
 }
-async function pull(ref: string): Promise<CriError | undefined> {
-  return ctrd.cri.pullImage(ref).then(
-    () => undefined,
-    (e: unknown) => {
-      if (e instanceof CriError) return e;
-      throw e;
-    },
-  );
-}
+const pull = (ref: string) => criErrorOf(ctrd.cri.pullImage(ref));
 function importUnsigned(marker: string) {
   const name = `${proxy.host}/rel/imported-${marker}:v1`;
   const a = buildBusyboxArchive({ name, marker, dir: mkdtempSync(path.join(work, "img-")) });

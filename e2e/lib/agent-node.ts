@@ -96,26 +96,22 @@ export async function startAgentNode(o: AgentNodeOptions): Promise<AgentNode> {
   return { ctrd, configPath, apiSocket };
 }
 
-/** GET /v1/status on the agent's root-only socket. */
-export function agentStatus(apiSocket: string): Promise<AgentStatus> {
+/** GET on the agent's root-only local API socket (a fresh connection each time: no keep-alive reuse). */
+export function agentApiGet(socket: string, p: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const r = http.request(
-      { socketPath: apiSocket, path: "/v1/status", agent: false, timeout: 5000 },
-      (res) => {
-        let b = "";
-        res.on("data", (c) => (b += c));
-        res.on("end", () => {
-          try {
-            resolve(JSON.parse(b) as AgentStatus);
-          } catch (e) {
-            reject(e);
-          }
-        });
-      },
-    );
+    const r = http.request({ socketPath: socket, path: p, agent: false, timeout: 5000 }, (res) => {
+      let b = "";
+      res.on("data", (c) => (b += c));
+      res.on("end", () => resolve(b));
+    });
     r.on("error", reject);
     r.end();
   });
+}
+
+/** GET /v1/status on the agent's root-only socket. */
+export async function agentStatus(apiSocket: string): Promise<AgentStatus> {
+  return JSON.parse(await agentApiGet(apiSocket, "/v1/status")) as AgentStatus;
 }
 
 /** Starts the built agent (dist/tollgate.mjs) on `node` and waits until NRI registered it. */

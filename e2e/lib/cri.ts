@@ -31,6 +31,17 @@ export class CriError extends Error {
   }
 }
 
+/** The CriError a call failed with, or undefined when it succeeded (other errors are thrown). */
+export function criErrorOf(p: Promise<unknown>): Promise<CriError | undefined> {
+  return p.then(
+    () => undefined,
+    (e: unknown) => {
+      if (e instanceof CriError) return e;
+      throw e;
+    },
+  );
+}
+
 export interface PodSpec {
   name: string;
   namespace: string;
