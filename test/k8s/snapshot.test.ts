@@ -70,25 +70,31 @@ async function seededApi() {
   return api;
 }
 
+/** A synced live source on the seeded API server, once its first snapshot is on disk. */
+async function liveWithSnapshot(maxAgeSeconds?: number) {
+  dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-snap-"));
+  const a = await seededApi();
+  const cfg = config(a.url, maxAgeSeconds);
+  const live = (await source(cfg)) as KubernetesPolicySource<CompiledPolicy>;
+  await live.whenReady(15_000);
+  await waitFor(
+    "first snapshot written",
+    () => {
+      try {
+        return readSnapshot(cfg.policy.snapshotPath).policies.length === 2;
+      } catch {
+        return false;
+      }
+    },
+    10_000,
+  );
+  return { a, cfg, live };
+}
+
 describe("policy snapshot (kubernetes source)", () => {
   it("is written while synced (root-only, atomic) and a restart with the API server down decides from it", async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-snap-"));
-    const a = await seededApi();
-    const cfg = config(a.url);
-    const live = (await source(cfg)) as KubernetesPolicySource<CompiledPolicy>;
-    await live.whenReady(15_000);
+    const { a, cfg, live } = await liveWithSnapshot();
     const file = cfg.policy.snapshotPath;
-    await waitFor(
-      "snapshot written",
-      () => {
-        try {
-          return readSnapshot(file).policies.length === 2;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
     const revs = Object.fromEntries(live.policies().map((p) => [p.name, p.revision]));
@@ -132,22 +138,7 @@ describe("policy snapshot (kubernetes source)", () => {
   });
 
   it("the live sync replaces the snapshot: a policy and a namespace deleted while the agent was away are gone", async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-snap-"));
-    const a = await seededApi();
-    const cfg = config(a.url);
-    const first = (await source(cfg)) as KubernetesPolicySource<CompiledPolicy>;
-    await first.whenReady(15_000);
-    await waitFor(
-      "snapshot",
-      () => {
-        try {
-          return readSnapshot(cfg.policy.snapshotPath).policies.length === 2;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
+    const { a, cfg, live: first } = await liveWithSnapshot();
     await first.stop();
     sources.splice(0);
     a.delete("imagepolicies", "strict");
@@ -163,22 +154,7 @@ describe("policy snapshot (kubernetes source)", () => {
   });
 
   it("past the maximum age nothing in the snapshot decides (failure policy)", async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-snap-"));
-    const a = await seededApi();
-    const cfg = config(a.url, 1);
-    const live = (await source(cfg)) as KubernetesPolicySource<CompiledPolicy>;
-    await live.whenReady(15_000);
-    await waitFor(
-      "snapshot",
-      () => {
-        try {
-          return readSnapshot(cfg.policy.snapshotPath).policies.length === 2;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
+    const { a, cfg, live } = await liveWithSnapshot(1);
     await live.stop();
     await a.stop();
     await new Promise((r) => setTimeout(r, 1100));
@@ -194,23 +170,8 @@ describe("policy snapshot (kubernetes source)", () => {
   });
 
   it("refuses a snapshot that is edited, torn, or readable by others", async () => {
-    dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-snap-"));
-    const a = await seededApi();
-    const cfg = config(a.url);
-    const live = (await source(cfg)) as KubernetesPolicySource<CompiledPolicy>;
-    await live.whenReady(15_000);
+    const { cfg, live } = await liveWithSnapshot();
     const file = cfg.policy.snapshotPath;
-    await waitFor(
-      "snapshot",
-      () => {
-        try {
-          return readSnapshot(file).policies.length === 2;
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-    );
     await live.stop();
     const good = readFileSync(file, "utf8");
     // Widening attempt: point team-a at the baseline policy.
