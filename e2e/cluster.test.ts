@@ -374,7 +374,11 @@ describe("cluster safety with the enforce overlay's configuration", () => {
       );
       throw e;
     });
-    const rec = audit((r) => r.event === "evict" && (r.container as { id?: string })?.id === tenant.id);
+    // The record is written once CRI StopContainer returned: it may trail the exited state.
+    const evictOf = (id: string) =>
+      audit((r) => r.event === "evict" && (r.container as { id?: string })?.id === id);
+    await waitFor("evict audit record", () => evictOf(tenant.id!).length > 0, 15_000);
+    const rec = evictOf(tenant.id!);
     expect(rec).toHaveLength(1);
     expect(rec[0]).toMatchObject({
       result: "stopped",
