@@ -423,8 +423,13 @@ describe.skipIf(!kubectl)("the checks above catch broken objects", () => {
     expect(errs).toMatch(/verifiers\[2\]\.name: "Bad_Name" does not match/);
     expect(errs).toMatch(/verifiers\[2\]\.cosign: one of keys, keyless is required/);
   });
-  it("an unsupported CEL rule is an error, not a pass", () => {
-    const errs = validate({ type: "object", "x-kubernetes-validations": [{ rule: "self.size() > 1" }] }, {});
-    expect(errs.join("")).toMatch(/cannot evaluate rule/);
+  it("CEL rules are evaluated for real; one that cannot be evaluated is an error, not a pass", () => {
+    const sized = { type: "object", "x-kubernetes-validations": [{ rule: "self.size() > 1" }] };
+    expect(validate(sized, {}).join("")).toMatch(/rule self.size\(\) > 1 failed/);
+    expect(validate(sized, { a: 1, b: 2 })).toEqual([]);
+    for (const rule of ["self.size() >", "self.a.b == 1", "1 + 1"]) {
+      const errs = validate({ type: "object", "x-kubernetes-validations": [{ rule }] }, { a: 1 });
+      expect(errs.join("")).toMatch(/cannot evaluate rule/);
+    }
   });
 });

@@ -1,9 +1,11 @@
 // A validator for the structural OpenAPI v3 subset Kubernetes uses (CRD schemas): type,
 // enum, required, properties/additionalProperties (unknown fields are errors unless
 // x-kubernetes-preserve-unknown-fields), items, min/maxItems, min/maxLength, pattern,
-// minimum/maximum, x-kubernetes-list-type=map uniqueness, and the CEL rule shapes the
-// ImagePolicy CRD uses (has(), !=, ==, ||, &&, [..].filter(x, x).size()). A rule it cannot
-// evaluate is an error, never a silent pass.
+// minimum/maximum, x-kubernetes-list-type=map uniqueness, and x-kubernetes-validations CEL
+// rules, evaluated with a real CEL implementation. A rule it cannot evaluate is an error,
+// never a silent pass.
+
+import { compileExpression, formatIssue, isCelIssue } from "../../src/engine/cel/index.js";
 
 export interface Schema {
   type?: string;
@@ -102,74 +104,17 @@ function check(s: Schema, v: unknown, at: string, errs: string[]): void {
   }
 }
 
-/** Evaluates the CEL subset: has(self.f), true/false, integers, !, ==, !=, &&, ||, [..].filter(x, x).size(). */
+/**
+ * Evaluates a CRD validation rule with a real CEL implementation (the engine's, which wraps
+ * @bufbuild/cel), `self` bound to the object as the API server binds it.
+ */
 export function evalRule(rule: string, self: unknown): boolean {
-  const obj = (self ?? {}) as Record<string, unknown>;
-  // has(self.field) → true/false
-  let expr = rule.replace(/has\(self\.([A-Za-z_][A-Za-z0-9_]*)\)/g, (_m, f: string) =>
-    String(obj[f] !== undefined),
-  );
-  // [a, b, c].filter(x, x).size() → number of true entries
-  expr = expr.replace(/\[([^\]]*)\]\.filter\(x,\s*x\)\.size\(\)/g, (_m, list: string) =>
-    String(
-      list
-        .split(",")
-        .map((x) => x.trim())
-        .filter((x) => x === "true").length,
-    ),
-  );
-  const tokens = expr.match(/\s*(true|false|\d+|==|!=|&&|\|\||!|\(|\))/g);
-  if (!tokens || tokens.join("").replace(/\s+/g, "") !== expr.replace(/\s+/g, ""))
-    throw new Error(`unsupported expression ${JSON.stringify(expr)}`);
-  const toks = tokens.map((x) => x.trim());
-  let i = 0;
-  type V = boolean | number;
-  const peek = () => toks[i];
-  const next = () => toks[i++];
-  const primary = (): V => {
-    const tk = next();
-    if (tk === "(") {
-      const v = or();
-      if (next() !== ")") throw new Error("missing )");
-      return v;
-    }
-    if (tk === "!") return !primary();
-    if (tk === "true") return true;
-    if (tk === "false") return false;
-    if (tk !== undefined && /^\d+$/.test(tk)) return Number(tk);
-    throw new Error(`unexpected ${tk}`);
-  };
-  const eq = (): V => {
-    let l = primary();
-    while (peek() === "==" || peek() === "!=") {
-      const op = next();
-      const r = primary();
-      l = op === "==" ? l === r : l !== r;
-    }
-    return l;
-  };
-  const and = (): V => {
-    let l = eq();
-    while (peek() === "&&") {
-      next();
-      const r = eq();
-      l = Boolean(l) && Boolean(r);
-    }
-    return l;
-  };
-  const or = (): V => {
-    let l = and();
-    while (peek() === "||") {
-      next();
-      const r = and();
-      l = Boolean(l) || Boolean(r);
-    }
-    return l;
-  };
-  const v = or();
-  if (i !== toks.length) throw new Error(`trailing ${toks.slice(i).join(" ")}`);
-  if (typeof v !== "boolean") throw new Error("rule does not evaluate to a boolean");
-  return v;
+  const compiled = compileExpression(rule, { self: { k: "dyn" } }, { requireBool: true, check: false });
+  if (isCelIssue(compiled)) throw new Error(formatIssue(compiled));
+  const r = compiled.evaluate({ self: self ?? {} });
+  if (!r.ok) throw new Error(r.error);
+  if (typeof r.value !== "boolean") throw new Error("rule does not evaluate to a boolean");
+  return r.value;
 }
 
 // ---------------------------------------------------------------------------------------
