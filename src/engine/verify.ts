@@ -29,6 +29,7 @@ import {
   type VerdictCacheOptions,
   type VerdictCacheStats,
 } from "./cache.js";
+import { abortable } from "./abortable.js";
 import { EngineError, toEngineError } from "./errors.js";
 import { canonicalReference } from "./identity.js";
 import type {
@@ -681,25 +682,6 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     stats: () => ({ ...cache.stats(), ...counters, outcomes: { ...counters.outcomes } }),
     clearCache: () => cache.clear(),
   };
-}
-
-/** Rejects as soon as `signal` aborts, even if `p` ignores the signal. */
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    p.then(
-      (v) => {
-        signal.removeEventListener("abort", onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener("abort", onAbort);
-        reject(e);
-      },
-    );
-  });
 }
 
 /** Waits for the shared promise, or answers with `onGiveUp` when this caller's signal/timeout fires. */
