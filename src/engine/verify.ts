@@ -348,7 +348,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       result.outcome = state === "passed" ? "verified" : state === "failed" ? "rejected" : "failed";
       if (result.outcome === "verified" && policy.attest) {
         const j = await abortable(
-          judgeAttestations(discoverAttestations, subject, policy, result.checks, now(), ac.signal),
+          judgeAttestations(discoverAttestations, subject, policy, results.flat(), now(), ac.signal),
           ac.signal,
         );
         if (j.state === "passed") {

@@ -67,6 +67,26 @@ describe("attestation policies against real cosign attestations", () => {
     }
   });
 
+  it("conditions see the signatures that verified the image", async () => {
+    const scanFresh = attestationPolicy("x", "k", BUILDER).spec.conditions[0]!;
+    const withSignatures = (expression: string) =>
+      compilePolicy(
+        attestationPolicy("team-sig", keys.publicKeyPem, BUILDER, {
+          images: [`${fx.reg.host}/team/**`],
+          conditions: [scanFresh, { expression, message: "signed by the release verifier" }],
+        }),
+      );
+    const engine = createEngine();
+    const ok = await engine.verify(
+      subject("bundle"),
+      await withSignatures(`signatures.exists(s, s.verifier == "release" && s.kind == "cosign")`),
+    );
+    expect(ok.allowed, ok.reasons.join(" | ")).toBe(true);
+    const none = await engine.verify(subject("bundle"), await withSignatures("signatures.size() == 0"));
+    expect(none).toMatchObject({ allowed: false, outcome: "rejected" });
+    expect(none.reasons.join(" ")).toContain("signed by the release verifier");
+  });
+
   it("tenancy: two policies asking for different builders judge one image differently", async () => {
     const engine = createEngine();
     const a = await policy(BUILDER, "team-a");

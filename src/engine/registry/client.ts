@@ -19,7 +19,7 @@ import {
   type TlsOptions,
 } from "./http.js";
 import { MANIFEST_ACCEPT, MANIFEST_TYPES, OCI_INDEX } from "./mediatypes.js";
-import { waitShared } from "./shared-wait.js";
+import { abortable } from "../abortable.js";
 
 export interface RepositoryRef {
   registry: string;
@@ -523,7 +523,7 @@ class Client implements RegistryClient {
         );
       this.tokenFlights.set(tkey, flight);
     } else this.stats.cacheHits++;
-    const tok = await waitShared(flight, signal);
+    const tok = await abortable(flight, signal, "cancelled");
     return `Bearer ${tok.token}`;
   }
 

@@ -5,7 +5,7 @@
 // and failures remembered for a short while so a broken plugin is not run for every request.
 import { EngineError, isEngineError, toEngineError } from "../../errors.js";
 import type { Credential } from "../dockerconfig.js";
-import { waitShared } from "../shared-wait.js";
+import { abortable } from "../../abortable.js";
 import { type HostPattern, hostMatches, orderingProblems } from "./host-pattern.js";
 import type { CredentialAnswer, CredentialProvider, CredentialRequest } from "./types.js";
 
@@ -149,7 +149,7 @@ export class CredentialResolver {
       );
       this.inflight.set(failKey, pending);
     }
-    const answer = await waitShared(pending, req.signal);
+    const answer = await abortable(pending, req.signal, "cancelled");
     return answer.credential;
   }
 }
