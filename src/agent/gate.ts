@@ -125,8 +125,11 @@ export class Gate<P extends PolicyRef = PolicyRef> {
   /** Decides one (namespace, image) and records the decision. Never throws. */
   async evaluate(input: EvaluateInput): Promise<Decision> {
     const start = this.now();
+    // Durations on the monotonic clock: a wall-clock step (NTP, VM resume) must not make the
+    // recorded time differ from what containerd measured against its own deadline.
+    const t0 = performance.now();
     const internal = (e: unknown): Decision =>
-      this.finish(input, start, {
+      this.finish(input, {
         allowed: false,
         kind: "failed",
         reason: `internal error: ${oneLine(e instanceof Error ? e.message : String(e), 300)}`,
@@ -135,6 +138,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     let d = await this.decide(input, start).catch(internal);
     if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
       d = await this.bindToContainer(input, d, start).catch(internal);
+    d.durationMs = performance.now() - t0;
     this.o.sink.record(d);
     return d;
   }
@@ -179,23 +183,26 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     if (r.ok) return r.note ? { ...d, notes: [...(d.notes ?? []), r.note] } : d;
     const bg = sel?.kind === "policy" ? breakGlassUntil(sel.breakGlass) : undefined;
     const j = judgeFailure(policy, "Closed", bg, this.now());
-    return this.finish({ ...input, imageName: d.image }, start, {
-      ...j,
-      reason: r.reason,
-      digest: d.digest,
-      source: d.source,
-      policy: d.policy,
-      mode: d.mode,
-      verdict: d.verdict,
-      breakGlassUntil: j.kind === "break-glass" ? bg : undefined,
-      notes: d.notes,
-    });
+    return this.finish(
+      { ...input, imageName: d.image },
+      {
+        ...j,
+        reason: r.reason,
+        digest: d.digest,
+        source: d.source,
+        policy: d.policy,
+        mode: d.mode,
+        verdict: d.verdict,
+        breakGlassUntil: j.kind === "break-glass" ? bg : undefined,
+        notes: d.notes,
+      },
+    );
   }
 
   private async decide(input: EvaluateInput, start: number): Promise<Decision> {
     const { namespace } = input;
     if (this.exemptNs.has(namespace)) {
-      return this.finish(input, start, {
+      return this.finish(input, {
         allowed: true,
         kind: "exempt",
         reason: `namespace "${namespace}" is exempt by configuration`,
@@ -210,7 +217,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       sel = { kind: "error", namespace, message: (e as Error).message, failurePolicy: "Closed" };
     }
     if (sel.kind === "exempt") {
-      return this.finish(input, start, {
+      return this.finish(input, {
         allowed: true,
         kind: "exempt",
         reason: oneLine(sel.reason),
@@ -219,7 +226,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       });
     }
     if (sel.kind === "error") {
-      return this.finish(input, start, {
+      return this.finish(input, {
         allowed: false,
         kind: "failed",
         reason: `no usable policy for namespace: ${oneLine(sel.message, 300)}`,
@@ -235,7 +242,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     // denied whatever the failure policy (mode Audit and a valid break-glass still apply).
     const unidentified = (why: string) => {
       const j = judgeFailure(policy, "Closed", bgUntil, this.now());
-      return this.finish(input, start, {
+      return this.finish(input, {
         allowed: j.allowed,
         kind: j.kind === "failed" ? "rejected" : j.kind,
         reason: `cannot tell which image content containerd would start: ${oneLine(why, 400)} (denied under every failure policy)`,
@@ -282,7 +289,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const denied = each.find((d) => !d.allowed);
     const pick = denied ?? each[0]!;
     const names = targets.map((t) => t.reference).join(", ");
-    return this.finish(input, start, {
+    return this.finish(input, {
       ...pick,
       reason: denied
         ? `image ID ${imageId ?? input.imageName} is stored as ${names}; ${denied.image} is not allowed: ${denied.reason}`
@@ -301,7 +308,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const { reference, digest } = target;
     const failed = (reason: string, source: VerdictSource, extra: Partial<Decision> = {}) => {
       const j = judgeFailure(policy, policy.failurePolicy, bgUntil, this.now());
-      return this.finish(input, start, {
+      return this.finish(input, {
         ...j,
         reason,
         source,
@@ -315,7 +322,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
 
     const exemptBy = this.o.exemptImages.match(reference, digest);
     if (exemptBy !== undefined) {
-      return this.finish(input, start, {
+      return this.finish(input, {
         allowed: true,
         kind: "exempt",
         reason: `image matches exempt pattern "${exemptBy}"`,
@@ -348,7 +355,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       source = "verify";
     }
     const j = judge(verdict, policy, bgUntil, this.now());
-    return this.finish(input, start, {
+    return this.finish(input, {
       ...j,
       digest,
       source,
@@ -394,7 +401,6 @@ export class Gate<P extends PolicyRef = PolicyRef> {
 
   private finish(
     input: EvaluateInput,
-    start: number,
     d: Pick<Decision, "allowed" | "kind" | "reason" | "source"> &
       Partial<Omit<Decision, "breakGlassUntil">> & { breakGlassUntil?: number | string },
   ): Decision {
@@ -411,7 +417,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       policy: d.policy,
       mode: d.mode,
       source: d.source,
-      durationMs: this.now() - start,
+      durationMs: 0, // set by evaluate() on the monotonic clock
       container: input.container,
       verdict: d.verdict,
       breakGlassUntil:

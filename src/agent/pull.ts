@@ -47,17 +47,20 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
   /** Decides one pull and records the decision. Never throws. */
   async decide(req: PullRequest): Promise<Decision> {
     const start = this.now();
+    const t0 = performance.now(); // durations never follow wall-clock steps
+
     let d: Decision;
     try {
       d = await this.decideInner(req, start);
     } catch (e) {
-      d = this.finish(req.name, req.digest, start, {
+      d = this.finish(req.name, req.digest, {
         allowed: this.o.failurePolicy === "Open",
         kind: "failed",
         reason: `internal error: ${oneLine((e as Error).message ?? String(e), 300)}`,
       });
     }
     if (this.o.scope) d = this.o.scope.applyBreakGlass(d, this.now());
+    d.durationMs = performance.now() - t0;
     this.o.sink.record(d);
     return d;
   }
@@ -72,7 +75,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     const digest = req.digest;
     const exemptBy = this.o.exemptImages.match(reference, digest);
     if (exemptBy !== undefined) {
-      return this.finish(reference, digest, start, {
+      return this.finish(reference, digest, {
         allowed: true,
         kind: "exempt",
         reason: `image matches exempt pattern "${exemptBy}"`,
@@ -81,7 +84,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     }
     const nsImage = this.o.scope?.exemptNamespaceImage(reference, digest);
     if (nsImage !== undefined) {
-      return this.finish(reference, digest, start, {
+      return this.finish(reference, digest, {
         allowed: true,
         kind: "exempt",
         reason: this.o.scope!.exemptNamespaceReason(nsImage),
@@ -95,7 +98,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
       this.o.mode === "default-policy" ? (def ? [def] : []) : inUse.length > 0 ? inUse : def ? [def] : [];
     if (required.length === 0) {
       const j = judgeFailure(undefined, this.o.failurePolicy, undefined, this.now());
-      return this.finish(reference, digest, start, {
+      return this.finish(reference, digest, {
         ...j,
         reason:
           this.o.mode === "default-policy"
@@ -112,7 +115,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     if (this.o.mode === "default-policy") {
       const p = required[0]!;
       const r = await withDeadline(runs.get(key(p))!, answerBy, this.now);
-      return this.finish(reference, digest, start, { ...this.judgeOne(p, r), policy: ref(p), mode: p.mode });
+      return this.finish(reference, digest, { ...this.judgeOne(p, r), policy: ref(p), mode: p.mode });
     }
     // any-policy-in-use: allow as soon as one allows.
     const results = new Map<string, ReturnType<PullDecider<P>["judgeOne"]>>();
@@ -148,7 +151,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     const policies = per.map(({ verdict: _v, ...rest }) => rest);
     if (winner) {
       const j = results.get(key(winner))!;
-      return this.finish(reference, digest, start, {
+      return this.finish(reference, digest, {
         ...j,
         policy: ref(winner),
         mode: winner.mode,
@@ -158,7 +161,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     // A policy whose verification did not finish counts with its failure policy.
     const open = per.find((x) => x.allowed);
     if (open) {
-      return this.finish(reference, digest, start, {
+      return this.finish(reference, digest, {
         allowed: true,
         kind: open.kind,
         reason: open.reason,
@@ -174,7 +177,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
         ? per[0]!.reason
         : `no policy in use on this node allows it (${per.length} policies checked; each one's reason is in the agent's audit log)`;
     const only = per.length === 1 ? required[0] : undefined;
-    return this.finish(reference, digest, start, {
+    return this.finish(reference, digest, {
       allowed: false,
       kind: per.every((x) => x.kind === "failed") ? "failed" : "rejected",
       reason,
@@ -214,7 +217,6 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
   private finish(
     image: string,
     digest: string,
-    start: number,
     d: Pick<Decision, "allowed" | "kind" | "reason"> & Partial<Decision>,
   ): Decision {
     const decision: Decision = {
@@ -228,7 +230,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
       policy: d.policy,
       mode: d.mode,
       source: d.verdict ? (d.verdict.cached ? "cache" : "verify") : "none",
-      durationMs: this.now() - start,
+      durationMs: 0, // set by decide() on the monotonic clock
       verdict: d.verdict,
       policies: d.policies,
       exemptBy: d.exemptBy,

@@ -210,3 +210,34 @@ describe("create-time gate", () => {
     });
   });
 });
+
+describe("durations", () => {
+  it("a wall-clock step during a decision does not enter its recorded duration", async () => {
+    // containerd measures its deadline on a monotonic clock; the audit's durationMs must too,
+    // or an NTP step / VM resume reads as a missed deadline that never happened.
+    let wall = Date.parse("2026-01-01T00:00:00Z");
+    const strict = policy("strict");
+    const sink = new MemorySink();
+    const gate = new Gate({
+      selector: new FakeSelector([strict], strict),
+      engine: new FakeEngine((s, p) => verdict(p, s, { allowed: true })),
+      resolver: {
+        async resolve(name) {
+          wall += 60_000; // the clock steps a minute forward mid-decision
+          return { reference: name, digest: SIGNED };
+        },
+      },
+      exemptImages: new ExemptImages([]),
+      exemptNamespaces: [],
+      budgetFraction: 0.5,
+      requestTimeoutMs: () => 2000,
+      sink,
+      now: () => wall,
+    });
+    const d = await gate.evaluate({ event: "create", namespace: "team-a", imageName: "r.example/app:v1" });
+    expect(d.allowed).toBe(true);
+    expect(d.durationMs).toBeGreaterThanOrEqual(0);
+    expect(d.durationMs).toBeLessThan(60_000);
+    expect(sink.decisions[0]?.durationMs).toBe(d.durationMs);
+  });
+});
