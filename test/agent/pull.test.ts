@@ -98,3 +98,32 @@ describe("pull decision", () => {
     });
   });
 });
+
+describe("pull durations", () => {
+  it("a wall-clock step during a pull decision does not enter its recorded duration", async () => {
+    let wall = Date.parse("2026-01-01T00:00:00Z");
+    const strict = policy("strict");
+    const engine = new FakeEngine((s, p) => {
+      wall += 60_000; // the clock steps a minute forward while the verification runs
+      return verdict(p, s, { allowed: true });
+    });
+    const sink = new MemorySink();
+    const pull = new PullDecider({
+      selector: new FakeSelector([strict], strict),
+      engine,
+      exemptImages: new ExemptImages([]),
+      mode: "default-policy",
+      timeoutMs: 300,
+      failurePolicy: "Closed",
+      sink,
+      now: () => wall,
+    });
+    const d = await pull.decide({ name: "127.0.0.1:5000/app:v1", digest: D });
+    // The pull's answer-by time is still wall-clock: a forward step reads as a timeout and the
+    // failure policy (Closed) answers. The recorded duration is the real one either way.
+    expect(d.event).toBe("pull");
+    expect(d.durationMs).toBeGreaterThanOrEqual(0);
+    expect(d.durationMs).toBeLessThan(60_000);
+    expect(sink.decisions[0]?.durationMs).toBe(d.durationMs);
+  });
+});
