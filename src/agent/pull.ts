@@ -46,12 +46,13 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
 
   /** Decides one pull and records the decision. Never throws. */
   async decide(req: PullRequest): Promise<Decision> {
-    const start = this.now();
-    const t0 = performance.now(); // durations never follow wall-clock steps
+    // Durations and the answer-by time on the monotonic clock: a wall-clock step (NTP, VM
+    // resume) neither lengthens nor cuts the time containerd's verifier call waits.
+    const t0 = performance.now();
 
     let d: Decision;
     try {
-      d = await this.decideInner(req, start);
+      d = await this.decideInner(req, t0);
     } catch (e) {
       d = this.finish(req.name, req.digest, {
         allowed: this.o.failurePolicy === "Open",
@@ -65,7 +66,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     return d;
   }
 
-  private async decideInner(req: PullRequest, start: number): Promise<Decision> {
+  private async decideInner(req: PullRequest, t0: number): Promise<Decision> {
     let reference = req.name;
     try {
       reference = this.o.normalize ? this.o.normalize(req.name) : req.name;
@@ -110,18 +111,18 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     const all = dedupe([...required, ...inUse]);
     const runs = new Map<string, Promise<Outcome>>();
     for (const p of all) runs.set(key(p), this.run(subject, p));
-    const answerBy = start + this.o.timeoutMs;
+    const answerBy = t0 + this.o.timeoutMs; // monotonic (performance.now)
 
     if (this.o.mode === "default-policy") {
       const p = required[0]!;
-      const r = await withDeadline(runs.get(key(p))!, answerBy, this.now);
+      const r = await withDeadline(runs.get(key(p))!, answerBy);
       return this.finish(reference, digest, { ...this.judgeOne(p, r), policy: ref(p), mode: p.mode });
     }
     // any-policy-in-use: allow as soon as one allows.
     const results = new Map<string, ReturnType<PullDecider<P>["judgeOne"]>>();
     const pending = new Set(required.map(key));
     const winner = await new Promise<P | undefined>((resolve) => {
-      const timer = setTimeout(() => resolve(undefined), Math.max(0, answerBy - this.now()));
+      const timer = setTimeout(() => resolve(undefined), Math.max(0, answerBy - performance.now()));
       for (const p of required) {
         runs.get(key(p))!.then((r) => {
           const j = this.judgeOne(p, r);
@@ -255,12 +256,8 @@ function dedupe<P extends PolicyRef>(ps: P[]): P[] {
   });
 }
 
-async function withDeadline(
-  p: Promise<Outcome>,
-  answerBy: number,
-  now: () => number,
-): Promise<Outcome | { kind: "timeout" }> {
-  const remaining = answerBy - now();
+async function withDeadline(p: Promise<Outcome>, answerBy: number): Promise<Outcome | { kind: "timeout" }> {
+  const remaining = answerBy - performance.now();
   if (remaining <= 0) return { kind: "timeout" };
   let timer: NodeJS.Timeout | undefined;
   try {
