@@ -3,11 +3,13 @@
 // optional TCP listener — and nothing else there: /v1/status names exemptions, every
 // tenant's policies and non-compliant pods, so it is served on the root-only socket only.
 // node:http only, so the pull verifier's client stays tiny.
+import { descriptorFromJson } from "../base/descriptor.js";
+import { isDigest } from "../base/digest.js";
+import { errorMessage } from "../base/errors.js";
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import { DIGEST_RE, descriptorFromJson } from "./api-input.js";
 import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "./api-types.js";
 import type { Decision } from "./decision.js";
 
@@ -29,12 +31,12 @@ export function parsePullVerdictRequest(v: unknown): PullVerdictRequest {
   const o = v as Record<string, unknown>;
   if (typeof o.name !== "string" || o.name === "" || o.name.length > 4096)
     throw new BadRequest("name must be a non-empty string of at most 4096 characters");
-  if (typeof o.digest !== "string" || !DIGEST_RE.test(o.digest))
+  if (typeof o.digest !== "string" || !isDigest(o.digest))
     throw new BadRequest("digest must be algorithm:hex");
   const out: PullVerdictRequest = { name: o.name, digest: o.digest };
   if (o.descriptor !== undefined && o.descriptor !== null) {
     const d = descriptorFromJson(o.descriptor);
-    if (!d) throw new BadRequest("descriptor must be an OCI descriptor");
+    if (!d) throw new BadRequest("descriptor must be an OCI descriptor (string mediaType, digest, integer size)");
     if (d.digest !== o.digest) throw new BadRequest("descriptor.digest does not match digest");
     out.descriptor = d;
   }
@@ -93,7 +95,7 @@ export function makeHandler(h: ApiHandlers, opts: { local: boolean }): http.Requ
     run().catch((e: unknown) => {
       if (res.headersSent) return res.destroy();
       if (e instanceof BadRequest) send(res, 400, { error: e.message });
-      else send(res, 500, { error: e instanceof Error ? e.message : String(e) });
+      else send(res, 500, { error: errorMessage(e) });
     });
   };
 }
@@ -188,7 +190,7 @@ export class UnixApiListener {
     } catch (e) {
       // Retried at the next check (e.g. another process now serves the path).
       this.log.warn(
-        { socket: this.socketPath, err: (e as Error).message },
+        { socket: this.socketPath, err: errorMessage(e) },
         "cannot bind the local API socket",
       );
     } finally {

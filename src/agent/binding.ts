@@ -11,6 +11,7 @@
 //     pass, else the create is denied — we cannot tell which one runs.
 // Both denials hold under every failure policy: not knowing what runs is not a
 // verification failure. Audit mode and break-glass still allow (logged).
+import { errorMessage } from "../base/errors.js";
 import type { Binding } from "../containerd/rootfs.js";
 import { LRUCache } from "lru-cache";
 
@@ -72,7 +73,7 @@ export async function checkBinding(o: {
   try {
     b = await o.binder.bind(o.containerId, o.digest, o.deadline);
   } catch (e) {
-    b = { kind: "unknown", reason: (e as Error).message };
+    b = { kind: "unknown", reason: errorMessage(e) };
   }
   if (b.kind === "match") return { ok: true };
   if (b.kind === "mismatch")

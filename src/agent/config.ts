@@ -2,8 +2,10 @@
 // command-line flags. Validation collects every problem and reports them together, each
 // with the path of the offending key. The pull verifier's in-process fallback reads the
 // same file, so this module stays free of heavy imports (only `yaml`, loaded lazily).
+import { isDigest } from "../base/digest.js";
+import { errorMessage } from "../base/errors.js";
 import { readFileSync } from "node:fs";
-import { EngineError } from "../engine/errors.js";
+import { TollgateError } from "../base/errors.js";
 import {
   type CredentialProviderSpec,
   parseCredentialProviderSpecs,
@@ -167,10 +169,11 @@ export function defaultConfig(): AgentConfig {
 }
 
 /** Raised for any configuration problem; `problems` lists each one with its key path. */
-export class ConfigError extends EngineError {
+export class ConfigError extends TollgateError<"INVALID_CONFIG"> {
   readonly problems: string[];
   constructor(source: string, problems: string[]) {
     super("INVALID_CONFIG", `invalid configuration (${source}): ${problems.join("; ")}`);
+    this.name = "ConfigError";
     this.problems = problems;
   }
 }
@@ -290,7 +293,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<AgentConfig> {
     const code = (e as NodeJS.ErrnoException).code;
     // The default path is optional; a path someone named must exist.
     if (explicit !== undefined || code !== "ENOENT") {
-      throw new ConfigError(path, [`cannot read file: ${(e as Error).message}`]);
+      throw new ConfigError(path, [`cannot read file: ${errorMessage(e)}`]);
     }
   }
   let raw: unknown = {};
@@ -302,7 +305,7 @@ export async function loadConfig(opts: LoadOptions = {}): Promise<AgentConfig> {
     try {
       raw = parse(text, { maxAliasCount: 100 }) ?? {};
     } catch (e) {
-      throw new ConfigError(path, [`YAML: ${(e as Error).message.split("\n")[0]}`]);
+      throw new ConfigError(path, [`YAML: ${errorMessage(e).split("\n")[0]}`]);
     }
   }
   const layered = structuredCloneObject(raw);
@@ -687,7 +690,7 @@ export function parseListen(s: string): { host: string; port: number } | undefin
 export function checkExemptPattern(p: string): string | undefined {
   if (/\s/.test(p)) return "must not contain whitespace";
   const at = p.indexOf("@");
-  if (at >= 0 && !/^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-f0-9]{32,}$/.test(p.slice(at + 1)))
+  if (at >= 0 && !isDigest(p.slice(at + 1)))
     return "digest after '@' must be algorithm:hex";
   if (p.startsWith("*")) return "must name a registry host (a leading '*' would exempt everything)";
   return undefined;

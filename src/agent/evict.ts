@@ -8,6 +8,7 @@
 //
 // Never touched: exempt namespaces and the Kubernetes system namespaces, whatever the
 // decision said; stopping a system component would be the outage this tool must not cause.
+import { errorMessage } from "../base/errors.js";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import type { Logger } from "pino";
 import { RuntimeServiceClient } from "../gen/cri.js";
@@ -78,7 +79,7 @@ export class Evictor {
         failed++;
         this.o.metrics?.evictions.inc({ result: "failed" });
         this.o.log.error(
-          { ...rec, result: "failed", err: (err as Error).message },
+          { ...rec, result: "failed", err: errorMessage(err) },
           `tollgate: could not stop non-compliant container ${e.containerId}`,
         );
       }

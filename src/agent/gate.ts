@@ -8,6 +8,8 @@
 // whole node. So the gate answers well inside the deadline: when the budget runs out it
 // answers with the policy's failure policy and lets the verification continue in the
 // engine (single flight + cache), so kubelet's retry is answered from the cache.
+import { isDigest } from "../base/digest.js";
+import { errorMessage } from "../base/errors.js";
 import { classifyCriImage } from "../engine/identity.js";
 import type { Subject, Verdict } from "../engine/types.js";
 import type { DecisionSink } from "./audit.js";
@@ -78,7 +80,6 @@ export interface EvaluateInput {
   answerBy?: number;
 }
 
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 
 /** What judging one image record needs from the policy selection. */
 interface Judging<P extends PolicyRef> {
@@ -132,7 +133,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       this.finish(input, {
         allowed: false,
         kind: "failed",
-        reason: `internal error: ${oneLine(e instanceof Error ? e.message : String(e), 300)}`,
+        reason: `internal error: ${oneLine(errorMessage(e), 300)}`,
         source: "none",
       });
     let d = await this.decide(input, start).catch(internal);
@@ -214,7 +215,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     try {
       sel = this.o.selector.select(namespace, new Date(start));
     } catch (e) {
-      sel = { kind: "error", namespace, message: (e as Error).message, failurePolicy: "Closed" };
+      sel = { kind: "error", namespace, message: errorMessage(e), failurePolicy: "Closed" };
     }
     if (sel.kind === "exempt") {
       return this.finish(input, {
@@ -258,7 +259,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     // a newer NRI carries the digest). An image ID stands for every record carrying it.
     let targets: ResolvedImage[];
     let imageId: string | undefined;
-    if (input.digestHint && DIGEST_RE.test(input.digestHint)) {
+    if (input.digestHint && isDigest(input.digestHint)) {
       const c = classifyCriImage(input.imageName);
       if (c.kind !== "name")
         return unidentified(`image ${JSON.stringify(input.imageName)} is not an image name`);
@@ -273,7 +274,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
         targets = r.records && r.records.length > 0 ? r.records : [r];
         imageId = r.imageId;
       } catch (e) {
-        return unidentified((e as Error).message);
+        return unidentified(errorMessage(e));
       }
     }
     const ctx: Judging<P> = { policy, pol, bgUntil, notes };
@@ -379,11 +380,11 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       // No abort signal: a verification we stop waiting for must keep running and fill the cache.
       p = this.o.engine.verify(subject, policy);
     } catch (e) {
-      return { kind: "error", message: (e as Error).message };
+      return { kind: "error", message: errorMessage(e) };
     }
     const settled = p.then(
       (verdict) => ({ kind: "verdict" as const, verdict }),
-      (e: unknown) => ({ kind: "error" as const, message: e instanceof Error ? e.message : String(e) }),
+      (e: unknown) => ({ kind: "error" as const, message: errorMessage(e) }),
     );
     if (answerBy === undefined) return settled;
     const remaining = answerBy - this.now();

@@ -1,6 +1,7 @@
 // The agent process (one per node): configuration → policy source → engine → local API
 // for the pull verifier → metrics/health → NRI plugin (create-time gate + Synchronize
 // audit). Stops cleanly on SIGTERM/SIGINT.
+import { errorMessage } from "../base/errors.js";
 import http from "node:http";
 import { type Logger, pino } from "pino";
 import pkg from "../../package.json";
@@ -183,7 +184,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     nri = new NriGate<CompiledPolicy>({ config: cfg, gate, metrics, log });
     metrics.setNriState("connecting");
     // Registration happens in the background and again after every reconnect.
-    nri.start().catch((e: unknown) => log.error({ err: (e as Error).message }, "NRI plugin failed to start"));
+    nri.start().catch((e: unknown) => log.error({ err: errorMessage(e) }, "NRI plugin failed to start"));
   }
 
   let stopped = false;
@@ -196,7 +197,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     async stop() {
       if (stopped) return;
       stopped = true;
-      await nri?.stop().catch((e: unknown) => log.warn({ err: (e as Error).message }, "NRI stop failed"));
+      await nri?.stop().catch((e: unknown) => log.warn({ err: errorMessage(e) }, "NRI stop failed"));
       await apiListener.stop();
       if (metricsServer) await closeServer(metricsServer);
       await source.stop().catch(() => {});
@@ -214,7 +215,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
   try {
     cfg = await loadConfig({ argv, env });
   } catch (e) {
-    process.stderr.write(`tollgate agent: ${e instanceof ConfigError ? e.message : (e as Error).message}\n`);
+    process.stderr.write(`tollgate agent: ${errorMessage(e)}\n`);
     return 2;
   }
   // `service` names the process; children add `component` (pino does not de-duplicate keys,
@@ -228,7 +229,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
   try {
     agent = await startAgent(cfg, log);
   } catch (e) {
-    log.fatal({ err: (e as Error).message }, "agent failed to start");
+    log.fatal({ err: errorMessage(e) }, "agent failed to start");
     return 1;
   }
   countError = (kind) => agent.metrics.processErrors.inc({ kind });

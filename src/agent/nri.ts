@@ -2,6 +2,7 @@
 // PERMISSION_DENIED (the only way to block: a timeout or a dropped connection makes
 // containerd create the container without us), and runs the Synchronize audit in the
 // background after each (re)connection.
+import { errorMessage } from "../base/errors.js";
 import type { Logger } from "pino";
 import type { Container, PodSandbox } from "../gen/nri.js";
 import type { ConfigureInfo, PluginState } from "../nri-plugin/api.js";
@@ -120,7 +121,7 @@ export class NriGate<P extends PolicyRef = PolicyRef> {
         log: this.o.log.child({ component: "sync-audit" }),
       });
     } catch (e) {
-      this.o.log.error({ err: (e as Error).message }, "synchronize audit failed");
+      this.o.log.error({ err: errorMessage(e) }, "synchronize audit failed");
     }
   }
 }

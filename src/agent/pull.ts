@@ -6,6 +6,7 @@
 //                       gate then enforces each namespace's own policy).
 // Either way, verdicts for every policy in use are started ("pre-warmed") so the
 // CreateContainer checks that follow the pull are answered from the cache.
+import { errorMessage } from "../base/errors.js";
 import type { Descriptor, Subject, Verdict } from "../engine/types.js";
 import type { DecisionSink } from "./audit.js";
 import { type Decision, type DecisionKind, formatMessage, judge, judgeFailure, oneLine } from "./decision.js";
@@ -57,7 +58,7 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
       d = this.finish(req.name, req.digest, {
         allowed: this.o.failurePolicy === "Open",
         kind: "failed",
-        reason: `internal error: ${oneLine((e as Error).message ?? String(e), 300)}`,
+        reason: `internal error: ${oneLine(errorMessage(e), 300)}`,
       });
     }
     if (this.o.scope) d = this.o.scope.applyBreakGlass(d, this.now());
@@ -195,10 +196,10 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
     try {
       return this.o.engine.verify(subject, p).then(
         (verdict): Outcome => ({ kind: "verdict", verdict }),
-        (e: unknown): Outcome => ({ kind: "error", message: e instanceof Error ? e.message : String(e) }),
+        (e: unknown): Outcome => ({ kind: "error", message: errorMessage(e) }),
       );
     } catch (e) {
-      return Promise.resolve({ kind: "error", message: (e as Error).message });
+      return Promise.resolve({ kind: "error", message: errorMessage(e) });
     }
   }
 

@@ -7,6 +7,7 @@
 // counts as "created in the gap": containers that predate the agent are reported only.
 //
 // Persisted (nri.statePath, root-only, atomic) so that an agent restart is a gap too.
+import { errorMessage } from "../base/errors.js";
 import { lstatSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../policy-source/snapshot.js";
 
@@ -36,7 +37,7 @@ export class SeenContainers {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT")
         this.log.warn(
-          { file: this.file, err: (e as Error).message },
+          { file: this.file, err: errorMessage(e) },
           "ignoring the record of seen containers",
         );
     }
@@ -71,7 +72,7 @@ export class SeenContainers {
     try {
       writeFileAtomic(this.file, `${JSON.stringify({ containers: [...this.ids] })}\n`);
     } catch (e) {
-      this.log.warn({ file: this.file, err: (e as Error).message }, "could not record seen containers");
+      this.log.warn({ file: this.file, err: errorMessage(e) }, "could not record seen containers");
     }
   }
 

@@ -8,6 +8,7 @@
 // v0.8.0, which drops NRI eviction requests silently, so the agent stops those containers
 // through CRI StopContainer instead (evict.ts: grace period, one audit record each, never
 // exempt or system namespaces).
+import { errorMessage } from "../base/errors.js";
 import type { Logger } from "pino";
 import type { SyncAuditSummary } from "./api-types.js";
 import type { Decision } from "./decision.js";
@@ -123,7 +124,7 @@ export async function runSyncAudit(
           "evicted non-compliant containers created while the plugin was away",
         );
       } catch (e) {
-        o.log.error({ err: (e as Error).message }, "eviction request failed");
+        o.log.error({ err: errorMessage(e) }, "eviction request failed");
       }
     }
   }

@@ -2,6 +2,10 @@
 // flags, repeatable flags, `--` to end flags, `-h/--help`. Unknown flags and missing values
 // are usage errors (exit 2): a typo must never silently fall back to a default.
 
+import { UsageError } from "../base/errors.js";
+
+export { UsageError };
+
 export const EXIT = {
   OK: 0,
   /** verify: denied · doctor: a finding of severity error · policy validate: a document is invalid. */
@@ -12,9 +16,6 @@ export const EXIT = {
   INCOMPLETE: 3,
 } as const;
 
-export class UsageError extends Error {
-  override name = "UsageError";
-}
 
 export type FlagType = "string" | "boolean" | "list";
 

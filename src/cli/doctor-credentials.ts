@@ -2,6 +2,7 @@
 // sensible order, kubelet's CredentialProviderConfig parses), every plugin and credential
 // helper they name is there and executable, and — for `--image` — which provider would
 // serve that image (and, for kubelet plugins, which plugins its matchImages select).
+import { errorMessage } from "../base/errors.js";
 import type { AgentConfig } from "../agent/config.js";
 import { isEngineError } from "../engine/errors.js";
 import { normalizeReference } from "../engine/reference.js";
@@ -80,7 +81,7 @@ export function checkCredentials(
       id: "credentials.image",
       check: "credentials",
       severity: "error",
-      message: `--image: ${(e as Error).message}`,
+      message: `--image: ${errorMessage(e)}`,
     });
     return;
   }

@@ -2,6 +2,7 @@
 // configuration. A pull has no namespace, so a configuration can look right at create time
 // and still block the system components of exempt namespaces at pull time (ErrImagePull on
 // a fresh node), or fail every pull closed while the agent restarts.
+import { errorMessage } from "../base/errors.js";
 import { lstatSync, readFileSync } from "node:fs";
 import type { AgentConfig } from "../agent/config.js";
 import { ExemptImages } from "../agent/exempt.js";
@@ -119,7 +120,7 @@ function checkSnapshotFile(file: string, maxAgeSeconds: number, add: (f: Finding
       id: "pull.snapshot-missing",
       check: "pull",
       severity: "warning",
-      message: `no readable policy snapshot at ${file} (${(e as Error).message.split("\n")[0]}): until the agent writes one, pulls while it restarts fail with the failure policy`,
+      message: `no readable policy snapshot at ${file} (${errorMessage(e).split("\n")[0]}): until the agent writes one, pulls while it restarts fail with the failure policy`,
       fix: "check that the agent runs, has synced, and mounts the snapshot's directory from the host",
     });
     return;

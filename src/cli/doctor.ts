@@ -2,6 +2,7 @@
 // containerd settings below silently turns pull-time or create-time enforcement off (or
 // breaks every pull) without containerd failing to start (protocols.md §2.6, §4, §8), so
 // each finding says what happens and how to fix it.
+import { errorMessage } from "../base/errors.js";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
@@ -13,7 +14,8 @@ import {
   defaultConfig,
   loadConfig,
 } from "../agent/config.js";
-import { isTable, PLUGIN, parseGoDuration } from "../containerd/config.js";
+import { parseGoDuration } from "../base/duration.js";
+import { isTable, PLUGIN } from "../containerd/config.js";
 import { agentGet } from "./agent-client.js";
 import {
   type CommandSpec,
@@ -602,7 +604,7 @@ async function checkAgent(socket: string, add: Add): Promise<void> {
           ? "connection refused (stale socket: agent not running)"
           : code === "EACCES"
             ? "permission denied (the socket is root-only: run the doctor as root)"
-            : (e as Error).message;
+            : errorMessage(e);
     add({
       id: "agent.unreachable",
       check: "agent",
@@ -643,7 +645,7 @@ async function checkAgent(socket: string, add: Add): Promise<void> {
       id: "agent.status-unavailable",
       check: "agent",
       severity: "warning",
-      message: `agent status: ${(e as Error).message}`,
+      message: `agent status: ${errorMessage(e)}`,
     });
   }
   if (!status) return;

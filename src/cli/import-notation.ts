@@ -3,6 +3,7 @@
 // ImagePolicy whose notation verifier carries the trust policy document verbatim, plus a
 // ConfigMap with the document and the trust stores it names (or everything inline).
 // The stores are read the way notation reads them, so the policy decides as `notation verify`.
+import { errorMessage } from "../base/errors.js";
 import { X509Certificate } from "node:crypto";
 import { lstatSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -79,7 +80,7 @@ function readCertFile(file: string): string[] {
   try {
     return [new X509Certificate(buf).toString()];
   } catch (e) {
-    throw new ImportProblem(`${file}: neither PEM nor DER X.509 (${(e as Error).message})`);
+    throw new ImportProblem(`${file}: neither PEM nor DER X.509 (${errorMessage(e)})`);
   }
 }
 
@@ -97,7 +98,7 @@ function readDocument(dir: string): { file: string; doc: unknown } {
     try {
       return { file, doc: JSON.parse(readFileSync(file, "utf8")) as unknown };
     } catch (e) {
-      throw new ImportProblem(`${file}: malformed trust policy (${(e as Error).message})`);
+      throw new ImportProblem(`${file}: malformed trust policy (${errorMessage(e)})`);
     }
   }
   throw new UsageError(`${dir} holds neither trustpolicy.oci.json nor trustpolicy.json`);
@@ -118,7 +119,7 @@ export function importNotationDir(
   try {
     policies = parseTrustPolicyDocument(doc);
   } catch (e) {
-    throw new ImportProblem(`${file}: ${(e as Error).message}`);
+    throw new ImportProblem(`${file}: ${errorMessage(e)}`);
   }
   const notes = [`trust policy document: ${file} (${policies.length} trust policies)`];
   // Only the stores the document names: notation never reads the others.

@@ -3,11 +3,12 @@
 // Namespaced* forms) → one ImagePolicy, plus a report of everything that was not mapped and
 // why. Nothing is dropped silently: every document and every parameter is either mapped or
 // listed. The mapping is documented in docs/cli.md (policy import ratify).
+import { errorMessage } from "../base/errors.js";
 import { stringify } from "yaml";
 import { parseTrustPolicyDocument } from "../engine/notation/policy.js";
 import { API_VERSION, KIND } from "../engine/policy/model.js";
 import { parseCertificateBundle, parsePublicKeyPem } from "../engine/policy/pem.js";
-import { isRecord } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
 import { type CommandSpec, EXIT, type Parsed, str, UsageError } from "./args.js";
 import { readDocs } from "./policy-file.js";
 
@@ -266,7 +267,7 @@ function notationVerifier(
   try {
     policies = parseTrustPolicyDocument(params.trustPolicyDoc);
   } catch (e) {
-    add(src, "not mapped", `trustPolicyDoc: ${(e as Error).message}`, "spec.parameters.trustPolicyDoc");
+    add(src, "not mapped", `trustPolicyDoc: ${errorMessage(e)}`, "spec.parameters.trustPolicyDoc");
     return undefined;
   }
   // v1beta1: {ca|signingAuthority|tsa: {store: [providers]}}; v1alpha1: {store: [providers]} (ca).

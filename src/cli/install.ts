@@ -3,6 +3,7 @@
 // Exit codes: 0 installed (warnings are printed but do not fail), 2 bad flags or agent
 // configuration, 3 installation failed (binary, host files, containerd config),
 // 4 the requested containerd restart failed (everything else was installed).
+import { errorMessage, UsageError } from "../base/errors.js";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -100,7 +101,6 @@ const FLAG_KEYS: Record<string, keyof Flags> = {
   output: "output",
 };
 
-export class UsageError extends Error {}
 
 export function parseInstallFlags(argv: string[]): Flags | "help" {
   const f: Flags = {};
@@ -166,7 +166,7 @@ export async function installMain(argv: string[], io: CliIO): Promise<number> {
         );
     }
   } catch (e) {
-    io.stderr(`tollgate install: ${(e as Error).message}\n(see tollgate install --help)\n`);
+    io.stderr(`tollgate install: ${errorMessage(e)}\n(see tollgate install --help)\n`);
     return EXIT.USAGE;
   }
 
@@ -177,7 +177,7 @@ export async function installMain(argv: string[], io: CliIO): Promise<number> {
       ...(flags.agentConfig ? { path: flags.agentConfig } : {}),
     });
   } catch (e) {
-    const msg = e instanceof ConfigError ? e.message : (e as Error).message;
+    const msg = errorMessage(e);
     io.stderr(`tollgate install: agent configuration: ${msg}\n`);
     return EXIT.USAGE;
   }
@@ -219,7 +219,7 @@ export async function installMain(argv: string[], io: CliIO): Promise<number> {
       io.stderr(`tollgate install: ${e.code}: ${e.message}\n`);
       return e.code === "USAGE" ? EXIT.USAGE : e.code === "RESTART_FAILED" ? EXIT.RESTART : EXIT.FAILED;
     }
-    io.stderr(`tollgate install: ${(e as Error).message}\n`);
+    io.stderr(`tollgate install: ${errorMessage(e)}\n`);
     return EXIT.FAILED;
   }
 

@@ -1,5 +1,6 @@
 // tollgate CLI entry (dist/tollgate.mjs): one table of subcommands, each loaded on demand so
 // `tollgate verify` does not start agent code and `tollgate --version` loads almost nothing.
+import { errorMessage } from "../base/errors.js";
 import pkg from "../../package.json";
 
 type Main = (argv: string[]) => Promise<number>;
@@ -84,7 +85,7 @@ main(process.argv.slice(2)).then(
   },
   (e: unknown) => {
     // Unexpected: the command could not complete (exit 3, as documented).
-    process.stderr.write(`tollgate: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.stderr.write(`tollgate: ${errorMessage(e)}\n`);
     process.exit(3);
   },
 );

@@ -1,10 +1,12 @@
 // Reads policy files the way the file policy source does: YAML or JSON, one or more
 // documents per file — ImagePolicy documents plus the Namespace / Secret / ConfigMap
 // objects they go with. Used by `tollgate verify --policy` and `tollgate policy validate`.
+import { errorMessage } from "../base/errors.js";
 import { readFileSync, statSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import type { TrustMaterialRef, TrustMaterialResolver } from "../engine/policy/model.js";
-import { isRecord, trustObjectData } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
+import { trustObjectData } from "../policy-source/objects.js";
 import { UsageError } from "./args.js";
 
 /** Larger than any sane policy file; keeps a wrong path (a disk image, /dev/zero) harmless. */
@@ -38,7 +40,7 @@ export function readDocs(file: string): FileDoc[] {
     if (e instanceof UsageError) throw e;
     const code = (e as NodeJS.ErrnoException).code;
     throw new UsageError(
-      code === "ENOENT" ? `${file}: no such file` : `cannot read ${file}: ${(e as Error).message}`,
+      code === "ENOENT" ? `${file}: no such file` : `cannot read ${file}: ${errorMessage(e)}`,
     );
   }
   const lineOf = (offset: number) => text.slice(0, offset).split("\n").length;
@@ -63,7 +65,7 @@ export function readDocs(file: string): FileDoc[] {
     try {
       value = d.toJS({ maxAliasCount: 100 });
     } catch (e) {
-      out.push({ ...base, syntaxError: (e as Error).message.split("\n")[0] });
+      out.push({ ...base, syntaxError: errorMessage(e).split("\n")[0] });
       return;
     }
     // `---` followed by nothing (or only comments) is not a document.
@@ -106,7 +108,7 @@ export function fileTrustResolver(docs: FileDoc[]): {
     try {
       objects.set(`${d.kind}/${d.namespace}/${d.name}`, trustObjectData(d.kind, d.value));
     } catch (e) {
-      problems.push(`${docLabel(d)}: ${(e as Error).message}`);
+      problems.push(`${docLabel(d)}: ${errorMessage(e)}`);
     }
   }
   return {

@@ -1,11 +1,13 @@
 // `tollgate policy validate FILE...`: checks ImagePolicy documents with the engine's own
 // validator (every problem, with its path) and, when the trust material they reference is
 // among the given files, compiles them exactly as the agent would (PEM, trusted roots, Rego).
+import { errorMessage } from "../base/errors.js";
 import { compileParsed } from "../engine/policy/compile.js";
 import { isPolicyValidationError, type PolicyIssue } from "../engine/policy/errors.js";
 import { API_VERSION } from "../engine/policy/model.js";
 import { validatePolicy } from "../engine/policy/validate.js";
-import { isRecord, stringMap, trustObjectData } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
+import { stringMap, trustObjectData } from "../policy-source/objects.js";
 import { type CommandSpec, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
 import { json } from "./output.js";
 import { docLabel, type FileDoc, fileTrustResolver, readDocs, referencedObjects } from "./policy-file.js";
@@ -145,7 +147,7 @@ async function check(d: FileDoc, trust: ReturnType<typeof fileTrustResolver>): P
         r.valid = true;
       } catch (e) {
         if (isPolicyValidationError(e)) r.errors.push(...e.issues);
-        else r.errors.push({ path: "(compile)", message: (e as Error).message });
+        else r.errors.push({ path: "(compile)", message: errorMessage(e) });
       }
       return r;
     }
@@ -155,7 +157,7 @@ async function check(d: FileDoc, trust: ReturnType<typeof fileTrustResolver>): P
       try {
         stringMap(isRecord(v.metadata) ? v.metadata.annotations : undefined, "metadata.annotations");
       } catch (e) {
-        r.errors.push({ path: "metadata.annotations", message: (e as Error).message });
+        r.errors.push({ path: "metadata.annotations", message: errorMessage(e) });
       }
       r.valid = r.errors.length === 0;
       return r;
@@ -172,7 +174,7 @@ async function check(d: FileDoc, trust: ReturnType<typeof fileTrustResolver>): P
       try {
         trustObjectData(d.kind, v);
       } catch (e) {
-        r.errors.push({ path: "(data)", message: (e as Error).message });
+        r.errors.push({ path: "(data)", message: errorMessage(e) });
       }
       r.valid = r.errors.length === 0;
       return r;

@@ -2,6 +2,7 @@
 // same engine — the digest resolved from the registry (unless given), the policy taken from
 // a file or selected for a namespace through the configured policy source.
 
+import { errorMessage } from "../base/errors.js";
 import { type AgentConfig, ConfigError, loadConfig } from "../agent/config.js";
 import { ExemptImages } from "../agent/exempt.js";
 import { createPolicySource, startSynced } from "../agent/wiring.js";
@@ -182,7 +183,7 @@ async function verify(p: Parsed, io: Io): Promise<number> {
         source = await createPolicySource(c, silent);
         await startSynced(source, 30_000);
       } catch (e) {
-        throw new UsageError(`cannot load policies: ${(e as Error).message}`);
+        throw new UsageError(`cannot load policies: ${errorMessage(e)}`);
       }
       for (const r of source.status().rejected)
         io.err(

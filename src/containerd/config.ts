@@ -1,6 +1,6 @@
 // What Tollgate knows about containerd 2.x's configuration files, shared by `tollgate doctor`
 // (reads the effective config) and `tollgate install` (writes a drop-in and checks that the
-// main config imports it): plugin ids, bounded TOML file loading, Go duration syntax, and how
+// main config imports it): plugin ids, bounded TOML file loading, and how
 // containerd resolves `imports` (clean the path, relative to the importing file's directory,
 // and only an entry containing `*` is a filepath.Glob pattern).
 import { readdirSync, readFileSync, statSync } from "node:fs";
@@ -35,32 +35,6 @@ export function readConfigText(file: string): string {
 /** readConfigText + TOML parse; throws on either. */
 export function readTomlFile(file: string): Table {
   return parse(readConfigText(file)) as Table;
-}
-
-const DURATION_UNIT_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  "\u00b5s": 1e-3, // micro sign
-  "\u03bcs": 1e-3, // Greek mu
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-const DURATION_RE = /^[+-]?(?:(?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|\u00b5s|\u03bcs|ms|s|m|h))+$/;
-
-/**
- * Go time.ParseDuration, in milliseconds: optional sign, then number+unit pairs ("1m30s",
- * ".5s", "-2s"); a bare "0" is the only unitless value. No surrounding spaces, as in Go.
- */
-export function parseGoDuration(s: string): number | undefined {
-  const unsigned = s.replace(/^[+-]/, "");
-  if (unsigned === "0") return 0;
-  if (!DURATION_RE.test(s)) return undefined;
-  let total = 0;
-  for (const m of unsigned.matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/g))
-    total += Number(m[1]) * DURATION_UNIT_MS[m[2]!]!;
-  return s.startsWith("-") ? -total : total;
 }
 
 const escapeRe = (c: string) => c.replace(/[.*+?^${}()|[\]\\/-]/g, "\\$&");

@@ -20,13 +20,13 @@
 // done with NRI v0.8.0: the request carries neither the config digest nor the image id,
 // so there is nothing to cross-check the resolved target against. When a newer NRI
 // request carries the image digest, the gate uses it instead (gate.ts digestFromRequest).
+import { isDigest } from "../base/digest.js";
 import { credentials, Metadata, status } from "@grpc/grpc-js";
 import { EngineError } from "../engine/errors.js";
 import { classifyCriImage } from "../engine/identity.js";
 import { type Image, ImagesClient } from "../gen/containerd/images.js";
 import type { CriImageLookup } from "./cri-images.js";
 
-const DIGEST_RE = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 
 export interface ImagesApiOptions {
   /** containerd socket: a path or a unix:// URL. */
@@ -124,7 +124,7 @@ export class ContainerdImageResolver {
     const img = await this.images.get(stored, deadline);
     const digest = img?.target?.digest;
     if (!img || !digest) return undefined;
-    if (!DIGEST_RE.test(digest))
+    if (!isDigest(digest))
       throw new EngineError("MALFORMED", `containerd image ${stored} has a malformed target digest`);
     // A pinned name must resolve to its own digest.
     const at = stored.lastIndexOf("@");

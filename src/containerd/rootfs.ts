@@ -15,6 +15,7 @@
 // snapshot's parent is one of them — or, for user-namespaced pods on a snapshotter without
 // idmap support, a committed ID-remapped copy whose own parent is one of them
 // (client/snapshotter_opts_unix.go resolveSnapshotOptions).
+import { isSha256Digest } from "../base/digest.js";
 import { createHash } from "node:crypto";
 import { type ClientReadableStream, credentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
 import { LRUCache } from "lru-cache";
@@ -25,7 +26,6 @@ import { type Info, Kind, SnapshotsClient } from "../gen/containerd/snapshots.js
 const MAX_BLOB = 4 * 1024 * 1024;
 /** Most child manifests of one index we follow (nested indexes count too). */
 const MAX_MANIFESTS = 64;
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
 /** Set by containerd's unpacker on every layer snapshot (core/unpack/unpacker.go). */
 const SNAPSHOT_REF_LABEL = "containerd.io/snapshot.ref";
 
@@ -114,15 +114,15 @@ export class ContainerdRootfs {
       if (doc === undefined) return; // a platform never pulled to this node
       if (Array.isArray(doc.manifests)) {
         for (const m of doc.manifests as Array<{ digest?: unknown }>)
-          if (typeof m?.digest === "string" && DIGEST_RE.test(m.digest)) await walk(m.digest, depth + 1);
+          if (typeof m?.digest === "string" && isSha256Digest(m.digest)) await walk(m.digest, depth + 1);
         return;
       }
       const cfg = (doc.config as { digest?: unknown } | undefined)?.digest;
-      if (typeof cfg !== "string" || !DIGEST_RE.test(cfg)) return; // not an image manifest
+      if (typeof cfg !== "string" || !isSha256Digest(cfg)) return; // not an image manifest
       const config = await this.readJson(cfg, deadline);
       const diffIds = (config?.rootfs as { diff_ids?: unknown } | undefined)?.diff_ids;
       if (!Array.isArray(diffIds) || diffIds.length === 0) return;
-      if (!diffIds.every((x) => typeof x === "string" && DIGEST_RE.test(x)))
+      if (!diffIds.every((x) => typeof x === "string" && isSha256Digest(x)))
         throw new RootfsError(`config ${cfg} has malformed rootfs.diff_ids`);
       out.add(chainId(diffIds as string[]));
     };

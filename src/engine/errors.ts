@@ -1,5 +1,6 @@
 // Typed errors: every failure that crosses a module boundary is an EngineError with a
 // stable code (for metrics, tests and the failure policy) and one human sentence.
+import { errorMessage, TollgateError } from "../base/errors.js";
 
 export type ErrorCode =
   // input the caller gave us
@@ -42,8 +43,7 @@ export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "INTERNAL",
 ]);
 
-export class EngineError extends Error {
-  readonly code: ErrorCode;
+export class EngineError extends TollgateError<ErrorCode> {
   readonly details: Record<string, unknown> | undefined;
 
   constructor(
@@ -51,18 +51,13 @@ export class EngineError extends Error {
     message: string,
     opts: { cause?: unknown; details?: Record<string, unknown> } = {},
   ) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    super(code, message, opts);
     this.name = "EngineError";
-    this.code = code;
     this.details = opts.details;
   }
 
   get transient(): boolean {
     return TRANSIENT_CODES.has(this.code);
-  }
-
-  toJSON(): { code: ErrorCode; message: string } {
-    return { code: this.code, message: this.message };
   }
 }
 
@@ -75,6 +70,5 @@ export function toEngineError(e: unknown, fallback: ErrorCode = "INTERNAL"): Eng
   if (e instanceof EngineError) return e;
   if (e instanceof Error && e.name === "AbortError")
     return new EngineError("CANCELLED", "operation was cancelled", { cause: e });
-  const msg = e instanceof Error ? e.message : String(e);
-  return new EngineError(fallback, msg, { cause: e });
+  return new EngineError(fallback, errorMessage(e), { cause: e });
 }

@@ -1,6 +1,7 @@
 // Docker/OCI image reference parsing and normalisation (the grammar of
 // github.com/distribution/reference, normalised the way containerd and kubelet do:
 // "busybox" → "docker.io/library/busybox:latest").
+import { isDigest, isSupportedDigest } from "../base/digest.js";
 import { EngineError } from "./errors.js";
 
 export const DEFAULT_REGISTRY = "docker.io";
@@ -37,13 +38,10 @@ const host = `(?:${domainName}|${ipv6})`;
 const domainAndPort = `${host}(?::[0-9]+)?`;
 
 const TAG_RE = /^[\w][\w.-]{0,127}$/;
-const DIGEST_RE = /^[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$/;
 const DOMAIN_RE = new RegExp(`^${domainAndPort}$`);
 const PATH_RE = new RegExp(`^${pathComponent}(?:/${pathComponent})*$`);
 const IDENTIFIER_RE = /^[a-f0-9]{64}$/;
 
-/** Known digest algorithms and their hex lengths; anything else is refused. */
-const DIGEST_HEX_LENGTH: Record<string, number> = { sha256: 64, sha512: 128 };
 
 function invalid(input: string, why: string): EngineError {
   const shown = input.length > 200 ? `${input.slice(0, 200)}…` : input;
@@ -52,15 +50,11 @@ function invalid(input: string, why: string): EngineError {
   });
 }
 
-/** Validates "<alg>:<hex>" (sha256 / sha512, lowercase hex of the exact length). */
-export function isValidDigest(d: string): boolean {
-  if (!DIGEST_RE.test(d)) return false;
-  const i = d.indexOf(":");
-  const alg = d.slice(0, i);
-  const hex = d.slice(i + 1);
-  const want = DIGEST_HEX_LENGTH[alg];
-  return want !== undefined && hex.length === want && /^[0-9a-f]+$/.test(hex);
-}
+/**
+ * Validates "<alg>:<hex>" (sha256 / sha512, lowercase hex of the exact length): references
+ * name content the engine fetches and hashes, so only algorithms it can check are accepted.
+ */
+export const isValidDigest: (d: string) => boolean = isSupportedDigest;
 
 /** Throws INVALID_REFERENCE unless `d` is a supported digest. */
 export function assertDigest(d: string, what = "digest"): void {
@@ -89,7 +83,7 @@ export function parseReference(input: string, opts: ParseOptions = {}): ImageRef
   if (at >= 0) {
     digest = rest.slice(at + 1);
     rest = rest.slice(0, at);
-    if (!DIGEST_RE.test(digest)) throw invalid(input, "malformed digest");
+    if (!isDigest(digest)) throw invalid(input, "malformed digest");
     if (!isValidDigest(digest))
       throw invalid(input, "unsupported digest algorithm or wrong length (sha256/sha512, lowercase hex)");
   }

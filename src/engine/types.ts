@@ -1,17 +1,11 @@
+import type { Descriptor } from "../base/descriptor.js";
 import type { AttestationResult } from "./attest/types.js";
 
 // The engine's boundary types. Everything here is plain data (JSON-serialisable), so the
 // agent, the CLI, the audit log and the pull verifier can carry it without engine code.
 
-/** An OCI content descriptor. */
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  annotations?: Record<string, string>;
-  artifactType?: string;
-  platform?: { os?: string; architecture?: string; variant?: string };
-}
+/** An OCI content descriptor (declared with its parser in the base layer). */
+export type { Descriptor };
 
 /** What is being verified: a normalised reference and the top-level digest containerd resolved. */
 export interface Subject {

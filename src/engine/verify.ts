@@ -21,6 +21,7 @@
 // The shared verification runs under the engine's own time budget; a caller's AbortSignal
 // or timeoutMs only ends that caller's wait (it gets the failure policy's answer) and the
 // verification carries on for the others and for the cache.
+import { isSupportedDigest } from "../base/digest.js";
 import { type AttestationResult, type AttestationSource, judgeAttestations } from "./attest/index.js";
 import {
   CACHE_DEFAULTS,
@@ -137,7 +138,6 @@ export interface Engine {
   clearCache(): void;
 }
 
-const DIGEST_RE = /^sha256:[a-f0-9]{64}$|^sha512:[a-f0-9]{128}$/;
 const NOTATION_KINDS: ArtifactKind[] = ["notation"];
 const COSIGN_KINDS: ArtifactKind[] = ["cosign-bundle", "cosign-artifact-sig", "cosign-simplesigning"];
 
@@ -583,7 +583,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
 
   async function verify(subject: Subject, policy: CompiledPolicy, o: VerifyOptions = {}): Promise<Verdict> {
     const started = performance.now();
-    if (!DIGEST_RE.test(subject.digest)) {
+    if (!isSupportedDigest(subject.digest)) {
       throw new EngineError(
         "INVALID_REFERENCE",
         `subject digest ${JSON.stringify(subject.digest)} is not a sha256/sha512 digest`,
@@ -664,7 +664,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
 
   function cached(subject: Subject, policy: CompiledPolicy): Verdict | undefined {
     const started = performance.now();
-    if (!DIGEST_RE.test(subject.digest) || typeof subject.reference !== "string") return undefined;
+    if (!isSupportedDigest(subject.digest) || typeof subject.reference !== "string") return undefined;
     let named: Verdict | undefined;
     try {
       named = nameDecision(subject, policy, started);

@@ -5,6 +5,7 @@
 // skipped with only a warning (fail-open). So the installer inspects the directory, warns
 // about each of those, and never leaves a temporary file inside it: the new binary is
 // staged in bin_dir's parent and renamed into place (atomic on one filesystem).
+import { errorMessage } from "../base/errors.js";
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -168,7 +169,7 @@ export function placeAtomically(source: string, target: string, mode: number, st
       "WRITE_FAILED",
       code === "EXDEV"
         ? `cannot rename ${tmp} to ${target}: different filesystems; mount bin_dir's parent directory, not bin_dir alone`
-        : `cannot install ${target}: ${(e as Error).message}`,
+        : `cannot install ${target}: ${errorMessage(e)}`,
       { cause: e },
     );
   }

@@ -7,9 +7,10 @@
 // table for that plugin as a whole. So the drop-in carries over every key the main config
 // sets for those two plugins and changes only the keys Tollgate depends on, and the
 // installer reports each value it overrides.
+import { parseGoDuration } from "../base/duration.js";
+import { errorMessage } from "../base/errors.js";
 import { parse, stringify } from "smol-toml";
 import {
-  parseGoDuration as goDuration,
   importCovers,
   isTable,
   PLUGIN,
@@ -71,7 +72,7 @@ export function parseMainConfig(hostPath: string, text: string | undefined): Mai
   } catch (e) {
     throw new InstallError(
       "BAD_CONTAINERD_CONFIG",
-      `${hostPath} is not valid TOML (${(e as Error).message.split("\n")[0]}); containerd would not start with it either`,
+      `${hostPath} is not valid TOML (${errorMessage(e).split("\n")[0]}); containerd would not start with it either`,
       { cause: e },
     );
   }
@@ -98,7 +99,7 @@ export function readMainConfig(hostPath: string, hostFile: string): MainConfigIn
     text = readConfigText(hostFile);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT")
-      throw new InstallError("BAD_CONTAINERD_CONFIG", `cannot read ${hostPath}: ${(e as Error).message}`, {
+      throw new InstallError("BAD_CONTAINERD_CONFIG", `cannot read ${hostPath}: ${errorMessage(e)}`, {
         cause: e,
       });
   }
@@ -143,7 +144,7 @@ export function renderDropin(s: DropinSettings, main: MainConfigInfo, header: st
     ["NRI request timeout", s.nriRequestTimeout],
     ["NRI registration timeout", s.nriRegistrationTimeout],
   ] as const) {
-    if (v !== undefined && parseGoDuration(v) === undefined)
+    if (v !== undefined && parseDropinTimeout(v) === undefined)
       throw new InstallError("USAGE", `${k} ${JSON.stringify(v)} is not a Go duration (e.g. "2s", "500ms")`);
   }
   if (s.maxVerifiers !== undefined && !Number.isInteger(s.maxVerifiers))
@@ -201,7 +202,10 @@ export function renderDropin(s: DropinSettings, main: MainConfigInfo, header: st
   return { text, overrides, maxVerifiers, perVerifierTimeout, nriRequestTimeout };
 }
 
-/** A timeout the drop-in may set: an unsigned Go duration ("10s", "1m30s", "500ms"), in milliseconds. */
-export function parseGoDuration(s: string): number | undefined {
-  return /^[+-]/.test(s) ? undefined : goDuration(s);
+/**
+ * A timeout the drop-in may set: a Go duration without a sign ("10s", "1m30s", "500ms"), in
+ * milliseconds. Stricter than Go on purpose: a signed timeout in containerd's config is a mistake.
+ */
+export function parseDropinTimeout(s: string): number | undefined {
+  return /^[+-]/.test(s) ? undefined : parseGoDuration(s);
 }

@@ -1,5 +1,6 @@
 // Installer errors: a stable code (the CLI maps it to an exit code) and one sentence that
 // says what to do.
+import { TollgateError } from "../base/errors.js";
 
 export type InstallErrorCode =
   /** Bad flags or option values. */
@@ -15,13 +16,9 @@ export type InstallErrorCode =
   /** The requested containerd restart failed. */
   | "RESTART_FAILED";
 
-export class InstallError extends Error {
-  constructor(
-    readonly code: InstallErrorCode,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
+export class InstallError extends TollgateError<InstallErrorCode> {
+  constructor(code: InstallErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
     this.name = "InstallError";
   }
 }

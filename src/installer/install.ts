@@ -8,6 +8,7 @@
 //   3. a containerd drop-in enabling the bindir verifier and NRI → /etc/containerd/conf.d/
 //   4. whether containerd imports that drop-in, and whether to restart it (restart.ts)
 // All paths in options are host paths; files land at <hostRoot><path>.
+import { errorMessage } from "../base/errors.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
@@ -27,7 +28,7 @@ import {
   type DropinSettings,
   type ImportStatus,
   importStatus,
-  parseGoDuration,
+  parseDropinTimeout,
   readMainConfig,
   renderDropin,
 } from "./containerd-config.js";
@@ -94,7 +95,7 @@ export function writeFileAtomically(target: string, text: string, mode: number):
     renameSync(tmp, target);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw new InstallError("WRITE_FAILED", `cannot write ${target}: ${(e as Error).message}`, { cause: e });
+    throw new InstallError("WRITE_FAILED", `cannot write ${target}: ${errorMessage(e)}`, { cause: e });
   }
   return true;
 }
@@ -135,7 +136,7 @@ export async function install(o: InstallOptions): Promise<InstallReport> {
     "NRI with external plugins (Tollgate's create-time gate connects to socket_path).",
     `containerd reads this file only if ${mainPath} imports it and only when it starts.`,
   ]);
-  const timeoutMs = parseGoDuration(rendered.perVerifierTimeout) ?? 10_000;
+  const timeoutMs = parseDropinTimeout(rendered.perVerifierTimeout) ?? 10_000;
   if (o.agentConfig.pullVerifier.timeoutMs >= timeoutMs)
     warnings.push(
       `pullVerifier.timeoutMs (${o.agentConfig.pullVerifier.timeoutMs} ms) is not below per_verifier_timeout (${rendered.perVerifierTimeout}): containerd kills a slow verifier before it answers, which blocks the pull without a reason`,

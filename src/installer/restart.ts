@@ -12,6 +12,7 @@
 //              installer runs in a container: needs hostPID and privileges).
 // Nothing restarts when the drop-in did not change, so a restarted installer pod never
 // restarts containerd again.
+import { errorMessage } from "../base/errors.js";
 import { execFile } from "node:child_process";
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import path from "node:path";
@@ -64,7 +65,7 @@ export async function restartContainerd(o: RestartOptions, needed: boolean): Pro
     } catch (e) {
       throw new InstallError(
         "RESTART_FAILED",
-        `cannot signal containerd (pid ${pid}): ${(e as Error).message}`,
+        `cannot signal containerd (pid ${pid}): ${errorMessage(e)}`,
         {
           cause: e,
         },

@@ -36,9 +36,11 @@ import {
   type PolicyCompiler,
   refKey,
 } from "../policy-source/model.js";
-import { isRecord, stringMap, trustObjectData } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
+import { stringMap, trustObjectData } from "../policy-source/objects.js";
 import { readSnapshot, type SnapshotBody, writeSnapshot } from "../policy-source/snapshot.js";
-import { errorMessage, PolicyStore } from "../policy-source/store.js";
+import { errorMessage } from "../base/errors.js";
+import { PolicyStore } from "../policy-source/store.js";
 import { StoreBackedSource } from "../policy-source/store-backed.js";
 import {
   type PolicySource,

@@ -25,9 +25,11 @@ import { EngineError } from "../engine/errors.js";
 import type { CompiledPolicy, TrustMaterialRef, TrustMaterialResolver } from "../engine/policy/model.js";
 import type { CompiledPolicyLike, PolicyCompiler } from "./model.js";
 import { engineCompiler, refKey } from "./model.js";
-import { isRecord, stableJson, stringMap, trustObjectData } from "./objects.js";
+import { isRecord } from "../base/record.js";
+import { stableJson, stringMap, trustObjectData } from "./objects.js";
 import type { NamespaceMeta } from "./select.js";
-import { errorMessage, PolicyStore } from "./store.js";
+import { errorMessage } from "../base/errors.js";
+import { PolicyStore } from "./store.js";
 import { StoreBackedSource } from "./store-backed.js";
 import { type PolicySource, type SelectionConfig, type SourceLogger, silentLogger } from "./types.js";
 

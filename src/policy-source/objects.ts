@@ -1,11 +1,10 @@
 // Kubernetes-shaped objects as both sources read them: envelope checks and the byte content
 // of Secret / ConfigMap keys. Values are untrusted input: every check returns a sentence.
 
+import { isRecord } from "../base/record.js";
+
 export const MAX_TRUST_OBJECT_KEYS = 256;
 
-export function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** String-valued map (annotations, ConfigMap data); throws on any non-string value. */
 export function stringMap(v: unknown, path: string): Record<string, string> {

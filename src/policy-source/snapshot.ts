@@ -13,6 +13,7 @@
 //  - loading never widens access: a policy that no longer compiles to the recorded
 //    revision is dropped (its namespaces fail closed), the configuration (default policy,
 //    exemptions) is today's, and past the maximum age nothing in it is used.
+import { errorMessage } from "../base/errors.js";
 import { createHash } from "node:crypto";
 import {
   closeSync,
@@ -105,7 +106,7 @@ export function readSnapshot(file: string): SnapshotBody {
   try {
     st = lstatSync(file);
   } catch (e) {
-    throw new SnapshotError(`cannot read ${file}: ${(e as Error).message}`);
+    throw new SnapshotError(`cannot read ${file}: ${errorMessage(e)}`);
   }
   if (!st.isFile()) throw new SnapshotError(`${file} is not a regular file`);
   const uid = typeof process.getuid === "function" ? process.getuid() : st.uid;
@@ -120,7 +121,7 @@ export function readSnapshot(file: string): SnapshotBody {
   try {
     outer = JSON.parse(readFileSync(file, "utf8"));
   } catch (e) {
-    throw new SnapshotError(`${file} is not valid JSON: ${(e as Error).message}`);
+    throw new SnapshotError(`${file} is not valid JSON: ${errorMessage(e)}`);
   }
   if (!isObj(outer) || typeof outer.checksum !== "string" || !isObj(outer.body))
     throw new SnapshotError(`${file} is not a policy snapshot`);

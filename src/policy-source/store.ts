@@ -2,6 +2,7 @@
 // namespaces' metadata, rejections, and change notification. Sources feed it documents;
 // it compiles them and decides what stays in force.
 
+import { errorMessage } from "../base/errors.js";
 import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
 import { refKey } from "./model.js";
 import {
@@ -418,7 +419,3 @@ function sameAnnotations(a: Readonly<Record<string, string>>, b: Readonly<Record
   return ka.every((k) => Object.hasOwn(b, k) && a[k] === b[k]);
 }
 
-export function errorMessage(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
-}

@@ -1,8 +1,9 @@
 // containerd's bindir verifier contract (protocols.md §4): argv
 // `-name <ref> -digest <alg:hex> -stdin-media-type application/vnd.oci.descriptor.v1+json`,
 // one JSON descriptor on stdin, exit 0 = allow, stdout = reason (first 32768 bytes kept).
-import { DIGEST_RE, descriptorFromJson } from "../agent/api-input.js";
-import type { Descriptor } from "../engine/types.js";
+import { UsageError } from "../base/errors.js";
+import { type Descriptor, descriptorFromJson } from "../base/descriptor.js";
+import { isDigest } from "../base/digest.js";
 
 export const DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json";
 export const MAX_STDIN_BYTES = 64 * 1024;
@@ -15,7 +16,6 @@ export interface VerifierArgs {
   stdinMediaType?: string;
 }
 
-export class UsageError extends Error {}
 
 /** Parses Go-flag-style arguments (`-x v`, `--x v`, `-x=v`); unknown flags are ignored. */
 export function parseArgs(argv: string[]): VerifierArgs {
@@ -31,7 +31,7 @@ export function parseArgs(argv: string[]): VerifierArgs {
   const name = vals.name;
   const digest = vals.digest;
   if (!name) throw new UsageError("missing -name");
-  if (!digest || !DIGEST_RE.test(digest))
+  if (!digest || !isDigest(digest))
     throw new UsageError(`missing or malformed -digest ${JSON.stringify(digest ?? "")}`);
   const mt = vals["stdin-media-type"];
   if (mt !== undefined && mt !== DESCRIPTOR_MEDIA_TYPE)
@@ -50,7 +50,7 @@ export function parseDescriptor(text: string, digest: string): Descriptor | unde
     throw new UsageError("stdin is not a JSON descriptor");
   }
   const d = descriptorFromJson(v);
-  if (!d) throw new UsageError("stdin descriptor lacks mediaType/digest");
+  if (!d) throw new UsageError("stdin descriptor needs a string mediaType, a well-formed digest and a non-negative integer size");
   if (d.digest !== digest)
     throw new UsageError(`stdin descriptor digest ${d.digest} does not match -digest ${digest}`);
   return d;

@@ -1,4 +1,5 @@
 // Entry point of dist/tollgate-verify.mjs, the binary containerd's bindir verifier runs.
+import { errorMessage } from "../base/errors.js";
 import { run } from "./run.js";
 
 run({
@@ -14,7 +15,7 @@ run({
     process.stdout.write("", () => process.exit(code));
   },
   (e: unknown) => {
-    process.stdout.write(`tollgate: verifier crashed: ${e instanceof Error ? e.message : String(e)}\n`, () =>
+    process.stdout.write(`tollgate: verifier crashed: ${errorMessage(e)}\n`, () =>
       process.exit(2),
     );
   },

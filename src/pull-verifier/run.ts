@@ -5,9 +5,10 @@
 // environment, ask the agent, print its answer) loads little more than node:http; the YAML
 // configuration loader and the engine are in ./slow.js, imported only when that is not enough.
 
+import { errorMessage, UsageError } from "../base/errors.js";
 import type { PullVerdictRequest } from "../agent/api-types.js";
 import type { AgentConfig } from "../agent/config.js";
-import { capReason, parseArgs, parseDescriptor, readStdin, UsageError, type VerifierArgs } from "./args.js";
+import { capReason, parseArgs, parseDescriptor, readStdin, type VerifierArgs } from "./args.js";
 import { askAgent } from "./client.js";
 import { readSidecar } from "./sidecar.js";
 
@@ -53,7 +54,7 @@ export async function run(io: RunIO): Promise<number> {
     req = { name: args.name, digest: args.digest, descriptor: parseDescriptor(text, args.digest) };
   } catch (e) {
     // A broken contract is not an allow: deny with the reason.
-    const m = e instanceof UsageError ? e.message : `reading input: ${(e as Error).message}`;
+    const m = e instanceof UsageError ? e.message : `reading input: ${errorMessage(e)}`;
     diag("bad invocation", { error: m });
     return answer(false, `tollgate: cannot verify: ${m}`, EXIT_ERROR);
   }
@@ -69,7 +70,7 @@ export async function run(io: RunIO): Promise<number> {
       const { loadConfig } = await slow();
       cfg = await loadConfig({ env: io.env, argv: [] });
     } catch (e) {
-      cfgError = (e as Error).message;
+      cfgError = errorMessage(e);
     }
     return cfg;
   };
@@ -107,11 +108,11 @@ export async function run(io: RunIO): Promise<number> {
       const d = await verifyInProcess(config, req, { deadline, log: diag });
       return answer(d.allowed, d.message);
     } catch (e) {
-      diag("in-process verification impossible", { error: (e as Error).message });
+      diag("in-process verification impossible", { error: errorMessage(e) });
       return failurePolicy(
         config,
         req,
-        `agent unreachable and in-process verification impossible: ${(e as Error).message}`,
+        `agent unreachable and in-process verification impossible: ${errorMessage(e)}`,
       );
     }
   }

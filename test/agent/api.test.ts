@@ -138,9 +138,13 @@ describe("agent local API + pull verifier", () => {
       parsePullVerdictRequest({
         name: "a",
         digest: SIGNED,
-        descriptor: { mediaType: "m", digest: UNSIGNED },
+        descriptor: { mediaType: "m", digest: UNSIGNED, size: 1 },
       }),
     ).toThrow(/does not match/);
+    // The descriptor is parsed like any OCI descriptor: size is required.
+    expect(() =>
+      parsePullVerdictRequest({ name: "a", digest: SIGNED, descriptor: { mediaType: "m", digest: SIGNED } }),
+    ).toThrow(/OCI descriptor/);
   });
 
   it("verifier: allowed image exits 0, denied exits non-zero with the agent's reason on stdout", async () => {

@@ -4,11 +4,11 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseGoDuration } from "../../src/base/duration.js";
 import {
   globToRegExp,
   importCovers,
   MAX_CONFIG_BYTES,
-  parseGoDuration,
   readConfigText,
   readTomlFile,
   resolveImportPath,

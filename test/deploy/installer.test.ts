@@ -30,7 +30,7 @@ import {
   importStatus,
   install,
   NRI_PLUGIN,
-  parseGoDuration,
+  parseDropinTimeout,
   parseMainConfig,
   renderDropin,
   restartContainerd,
@@ -143,8 +143,8 @@ describe("containerd drop-in", () => {
     expect(() =>
       renderDropin({ binDir: "/b", nriSocket: "/s", nriRequestTimeout: "2 seconds" }, main),
     ).toThrow(/not a Go duration/);
-    expect(parseGoDuration("1m30s")).toBe(90_000);
-    expect(parseGoDuration("-1s")).toBeUndefined();
+    expect(parseDropinTimeout("1m30s")).toBe(90_000);
+    expect(parseDropinTimeout("-1s")).toBeUndefined();
   });
 
   it("import check: relative globs, absolute paths, missing main config, no match", () => {

@@ -6,6 +6,7 @@
 // its range before it runs; once an evaluation's budget is spent, further ranges evaluate as
 // empty and the evaluation reports "cost limit exceeded" whatever value it produced. Work
 // outside comprehensions is bounded by the expression's length, which is capped.
+import { errorMessage } from "../../base/errors.js";
 import {
   type CelInput,
   CelScalar,
@@ -142,7 +143,7 @@ export function compileExpression(
     parsed = parse(expression);
   } catch (e) {
     // The parser's message is "<input>:L:C: what" (or a stack overflow on absurd nesting).
-    const msg = e instanceof Error ? e.message : String(e);
+    const msg = errorMessage(e);
     const m = /^<input>:(\d+):(\d+): ([^\n]*)/.exec(msg);
     if (m) return { message: `syntax error: ${m[3]}`, line: Number(m[1]), column: Number(m[2]) };
     return { message: `syntax error: ${msg.split("\n")[0]?.slice(0, 200)}` };
@@ -166,7 +167,7 @@ export function compileExpression(
   try {
     program = plan(env, parsed);
   } catch (e) {
-    return { message: `cannot plan expression: ${e instanceof Error ? e.message : String(e)}` };
+    return { message: `cannot plan expression: ${errorMessage(e)}` };
   }
   return {
     expression,
@@ -182,7 +183,7 @@ export function compileExpression(
         for (const [k, val] of Object.entries(input)) bindings[k] = toCel(val, 0);
         v = program(bindings);
       } catch (e) {
-        return { ok: false, error: e instanceof Error ? e.message : String(e) };
+        return { ok: false, error: errorMessage(e) };
       } finally {
         budget = outer;
       }

@@ -1,5 +1,6 @@
 // Bounded, typed JSON parsing for untrusted signature content: every failure is an
 // EngineError MALFORMED/TOO_LARGE with a sentence naming what was wrong.
+import { isRecord } from "../../base/record.js";
 import { EngineError } from "../errors.js";
 import { LIMITS } from "./types.js";
 
@@ -46,12 +47,8 @@ function checkDepth(root: unknown, what: string): void {
   }
 }
 
-export function isObject(v: unknown): v is JsonObject {
-  return v !== null && typeof v === "object" && !Array.isArray(v);
-}
-
 export function asObject(v: unknown, what: string): JsonObject {
-  if (!isObject(v)) throw new EngineError("MALFORMED", `${what} is not a JSON object`);
+  if (!isRecord(v)) throw new EngineError("MALFORMED", `${what} is not a JSON object`);
   return v;
 }
 

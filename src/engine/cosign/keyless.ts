@@ -2,12 +2,13 @@
 // trusted_root.json. The cryptography — chain to the Fulcio CA at the log/TSA time, SCTs,
 // tlog inclusion (SET and Merkle proof), tlog body vs. envelope, DSSE signature — is
 // @sigstore/verify's; this module only adds the identity policy and typed reasons.
+import { errorMessage } from "../../base/errors.js";
+import { isRecord } from "../../base/record.js";
 import type { Bundle } from "@sigstore/bundle";
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { type Signer, type TrustMaterial, toSignedEntity, toTrustMaterial, Verifier } from "@sigstore/verify";
 import { EngineError } from "../errors.js";
 import type { ParsedBundle } from "./bundle.js";
-import { isObject } from "./json.js";
 import { type CosignIdentity, type CosignKeylessConfig, LIMITS } from "./types.js";
 
 export interface PreparedKeyless {
@@ -41,7 +42,7 @@ export function prepareKeyless(cfg: CosignKeylessConfig): PreparedKeyless {
 }
 
 export function loadTrustedRoot(root: unknown): TrustMaterial {
-  if (!isObject(root)) throw new EngineError("INVALID_CONFIG", "trusted root is not a JSON object");
+  if (!isRecord(root)) throw new EngineError("INVALID_CONFIG", "trusted root is not a JSON object");
   const mt = root.mediaType;
   if (typeof mt !== "string" || !mt.startsWith("application/vnd.dev.sigstore.trustedroot")) {
     throw new EngineError("INVALID_CONFIG", "trusted root has no Sigstore trustedroot mediaType");
@@ -66,7 +67,7 @@ export function loadTrustedRoot(root: unknown): TrustMaterial {
   } catch (e) {
     throw new EngineError(
       "INVALID_CONFIG",
-      `trusted root could not be loaded: ${e instanceof Error ? e.message : String(e)}`,
+      `trusted root could not be loaded: ${errorMessage(e)}`,
       {
         cause: e,
       },
@@ -84,7 +85,7 @@ function compileIdentities(ids: CosignIdentity[]): CompiledIdentity[] {
   if (ids.length > LIMITS.maxIdentities)
     throw new EngineError("INVALID_CONFIG", `more than ${LIMITS.maxIdentities} identities`);
   return ids.map((raw, i) => {
-    if (!isObject(raw)) throw new EngineError("INVALID_CONFIG", `identity[${i}] is not an object`);
+    if (!isRecord(raw)) throw new EngineError("INVALID_CONFIG", `identity[${i}] is not an object`);
     const out: CompiledIdentity = { text: "" };
     for (const k of ["issuer", "issuerRegExp", "subject", "subjectRegExp"] as const) {
       if (raw[k] !== undefined && (typeof raw[k] !== "string" || raw[k] === "")) {
@@ -193,7 +194,7 @@ export function verifyKeylessBundle(p: PreparedKeyless, bundle: Bundle, artifact
 
 function classifySigstoreError(e: unknown): { check: string; reason: string } {
   const code = (e as { code?: unknown })?.code;
-  const msg = e instanceof Error ? e.message : String(e);
+  const msg = errorMessage(e);
   switch (code) {
     case "TLOG_ERROR":
     case "TLOG_INCLUSION_PROOF_ERROR":

@@ -4,6 +4,7 @@
 // Sigstore bundle they are equivalent to (v0.1: message signature over the payload, tlog
 // entry with its inclusion promise) so one verifier — @sigstore/verify, offline, through
 // keyless.ts — judges chain, SCT, SET, timestamps and the certificate at the logged time.
+import { errorMessage } from "../../base/errors.js";
 import { createHash, X509Certificate } from "node:crypto";
 import { type Bundle, bundleFromJSON } from "@sigstore/bundle";
 import { EngineError } from "../errors.js";
@@ -29,7 +30,7 @@ function pemCertificates(text: string, what: string): Buffer[] {
     try {
       new X509Certificate(der);
     } catch (e) {
-      throw malformed(`${what} holds a certificate that cannot be parsed (${(e as Error).message})`);
+      throw malformed(`${what} holds a certificate that cannot be parsed (${errorMessage(e)})`);
     }
     return der;
   });

@@ -1,5 +1,6 @@
 // The two payloads cosign signs: the legacy simple-signing JSON and the in-toto Statement
 // inside a bundle's DSSE envelope. Parsing is typed; claim checks return a reason or null.
+import { isSupportedDigest } from "../../base/digest.js";
 import { EngineError } from "../errors.js";
 import { canonicalRepository } from "../identity.js";
 import { asArray, asObject, asString, asStringMap, parseJsonBytes } from "./json.js";
@@ -67,8 +68,9 @@ export function parseStatement(bytes: Uint8Array): Statement {
 
 /** Splits "sha256:<hex>" into [alg, hex]; lower-case hex only, as OCI digests are. */
 export function splitDigest(d: string): [string, string] | undefined {
-  const m = /^(sha256|sha384|sha512):([a-f0-9]{64,128})$/.exec(d);
-  return m ? [m[1] as string, m[2] as string] : undefined;
+  if (!isSupportedDigest(d)) return undefined;
+  const i = d.indexOf(":");
+  return [d.slice(0, i), d.slice(i + 1)];
 }
 
 /** Missing/unequal required annotations, as one sentence; null when all present. */

@@ -1,6 +1,7 @@
 // Reads a notation configuration directory (the layout `notation` itself uses under
 // $XDG_CONFIG_HOME/notation): trustpolicy.oci.json or trustpolicy.json, and
 // truststore/x509/{ca,signingAuthority,tsa}/<name>/*.{pem,crt,cer}.
+import { errorMessage } from "../../base/errors.js";
 import { readdir, readFile, stat } from "node:fs/promises";
 import path from "node:path";
 import { EngineError } from "../errors.js";
@@ -41,7 +42,7 @@ export async function loadNotationConfigDir(dir: string): Promise<NotationConfig
   try {
     doc = JSON.parse((await readCapped(file)).toString("utf8"));
   } catch (e) {
-    throw new EngineError("INVALID_CONFIG", `cannot read trust policy ${file}: ${(e as Error).message}`, {
+    throw new EngineError("INVALID_CONFIG", `cannot read trust policy ${file}: ${errorMessage(e)}`, {
       cause: e,
     });
   }

@@ -1,6 +1,7 @@
 // CRL revocation checking (trust-store-trust-policy.md "Certificate Revocation Evaluation"):
 // each certificate's CRL distribution points over HTTP, with a timeout, a size cap and a
 // cache bounded by the CRL's nextUpdate. OCSP is not implemented (CRL only).
+import { errorMessage } from "../../base/errors.js";
 import { verify as cryptoVerify } from "node:crypto";
 import { EngineError } from "../errors.js";
 import {
@@ -221,7 +222,7 @@ async function checkOne(
     } catch (e) {
       if (opts.signal?.aborted)
         throw new EngineError("CANCELLED", "revocation check was cancelled", { cause: e });
-      errors.push(e instanceof Error ? e.message : String(e));
+      errors.push(errorMessage(e));
     }
   }
   return {

@@ -1,5 +1,6 @@
 // Notary Project JWS envelope (application/jose+json, flattened JSON serialization).
 // Parses and checks the header rules; the signature itself is verified in verify.ts.
+import { isRecord } from "../../base/record.js";
 import { EngineError } from "../errors.js";
 import type { ParsedEnvelope, SignatureAlgorithm, SigningScheme } from "./types.js";
 
@@ -38,9 +39,6 @@ function b64std(s: unknown, what: string): Uint8Array {
   return new Uint8Array(Buffer.from(s, "base64"));
 }
 
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** RFC 3339 date-time (what Go's time.Time JSON encoding accepts). */
 export function parseRfc3339(v: unknown, what: string): Date {
@@ -69,7 +67,7 @@ function parseJson(bytes: Uint8Array, what: string): unknown {
 export function parseJws(envelope: Uint8Array): ParsedEnvelope {
   if (envelope.length > MAX_ENVELOPE) throw new EngineError("TOO_LARGE", "JWS envelope larger than 4 MiB");
   const env = parseJson(envelope, "envelope");
-  if (!isObject(env)) throw bad("envelope must be a JSON object");
+  if (!isRecord(env)) throw bad("envelope must be a JSON object");
   if ("signatures" in env) throw bad("general JWS serialization is not supported (need flattened)");
   const protectedB64 = env.protected;
   const payloadB64 = env.payload;
@@ -78,7 +76,7 @@ export function parseJws(envelope: Uint8Array): ParsedEnvelope {
   if (signature.length === 0) throw bad("signature is empty");
   const hdrBytes = b64url(protectedB64, "protected");
   const hdr = parseJson(hdrBytes, "protected header");
-  if (!isObject(hdr)) throw bad("protected header must be a JSON object");
+  if (!isRecord(hdr)) throw bad("protected header must be a JSON object");
 
   const alg = hdr.alg;
   if (typeof alg !== "string" || !ALGS.has(alg as SignatureAlgorithm))
@@ -125,7 +123,7 @@ export function parseJws(envelope: Uint8Array): ParsedEnvelope {
     if (!critSet.has(k)) throw bad(`required header ${JSON.stringify(k)} is not marked critical`);
 
   const unprotected = env.header;
-  if (!isObject(unprotected)) throw bad(`missing unprotected "header"`);
+  if (!isRecord(unprotected)) throw bad(`missing unprotected "header"`);
   const x5c = unprotected.x5c;
   if (!Array.isArray(x5c) || x5c.length === 0) throw bad("certificate chain (x5c) is missing");
   if (x5c.length > MAX_CERTS) throw new EngineError("TOO_MANY", `certificate chain longer than ${MAX_CERTS}`);

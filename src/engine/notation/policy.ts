@@ -1,5 +1,6 @@
 // Trust policy semantics (trust-store-trust-policy.md, as notation-go implements them):
 // policy selection by registry scope, verification levels and overrides, trusted identities.
+import { isRecord } from "../../base/record.js";
 import { canonicalRepository } from "../identity.js";
 import { EngineError } from "../errors.js";
 import type {
@@ -180,8 +181,6 @@ export function validatePolicies(policies: NotationTrustPolicy[]): void {
 export function parseTrustPolicyDocument(doc: unknown): NotationTrustPolicy[] {
   const malformed = (what: string) =>
     new EngineError("INVALID_POLICY", `malformed trust policy document: ${what}`);
-  const isObject = (v: unknown): v is Record<string, unknown> =>
-    typeof v === "object" && v !== null && !Array.isArray(v);
   /** Go's field lookup: the exact key, else the first key equal under case folding. */
   const get = (o: Record<string, unknown>, key: string): unknown => {
     if (Object.hasOwn(o, key)) return o[key];
@@ -200,7 +199,7 @@ export function parseTrustPolicyDocument(doc: unknown): NotationTrustPolicy[] {
   };
   const object = (v: unknown, what: string): Record<string, unknown> => {
     if (v === undefined || v === null) return {};
-    if (!isObject(v)) throw malformed(`${what} must be an object`);
+    if (!isRecord(v)) throw malformed(`${what} must be an object`);
     return v;
   };
   const d = object(doc, "the document");

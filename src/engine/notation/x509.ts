@@ -1,6 +1,7 @@
 // X.509 certificates: Node's X509Certificate for signatures and keys, our DER reader for
 // what Node does not expose (key usage bits, EKU, basic constraints, CRL distribution
 // points, the raw subject/issuer and signature algorithm).
+import { errorMessage } from "../../base/errors.js";
 import { createHash, type KeyObject, X509Certificate } from "node:crypto";
 import { EngineError } from "../errors.js";
 import {
@@ -241,7 +242,7 @@ export function parseCert(der: Uint8Array): Cert {
     // The key is decoded lazily; a corrupt SPKI throws here, not in the constructor.
     publicKey = x509.publicKey;
   } catch (e) {
-    throw new EngineError("MALFORMED", `certificate rejected by the X.509 parser: ${(e as Error).message}`, {
+    throw new EngineError("MALFORMED", `certificate rejected by the X.509 parser: ${errorMessage(e)}`, {
       cause: e,
     });
   }

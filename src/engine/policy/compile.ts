@@ -2,6 +2,7 @@
 // TrustMaterialResolver, re-validates resolved material with the same checks as inline
 // material, loads the Rego module, and computes the revision. Any problem rejects the whole
 // policy (the caller keeps the last good revision: invalid configuration never widens access).
+import { errorMessage } from "../../base/errors.js";
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { isEngineError } from "../errors.js";
 import { parseTrustPolicyDocument } from "../notation/policy.js";
@@ -122,7 +123,7 @@ export async function compileParsed(
             trustPolicies = parseTrustPolicyDocument(doc);
             policyFp = { trustPolicy: canonicalJson(trustPolicies) };
           } catch (e) {
-            const msg = e instanceof SyntaxError ? `not valid JSON (${e.message})` : (e as Error).message;
+            const msg = e instanceof SyntaxError ? `not valid JSON (${e.message})` : errorMessage(e);
             res.issues.push({ path: t.where, message: msg });
           }
         }

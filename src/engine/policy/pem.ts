@@ -1,5 +1,6 @@
 // PEM parsing for trust material. Every check returns a reason instead of throwing so the
 // validator can attach the exact spec path.
+import { errorMessage } from "../../base/errors.js";
 import { createPublicKey, X509Certificate } from "node:crypto";
 
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)\r?\n-----END \1-----/g;
@@ -25,7 +26,7 @@ export function parseCertificateBundle(text: string): { certs: string[] } | { er
     try {
       new X509Certificate(b.text);
     } catch (e) {
-      return { error: `PEM block ${i} is not an X.509 certificate (${(e as Error).message})` };
+      return { error: `PEM block ${i} is not an X.509 certificate (${errorMessage(e)})` };
     }
     certs.push(b.text);
   }
@@ -44,6 +45,6 @@ export function parsePublicKeyPem(text: string): { pem: string; type: string } |
     const key = createPublicKey({ key: blocks[0]!.text, format: "pem" });
     return { pem: blocks[0]!.text, type: key.asymmetricKeyType ?? "unknown" };
   } catch (e) {
-    return { error: `not a PEM public key (${(e as Error).message})` };
+    return { error: `not a PEM public key (${errorMessage(e)})` };
   }
 }

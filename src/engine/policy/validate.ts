@@ -3,6 +3,7 @@
 // resolves them). Every problem is collected with its exact path; unknown fields are errors
 // because a misspelt field silently falling back to a default could widen access.
 
+import { errorMessage } from "../../base/errors.js";
 import { parseTrustPolicyDocument } from "../notation/policy.js";
 import { validateAttestationSpecs } from "./attest.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
@@ -231,7 +232,7 @@ export const checkTrustedRoot = (text: string): string | undefined => {
   try {
     v = JSON.parse(text);
   } catch (e) {
-    return `not valid JSON (${(e as Error).message})`;
+    return `not valid JSON (${errorMessage(e)})`;
   }
   if (!isObj(v)) return "a sigstore trusted root must be a JSON object";
   const mt = v.mediaType;
@@ -254,7 +255,7 @@ export const checkNotationTrustPolicy = (text: string): string | undefined => {
     parseTrustPolicyDocument(JSON.parse(text));
     return undefined;
   } catch (e) {
-    return e instanceof SyntaxError ? `not valid JSON (${e.message})` : (e as Error).message;
+    return e instanceof SyntaxError ? `not valid JSON (${e.message})` : errorMessage(e);
   }
 };
 
@@ -393,7 +394,7 @@ function regexpField(ctx: Ctx, o: Obj, key: string, path: string): string | unde
   try {
     new RegExp(v);
   } catch (e) {
-    ctx.add(`${path}.${key}`, `not a valid regular expression (${(e as Error).message})`);
+    ctx.add(`${path}.${key}`, `not a valid regular expression (${errorMessage(e)})`);
     return undefined;
   }
   return v;

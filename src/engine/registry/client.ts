@@ -1,6 +1,8 @@
 // The OCI distribution client the engine composes: endpoints from containerd's hosts.toml,
 // credentials from Docker config files, bearer/basic auth, bounded redirects, and every
 // manifest/blob verified against its digest and size-capped before anyone sees it.
+import { descriptorFromJson } from "../../base/descriptor.js";
+import { isSupportedDigest } from "../../base/digest.js";
 import { createHash } from "node:crypto";
 import { EngineError, type ErrorCode, isEngineError } from "../errors.js";
 import { assertDigest, type ImageReference, isValidDigest, parseReference } from "../reference.js";
@@ -882,21 +884,13 @@ function indexEntries(
   return { descriptors: out, more: false };
 }
 
-/** A descriptor from untrusted JSON, or undefined when it is not one (skipped, not fatal). */
+/**
+ * A descriptor from untrusted JSON, or undefined when it is not one (skipped, not fatal).
+ * Its content is fetched and hashed, so the digest must use an algorithm we can check.
+ */
 export function toDescriptor(raw: unknown): Descriptor | undefined {
-  if (typeof raw !== "object" || raw === null) return undefined;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.mediaType !== "string" || typeof r.digest !== "string" || !isValidDigest(r.digest))
-    return undefined;
-  if (typeof r.size !== "number" || !Number.isSafeInteger(r.size) || r.size < 0) return undefined;
-  const d: Descriptor = { mediaType: r.mediaType, digest: r.digest, size: r.size };
-  if (typeof r.artifactType === "string") d.artifactType = r.artifactType;
-  if (typeof r.annotations === "object" && r.annotations !== null && !Array.isArray(r.annotations)) {
-    const ann: Record<string, string> = {};
-    for (const [k, v] of Object.entries(r.annotations)) if (typeof v === "string") ann[k] = v;
-    d.annotations = ann;
-  }
-  return d;
+  const d = descriptorFromJson(raw);
+  return d && isSupportedDigest(d.digest) ? d : undefined;
 }
 
 export function createRegistryClient(opts: RegistryClientOptions = {}): RegistryClient {

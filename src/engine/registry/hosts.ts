@@ -1,6 +1,7 @@
 // containerd host configuration: <certs.d>/<host>/hosts.toml (containerd docs/hosts.md,
 // core/remotes/docker/config/hosts.go). Same lookup order, defaults and fallbacks, so the
 // engine talks to the registry endpoints containerd itself pulls from.
+import { errorMessage } from "../../base/errors.js";
 import { readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { parse as parseToml } from "smol-toml";
@@ -187,7 +188,7 @@ export function parseHostsToml(text: string, registry: string, baseDir: string):
   } catch (e) {
     throw new EngineError(
       "INVALID_CONFIG",
-      `hosts.toml in ${baseDir} is not valid TOML: ${(e as Error).message}`,
+      `hosts.toml in ${baseDir} is not valid TOML: ${errorMessage(e)}`,
       {
         cause: e,
       },
@@ -250,7 +251,7 @@ export function loadTls(ep: RegistryEndpoint): TlsOptions | undefined {
     } catch (e) {
       throw new EngineError(
         "INVALID_CONFIG",
-        `cannot read TLS file ${p} for ${ep.host}: ${(e as Error).message}`,
+        `cannot read TLS file ${p} for ${ep.host}: ${errorMessage(e)}`,
         {
           cause: e,
         },

@@ -1,6 +1,7 @@
 // One bounded HTTP exchange on node:http/https: connect + total timeouts, AbortSignal,
 // and a hard cap on the body bytes actually read (Content-Length is only a hint).
 // Redirects, auth and retries live in the client; this layer never follows anything.
+import { errorMessage } from "../../base/errors.js";
 import http from "node:http";
 import https from "node:https";
 import tls_ from "node:tls";
@@ -142,7 +143,7 @@ export function performRequest(req: HttpRequest, pool: AgentPool, timeouts: Time
       finish(
         new EngineError(
           "REGISTRY_ERROR",
-          `cannot request ${req.what} from ${host}: ${(e as Error).message}`,
+          `cannot request ${req.what} from ${host}: ${errorMessage(e)}`,
           { cause: e },
         ),
       );

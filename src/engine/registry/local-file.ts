@@ -1,5 +1,6 @@
 // The registry layer's local configuration files (Docker config.json, hosts.toml): read with
 // a size cap that holds while reading (never more than max + 1 bytes), errors typed.
+import { errorMessage } from "../../base/errors.js";
 import { closeSync, openSync, readSync } from "node:fs";
 import { EngineError } from "../errors.js";
 
@@ -10,7 +11,7 @@ export function readLocalConfig(file: string, max: number): string | undefined {
     fd = openSync(file, "r");
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw new EngineError("INVALID_CONFIG", `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    throw new EngineError("INVALID_CONFIG", `cannot read ${file}: ${errorMessage(e)}`, { cause: e });
   }
   try {
     const buf = Buffer.alloc(max + 1);
@@ -24,7 +25,7 @@ export function readLocalConfig(file: string, max: number): string | undefined {
     return buf.toString("utf8", 0, n);
   } catch (e) {
     if (e instanceof EngineError) throw e;
-    throw new EngineError("INVALID_CONFIG", `cannot read ${file}: ${(e as Error).message}`, { cause: e });
+    throw new EngineError("INVALID_CONFIG", `cannot read ${file}: ${errorMessage(e)}`, { cause: e });
   } finally {
     closeSync(fd);
   }

@@ -4,6 +4,7 @@
 // A helper is `docker-credential-<name> get`: the server URL on stdin, {ServerURL, Username,
 // Secret} on stdout; "credentials not found" means anonymous, a `<token>` username means
 // the secret is an OAuth2 refresh token.
+import { errorMessage } from "../../../base/errors.js";
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 import { EngineError } from "../../errors.js";
@@ -80,7 +81,7 @@ export class DockerConfigProvider implements CredentialProvider {
     } catch (e) {
       // A broken file is the operator's to fix: it stays INVALID_CONFIG (a denial, never
       // let through by a fail-open policy).
-      const msg = e instanceof Error ? e.message : String(e);
+      const msg = errorMessage(e);
       throw new EngineError("INVALID_CONFIG", `credential provider ${this.name}: ${msg}`, { cause: e });
     }
     for (const { config } of files) {
@@ -143,7 +144,7 @@ export class DockerConfigProvider implements CredentialProvider {
     try {
       files = this.files();
     } catch (e) {
-      problems.push(e instanceof Error ? e.message : String(e));
+      problems.push(errorMessage(e));
     }
     const helpers = new Set<string>();
     for (const { config } of files) {

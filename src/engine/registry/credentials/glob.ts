@@ -3,6 +3,7 @@
 // each label matched by a shell glob (Go's filepath.Match: `*`, `?`, `[a-z]`, `[^x]`, `\`
 // escapes), the port must be equal (absent on both counts as equal), and the pattern's
 // path, when it has one, must be a prefix of the image's path.
+import { errorMessage } from "../../../base/errors.js";
 import { EngineError } from "../../errors.js";
 
 interface SchemelessUrl {
@@ -68,7 +69,7 @@ export function matchImageProblem(pattern: string): string | undefined {
     try {
       globToRegExp(l);
     } catch (e) {
-      return `has an invalid glob in ${JSON.stringify(l)}: ${(e as Error).message}`;
+      return `has an invalid glob in ${JSON.stringify(l)}: ${errorMessage(e)}`;
     }
   }
   return undefined;

@@ -5,6 +5,8 @@
 // matching the image serves it. The answer's cacheKeyType/cacheDuration (else the plugin's
 // defaultCacheDuration) tell the resolver how widely and how long to reuse it.
 
+import { parseGoDuration } from "../../../base/duration.js";
+import { errorMessage } from "../../../base/errors.js";
 import { accessSync, constants, statSync } from "node:fs";
 import path from "node:path";
 import { parse as parseYaml } from "yaml";
@@ -31,27 +33,15 @@ export interface KubeletPlugin {
   env: Array<{ name: string; value: string }>;
 }
 
-const UNITS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Go's time.ParseDuration ("1h30m", "5m0s", "0s", "300ms"), in ms. Throws on bad input. */
-export function parseGoDuration(s: string): number {
-  if (s === "0") return 0;
-  const m = /^([+-]?)((?:\d+(?:\.\d*)?|\.\d+)(?:ns|us|µs|ms|s|m|h))+$/.exec(s);
-  if (!m) throw new Error(`invalid duration ${JSON.stringify(s)}`);
-  let total = 0;
-  for (const part of s.replace(/^[+-]/, "").matchAll(/(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)/g)) {
-    total += Number(part[1]) * (UNITS[part[2] as string] as number);
-  }
-  if (m[1] === "-") throw new Error(`negative duration ${JSON.stringify(s)}`);
-  return total;
+/**
+ * A kubelet cache duration: Go's time.ParseDuration, in ms, refusing negative values (a
+ * negative cache lifetime means nothing). Throws with the reason.
+ */
+export function parseCacheDuration(s: string): number {
+  const ms = parseGoDuration(s);
+  if (ms === undefined) throw new Error(`invalid duration ${JSON.stringify(s)}`);
+  if (ms < 0) throw new Error(`negative duration ${JSON.stringify(s)}`);
+  return ms;
 }
 
 /** Parses a CredentialProviderConfig (YAML or JSON); throws INVALID_CONFIG naming every problem. */
@@ -63,7 +53,7 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
   } catch (e) {
     throw new EngineError(
       "INVALID_CONFIG",
-      `${source} is not valid YAML/JSON: ${(e as Error).message.split("\n")[0]}`,
+      `${source} is not valid YAML/JSON: ${errorMessage(e).split("\n")[0]}`,
     );
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc))
@@ -99,9 +89,9 @@ export function parseCredentialProviderConfig(text: string, source: string): Kub
       problems.push(`${at}.defaultCacheDuration: required (e.g. "5m")`);
     else {
       try {
-        defaultCacheMs = parseGoDuration(p.defaultCacheDuration);
+        defaultCacheMs = parseCacheDuration(p.defaultCacheDuration);
       } catch (e) {
-        problems.push(`${at}.defaultCacheDuration: ${(e as Error).message}`);
+        problems.push(`${at}.defaultCacheDuration: ${errorMessage(e)}`);
       }
     }
     if (!PLUGIN_API_VERSIONS.includes(String(p.apiVersion)))
@@ -229,7 +219,7 @@ export class KubeletProvider implements CredentialProvider {
     let ttlMs = plugin.defaultCacheMs;
     if (d.cacheDuration !== undefined && d.cacheDuration !== null) {
       try {
-        ttlMs = parseGoDuration(String(d.cacheDuration));
+        ttlMs = parseCacheDuration(String(d.cacheDuration));
       } catch {
         throw bad("an invalid cacheDuration");
       }

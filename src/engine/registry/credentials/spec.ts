@@ -1,6 +1,7 @@
 // The `registry.credentialProviders` section of the agent configuration, validated into
 // specs with every problem reported by path. Kept free of the providers themselves (and
 // their imports): the pull verifier parses the agent configuration on every pull.
+import { errorMessage } from "../../../base/errors.js";
 import { parseHostPattern } from "./host-pattern.js";
 
 /** Plugin limits unless a provider sets its own. */
@@ -86,7 +87,7 @@ export function parseCredentialProviderSpecs(
       try {
         parseHostPattern(h);
       } catch (e) {
-        problems.push(`${p}.hosts: ${(e as Error).message}`);
+        problems.push(`${p}.hosts: ${errorMessage(e)}`);
       }
     }
     const common: CommonSpec = {

@@ -11,7 +11,7 @@ import {
   buildCredentialResolver,
   parseCredentialProviderConfig,
   parseCredentialProviderSpecs,
-  parseGoDuration,
+  parseCacheDuration,
   parseHostPattern,
 } from "../../../../src/engine/registry/credentials/index.js";
 import {
@@ -94,15 +94,15 @@ describe("kubelet image globs (URLsMatch)", () => {
 
 describe("Go durations", () => {
   it("parses the forms kubelet configs use and rejects the rest", () => {
-    expect(parseGoDuration("0s")).toBe(0);
-    expect(parseGoDuration("0")).toBe(0);
-    expect(parseGoDuration("5m")).toBe(300_000);
-    expect(parseGoDuration("1h30m")).toBe(5_400_000);
-    expect(parseGoDuration("12h0m0s")).toBe(43_200_000);
-    expect(parseGoDuration("1.5s")).toBe(1500);
-    expect(parseGoDuration("250ms")).toBe(250);
+    expect(parseCacheDuration("0s")).toBe(0);
+    expect(parseCacheDuration("0")).toBe(0);
+    expect(parseCacheDuration("5m")).toBe(300_000);
+    expect(parseCacheDuration("1h30m")).toBe(5_400_000);
+    expect(parseCacheDuration("12h0m0s")).toBe(43_200_000);
+    expect(parseCacheDuration("1.5s")).toBe(1500);
+    expect(parseCacheDuration("250ms")).toBe(250);
     for (const bad of ["", "5", "5 m", "m", "1d", "-1s", "1h junk"])
-      expect(() => parseGoDuration(bad), bad).toThrow();
+      expect(() => parseCacheDuration(bad), bad).toThrow();
   });
 });
 
