@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
+import type { AgentStatus } from "../src/agent-api/types.js";
 import { type CountingProxy, startCountingProxy } from "../test/agent/counting-proxy.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";

@@ -18,7 +18,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments, stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
+import type { AgentStatus } from "../src/agent-api/types.js";
 import { ContainerState } from "../src/gen/cri.js";
 import { FakeApiServer, type KObject, kubeConfigFor } from "../test/support/fake-apiserver.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";

@@ -13,7 +13,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
+import type { AgentStatus } from "../src/agent-api/types.js";
 import { agentGet } from "../src/cli/agent-client.js";
 import { calls, writeDockerHelper, writeKubeletPlugin } from "../test/support/credential-plugins.js";
 import { pushBusyboxImage } from "../test/support/images.js";

@@ -10,7 +10,7 @@ import path from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { ExemptImages } from "../src/agent/exempt.js";
+import { ExemptImages } from "../src/decision/exempt.js";
 import { canonicalReference, storedName } from "../src/engine/identity.js";
 import { compilePatterns } from "../src/engine/policy/patterns.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";

@@ -7,9 +7,9 @@
 // Prints RSS at each stage after a full GC (run with --expose-gc).
 import { readFileSync } from "node:fs";
 import { pino } from "pino";
-import { defaultConfig } from "../../src/agent/config.js";
+import { defaultConfig } from "../../src/config/agent.js";
 import { startAgent } from "../../src/agent/main.js";
-import { agentLimits } from "../../src/agent/wiring.js";
+import { agentLimits } from "../../src/decision/wiring.js";
 import { compilePolicy, createEngine } from "../../src/engine/index.js";
 import { buildCredentialResolver } from "../../src/engine/registry/credentials/index.js";
 import type { SignatureCheck } from "../../src/engine/types.js";

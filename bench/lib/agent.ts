@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "
 import http from "node:http";
 import path from "node:path";
 import { stringify } from "yaml";
-import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "../../src/agent/api-types.js";
+import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "../../src/agent-api/types.js";
 import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
 
 export interface BenchAgentOptions {

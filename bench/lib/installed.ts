@@ -5,7 +5,7 @@
 // configuration lives under the host root rather than at /etc/tollgate.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { loadConfig } from "../../src/agent/config.js";
+import { loadConfig } from "../../src/config/agent.js";
 import { install } from "../../src/installer/install.js";
 
 export interface InstalledVerifier {

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
 import { stringify } from "yaml";
-import type { AgentStatus } from "../../src/agent/api-types.js";
+import type { AgentStatus } from "../../src/agent-api/types.js";
 import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
 import { repoRoot } from "../../test/support/tools.js";
 import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./containerd.js";

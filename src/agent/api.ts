@@ -10,8 +10,8 @@ import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from "node:fs
 import http from "node:http";
 import net from "node:net";
 import path from "node:path";
-import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "./api-types.js";
-import type { Decision } from "./decision.js";
+import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "../agent-api/types.js";
+import type { Decision } from "../decision/decision.js";
 
 export const MAX_BODY_BYTES = 64 * 1024;
 

@@ -1,11 +1,8 @@
 // The audit log: one JSON record per decision (pino), carrying the verdict report.
 import type { Logger } from "pino";
-import type { Decision } from "./decision.js";
+import type { Decision, DecisionSink } from "../decision/decision.js";
 import type { AgentMetrics } from "./metrics.js";
 
-export interface DecisionSink {
-  record(d: Decision): void;
-}
 
 /** Logs each decision once and counts it; the only place decisions leave the agent. */
 export class AuditLog implements DecisionSink {

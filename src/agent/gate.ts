@@ -12,18 +12,18 @@ import { isDigest } from "../base/digest.js";
 import { errorMessage } from "../base/errors.js";
 import { classifyCriImage } from "../engine/identity.js";
 import type { Subject, Verdict } from "../engine/types.js";
-import type { DecisionSink } from "./audit.js";
 import { checkBinding, type RootfsBinder, type TagHistory } from "./binding.js";
 import {
   type Decision,
   type DecisionEvent,
+  type DecisionSink,
   formatMessage,
   judge,
   judgeFailure,
   oneLine,
   type VerdictSource,
-} from "./decision.js";
-import type { ExemptImages } from "./exempt.js";
+} from "../decision/decision.js";
+import type { ExemptImages } from "../decision/exempt.js";
 import type { AgentMetrics } from "./metrics.js";
 import {
   breakGlassUntil,
@@ -33,7 +33,7 @@ import {
   type ResolvedImage,
   type Selection,
   type VerifyEngine,
-} from "./ports.js";
+} from "../decision/ports.js";
 
 /** The CRI annotation carrying the image name kubelet asked for (protocols.md §3.1). */
 export const IMAGE_NAME_ANNOTATION = "io.kubernetes.cri.image-name";

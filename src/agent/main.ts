@@ -11,18 +11,19 @@ import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.
 import { ContainerdRootfs } from "../containerd/rootfs.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
-import type { AgentStatus } from "./api-types.js";
-import { AuditLog, type DecisionSink } from "./audit.js";
+import type { AgentStatus } from "../agent-api/types.js";
+import type { DecisionSink } from "../decision/decision.js";
+import { AuditLog } from "./audit.js";
 import { TagHistory } from "./binding.js";
-import { type AgentConfig, ConfigError, loadConfig, parseListen } from "./config.js";
-import { ExemptImages } from "./exempt.js";
+import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
+import { ExemptImages } from "../decision/exempt.js";
 import { Gate } from "./gate.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";
-import { PullDecider } from "./pull.js";
-import { pullScopeFor } from "./pull-scope.js";
-import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "./wiring.js";
+import { PullDecider } from "../decision/pull.js";
+import { pullScopeFor } from "../decision/pull-scope.js";
+import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "../decision/wiring.js";
 
 export const VERSION: string = pkg.version;
 

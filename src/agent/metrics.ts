@@ -1,6 +1,6 @@
 // Prometheus metrics of the agent, in a private registry (no global state, testable).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
-import type { Decision } from "./decision.js";
+import type { Decision } from "../decision/decision.js";
 
 export class AgentMetrics {
   readonly registry = new Registry();

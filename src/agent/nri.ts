@@ -8,12 +8,12 @@ import type { Container, PodSandbox } from "../gen/nri.js";
 import type { ConfigureInfo, PluginState } from "../nri-plugin/api.js";
 import { NriPlugin } from "../nri-plugin/plugin.js";
 import { Code, TtrpcStatusError } from "../nri-plugin/ttrpc/status.js";
-import type { SyncAuditSummary } from "./api-types.js";
-import type { AgentConfig } from "./config.js";
+import type { SyncAuditSummary } from "../agent-api/types.js";
+import type { AgentConfig } from "../config/agent.js";
 import { criStopContainer, Evictor, type StopContainer } from "./evict.js";
 import type { Gate } from "./gate.js";
 import type { AgentMetrics } from "./metrics.js";
-import type { PolicyRef } from "./ports.js";
+import type { PolicyRef } from "../decision/ports.js";
 import { SeenContainers } from "./seen-containers.js";
 import { runSyncAudit } from "./sync-audit.js";
 

@@ -10,8 +10,8 @@
 // exempt or system namespaces).
 import { errorMessage } from "../base/errors.js";
 import type { Logger } from "pino";
-import type { SyncAuditSummary } from "./api-types.js";
-import type { Decision } from "./decision.js";
+import type { SyncAuditSummary } from "../agent-api/types.js";
+import type { Decision } from "../decision/decision.js";
 import type { Eviction } from "./evict.js";
 import { IMAGE_NAME_ANNOTATION } from "./gate.js";
 import type { AgentMetrics } from "./metrics.js";

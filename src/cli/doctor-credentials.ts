@@ -3,7 +3,7 @@
 // helper they name is there and executable, and — for `--image` — which provider would
 // serve that image (and, for kubelet plugins, which plugins its matchImages select).
 import { errorMessage } from "../base/errors.js";
-import type { AgentConfig } from "../agent/config.js";
+import type { AgentConfig } from "../config/agent.js";
 import { isEngineError } from "../engine/errors.js";
 import { normalizeReference } from "../engine/reference.js";
 import {

@@ -4,8 +4,8 @@
 // a fresh node), or fail every pull closed while the agent restarts.
 import { errorMessage } from "../base/errors.js";
 import { lstatSync, readFileSync } from "node:fs";
-import type { AgentConfig } from "../agent/config.js";
-import { ExemptImages } from "../agent/exempt.js";
+import type { AgentConfig } from "../config/agent.js";
+import { ExemptImages } from "../decision/exempt.js";
 import { isTable, PLUGIN } from "../containerd/config.js";
 import { criImagesConfig, type LoadedConfig, pluginTable } from "./containerd-config.js";
 import type { Finding } from "./doctor.js";

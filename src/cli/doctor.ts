@@ -6,14 +6,14 @@ import { errorMessage } from "../base/errors.js";
 import { execFile } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import path from "node:path";
-import type { AgentStatus } from "../agent/api-types.js";
+import type { AgentStatus } from "../agent-api/types.js";
 import {
   type AgentConfig,
   ConfigError,
   DEFAULT_CONFIG_PATH,
   defaultConfig,
   loadConfig,
-} from "../agent/config.js";
+} from "../config/agent.js";
 import { parseGoDuration } from "../base/duration.js";
 import { isTable, PLUGIN } from "../containerd/config.js";
 import { agentGet } from "./agent-client.js";

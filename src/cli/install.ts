@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pkg from "../../package.json";
-import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../agent/config.js";
+import { ConfigError, DEFAULT_CONFIG_PATH, loadConfig } from "../config/agent.js";
 import {
   DEFAULT_BIN_DIR,
   DEFAULT_DROPIN,

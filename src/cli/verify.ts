@@ -3,9 +3,9 @@
 // a file or selected for a namespace through the configured policy source.
 
 import { errorMessage } from "../base/errors.js";
-import { type AgentConfig, ConfigError, loadConfig } from "../agent/config.js";
-import { ExemptImages } from "../agent/exempt.js";
-import { createPolicySource, startSynced } from "../agent/wiring.js";
+import { type AgentConfig, ConfigError, loadConfig } from "../config/agent.js";
+import { ExemptImages } from "../decision/exempt.js";
+import { createPolicySource, startSynced } from "../decision/wiring.js";
 import { isEngineError, toEngineError } from "../engine/errors.js";
 import { classifyCriImage, storedName } from "../engine/identity.js";
 import { createEngine } from "../engine/index.js";

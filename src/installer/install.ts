@@ -12,7 +12,7 @@ import { errorMessage } from "../base/errors.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
-import { type AgentConfig, DEFAULT_CONFIG_PATH, validateConfig } from "../agent/config.js";
+import { type AgentConfig, DEFAULT_CONFIG_PATH, validateConfig } from "../config/agent.js";
 import {
   assertSelfContained,
   binDirWarnings,

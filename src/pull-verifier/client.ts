@@ -1,6 +1,6 @@
 // Thin client of the agent's local API (node:http over the unix socket).
 import http from "node:http";
-import type { PullVerdictRequest, PullVerdictResponse } from "../agent/api-types.js";
+import type { PullVerdictRequest, PullVerdictResponse } from "../agent-api/types.js";
 
 export type AgentAnswer =
   | { kind: "answer"; response: PullVerdictResponse }

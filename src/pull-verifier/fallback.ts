@@ -1,13 +1,13 @@
 // In-process verification when the agent is unreachable: the same policy source, engine
 // and pull decision the agent uses, built from the on-disk agent configuration. Loaded
 // with a dynamic import only on this path.
-import type { PullVerdictRequest } from "../agent/api-types.js";
-import type { AgentConfig } from "../agent/config.js";
-import type { Decision } from "../agent/decision.js";
-import { ExemptImages } from "../agent/exempt.js";
-import { PullDecider } from "../agent/pull.js";
-import { pullScopeFor } from "../agent/pull-scope.js";
-import { createAgentEngine, createPolicySource, normalizeName, startSynced } from "../agent/wiring.js";
+import type { PullVerdictRequest } from "../agent-api/types.js";
+import type { AgentConfig } from "../config/agent.js";
+import type { Decision } from "../decision/decision.js";
+import { ExemptImages } from "../decision/exempt.js";
+import { PullDecider } from "../decision/pull.js";
+import { pullScopeFor } from "../decision/pull-scope.js";
+import { createAgentEngine, createPolicySource, normalizeName, startSynced } from "../decision/wiring.js";
 
 type Diag = (msg: string, extra?: Record<string, unknown>) => void;
 

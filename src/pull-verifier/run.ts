@@ -6,8 +6,8 @@
 // configuration loader and the engine are in ./slow.js, imported only when that is not enough.
 
 import { errorMessage, UsageError } from "../base/errors.js";
-import type { PullVerdictRequest } from "../agent/api-types.js";
-import type { AgentConfig } from "../agent/config.js";
+import type { PullVerdictRequest } from "../agent-api/types.js";
+import type { AgentConfig } from "../config/agent.js";
 import { capReason, parseArgs, parseDescriptor, readStdin, type VerifierArgs } from "./args.js";
 import { askAgent } from "./client.js";
 import { readSidecar } from "./sidecar.js";
@@ -25,7 +25,7 @@ export const EXIT_DENY = 1;
 export const EXIT_ERROR = 2;
 const DEFAULT_TIMEOUT_MS = 8000;
 const DEFAULT_SOCKET = "/run/tollgate/agent.sock";
-/** Where the agent's configuration is when TOLLGATE_CONFIG is unset (agent/config.ts). */
+/** Where the agent's configuration is when TOLLGATE_CONFIG is unset (src/config/agent.ts). */
 const DEFAULT_CONFIG_PATH = "/etc/tollgate/agent.yaml";
 
 export async function run(io: RunIO): Promise<number> {
@@ -135,7 +135,7 @@ export async function run(io: RunIO): Promise<number> {
           true,
           `tollgate: allowed (exempt) ${r.name} (${r.digest}): image matches exempt pattern "${by}"`,
         );
-      const { PullScope } = await import("../agent/pull-scope.js");
+      const { PullScope } = await import("../decision/pull-scope.js");
       const scope = new PullScope(c.policy);
       const nsBy = scope.exemptNamespaceImage(r.name, r.digest);
       if (nsBy !== undefined)

@@ -3,6 +3,6 @@
 // exempt-image matching for the failure policy and the in-process verification. One module,
 // imported in one place (run.ts): the ESM build puts it in lazily loaded chunks, the
 // self-contained binary keeps it as a separate asset it evaluates only on this path.
-export { loadConfig } from "../agent/config.js";
-export { ExemptImages } from "../agent/exempt.js";
+export { loadConfig } from "../config/agent.js";
+export { ExemptImages } from "../decision/exempt.js";
 export { verifyInProcess } from "./fallback.js";

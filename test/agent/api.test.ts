@@ -12,9 +12,9 @@ import {
   makeHandler,
   parsePullVerdictRequest,
 } from "../../src/agent/api.js";
-import type { AgentStatus } from "../../src/agent/api-types.js";
-import { ExemptImages } from "../../src/agent/exempt.js";
-import { PullDecider } from "../../src/agent/pull.js";
+import type { AgentStatus } from "../../src/agent-api/types.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
+import { PullDecider } from "../../src/decision/pull.js";
 import { EXIT_ALLOW, EXIT_DENY, EXIT_ERROR, run } from "../../src/pull-verifier/run.js";
 import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
 

@@ -4,9 +4,9 @@
 import { describe, expect, it } from "vitest";
 import type { Binding, RootfsBinder } from "../../src/agent/binding.js";
 import { TagHistory } from "../../src/agent/binding.js";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
-import type { PolicyRef } from "../../src/agent/ports.js";
+import type { PolicyRef } from "../../src/decision/ports.js";
 import { chainId } from "../../src/containerd/rootfs.js";
 import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
 

@@ -1,7 +1,7 @@
 // Small fakes of the engine / policy source / resolver boundaries for the agent's unit tests.
-import type { DecisionSink } from "../../src/agent/audit.js";
-import type { Decision } from "../../src/agent/decision.js";
-import type { PolicyRef, PolicySelector, Selection, VerifyEngine } from "../../src/agent/ports.js";
+import type { DecisionSink } from "../../src/decision/decision.js";
+import type { Decision } from "../../src/decision/decision.js";
+import type { PolicyRef, PolicySelector, Selection, VerifyEngine } from "../../src/decision/ports.js";
 import type { Subject, Verdict } from "../../src/engine/types.js";
 
 export function policy(name: string, over: Partial<PolicyRef> = {}): PolicyRef {

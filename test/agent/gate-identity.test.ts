@@ -2,9 +2,9 @@
 // and CRI answers: every reference form CRI accepts finds the content containerd would
 // start, or is denied whatever the failure policy.
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
-import type { PolicyRef } from "../../src/agent/ports.js";
+import type { PolicyRef } from "../../src/decision/ports.js";
 import type { CriImageLookup, CriImageRecord } from "../../src/containerd/cri-images.js";
 import { ContainerdImageResolver } from "../../src/containerd/images.js";
 import { EngineError } from "../../src/engine/errors.js";

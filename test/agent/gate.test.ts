@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
-import type { ImageResolver, PolicyRef } from "../../src/agent/ports.js";
+import type { ImageResolver, PolicyRef } from "../../src/decision/ports.js";
 import { deferred, FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
 import { AgentMetrics } from "../../src/agent/metrics.js";
 import { runSyncAudit } from "../../src/agent/sync-audit.js";

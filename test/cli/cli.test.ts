@@ -2,7 +2,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { parseFlags } from "../../src/agent/config.js";
+import { parseFlags } from "../../src/config/agent.js";
 import { AGENT_FLAGS } from "../../src/cli/agent.js";
 import { parseArgs, UsageError } from "../../src/cli/args.js";
 import { verifySpec } from "../../src/cli/verify.js";

@@ -3,7 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:f
 import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ConfigError, validateConfig } from "../../src/agent/config.js";
+import { ConfigError, validateConfig } from "../../src/config/agent.js";
 import { checkCredentials } from "../../src/cli/doctor-credentials.js";
 
 const root = mkdtempSync(path.join(os.tmpdir(), "tollgate-doctor-creds-"));

@@ -4,7 +4,7 @@ import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { validateConfig } from "../../src/agent/config.js";
+import { validateConfig } from "../../src/config/agent.js";
 import { loadContainerdConfig } from "../../src/cli/containerd-config.js";
 import type { Finding } from "../../src/cli/doctor.js";
 import { checkPulls, sandboxImageOf } from "../../src/cli/doctor-pulls.js";

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { closeServer, listenUnix, makeHandler } from "../../src/agent/api.js";
-import type { AgentStatus } from "../../src/agent/api-types.js";
+import type { AgentStatus } from "../../src/agent-api/types.js";
 import type { Finding } from "../../src/cli/doctor.js";
 import { tools } from "../support/tools.js";
 import { buildCli, runCli } from "./helpers.js";

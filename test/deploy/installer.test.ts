@@ -20,7 +20,7 @@ import path from "node:path";
 import { parse as parseToml } from "smol-toml";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
-import { defaultConfig, validateConfig } from "../../src/agent/config.js";
+import { defaultConfig, validateConfig } from "../../src/config/agent.js";
 import { installMain } from "../../src/cli/install.js";
 import {
   BINDIR_PLUGIN,

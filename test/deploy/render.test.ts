@@ -10,7 +10,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parseAllDocuments, stringify } from "yaml";
-import { type AgentConfig, parseListen, validateConfig } from "../../src/agent/config.js";
+import { type AgentConfig, parseListen, validateConfig } from "../../src/config/agent.js";
 import { validatePolicy } from "../../src/engine/policy/index.js";
 import { FilePolicySource } from "../../src/policy-source/files.js";
 import { findKubectl } from "../support/kubectl.js";

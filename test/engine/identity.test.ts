@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import {
   canonicalReference,
   canonicalRegistry,

@@ -6,8 +6,8 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import os from "node:os";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { defaultConfig } from "../../src/agent/config.js";
-import { createPolicySource } from "../../src/agent/wiring.js";
+import { defaultConfig } from "../../src/config/agent.js";
+import { createPolicySource } from "../../src/decision/wiring.js";
 import type { KubernetesPolicySource } from "../../src/k8s/index.js";
 import { readSnapshot } from "../../src/policy-source/snapshot.js";
 import type { CompiledPolicy, PolicySource } from "../../src/policy-source/types.js";

@@ -7,7 +7,7 @@ import os from "node:os";
 import path from "node:path";
 import { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateConfig } from "../../src/agent/config.js";
+import { validateConfig } from "../../src/config/agent.js";
 import { install } from "../../src/installer/install.js";
 import { run } from "../../src/pull-verifier/run.js";
 import { readSidecar, renderSidecar, SIDECAR_FORMAT, sidecarPath } from "../../src/pull-verifier/sidecar.js";

@@ -4,10 +4,10 @@
 // KubernetesPolicySource; only verification is a fake (a digest → signer table), because the
 // point here is which policy is selected, not signatures.
 import { afterEach, describe, expect, it } from "vitest";
-import type { Decision } from "../../src/agent/decision.js";
-import { ExemptImages } from "../../src/agent/exempt.js";
+import type { Decision } from "../../src/decision/decision.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
 import { Gate } from "../../src/agent/gate.js";
-import type { PolicyRef } from "../../src/agent/ports.js";
+import type { PolicyRef } from "../../src/decision/ports.js";
 import { KubernetesPolicySource } from "../../src/k8s/source.js";
 import { FakeEngine, MemorySink, verdict } from "../agent/fakes.js";
 import { newPublicKeyPem, policyDoc } from "../policy-source/fixtures.js";

@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
-import type { PolicyRef } from "../../src/agent/ports.js";
-import { PullDecider } from "../../src/agent/pull.js";
-import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
+import type { PolicyRef } from "../../src/decision/ports.js";
+import { PullDecider } from "../../src/decision/pull.js";
+import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "../agent/fakes.js";
 
 const D = `sha256:${"c".repeat(64)}`;
 

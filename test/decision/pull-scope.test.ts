@@ -2,11 +2,11 @@
 // the node could run the image — exempt images, the exempt namespaces' images, a policy in
 // use, a namespace under break-glass — and refused otherwise.
 import { describe, expect, it } from "vitest";
-import { ExemptImages } from "../../src/agent/exempt.js";
-import type { PolicyRef } from "../../src/agent/ports.js";
-import { PullDecider } from "../../src/agent/pull.js";
-import { type ActiveBreakGlass, PullScope } from "../../src/agent/pull-scope.js";
-import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
+import { ExemptImages } from "../../src/decision/exempt.js";
+import type { PolicyRef } from "../../src/decision/ports.js";
+import { PullDecider } from "../../src/decision/pull.js";
+import { type ActiveBreakGlass, PullScope } from "../../src/decision/pull-scope.js";
+import { FakeEngine, FakeSelector, MemorySink, policy, verdict } from "../agent/fakes.js";
 
 const D = `sha256:${"d".repeat(64)}`;
 const NOW = Date.parse("2026-01-01T00:00:00Z");

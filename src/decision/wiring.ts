@@ -9,7 +9,7 @@ import { buildCredentialResolver, type CredentialResolver } from "../engine/regi
 import type { KubernetesPolicySource } from "../k8s/index.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
-import type { AgentConfig } from "./config.js";
+import type { AgentConfig } from "../config/agent.js";
 
 export type AgentEngine = ReturnType<typeof createEngine> & {
   credentials: CredentialResolver;

@@ -19,6 +19,11 @@ export type DecisionKind =
 /** Where the verdict came from. */
 export type VerdictSource = "cache" | "verify" | "budget" | "none";
 
+/** Where decisions go (the agent's audit log, the pull verifier's diagnostics). */
+export interface DecisionSink {
+  record(d: Decision): void;
+}
+
 export interface Decision {
   event: DecisionEvent;
   allowed: boolean;

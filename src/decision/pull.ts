@@ -8,8 +8,7 @@
 // CreateContainer checks that follow the pull are answered from the cache.
 import { errorMessage } from "../base/errors.js";
 import type { Descriptor, Subject, Verdict } from "../engine/types.js";
-import type { DecisionSink } from "./audit.js";
-import { type Decision, type DecisionKind, formatMessage, judge, judgeFailure, oneLine } from "./decision.js";
+import { type Decision, type DecisionKind, type DecisionSink, formatMessage, judge, judgeFailure, oneLine } from "./decision.js";
 import type { ExemptImages } from "./exempt.js";
 import type { PolicyRef, PolicySelector, VerifyEngine } from "./ports.js";
 import type { PullScope } from "./pull-scope.js";

@@ -8,7 +8,7 @@ import {
   loadConfig,
   parseFlags,
   validateConfig,
-} from "../../src/agent/config.js";
+} from "../../src/config/agent.js";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-cfg-"));
 function file(name: string, text: string): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ExemptImages, splitReference } from "../../src/agent/exempt.js";
+import { ExemptImages, splitReference } from "../../src/decision/exempt.js";
 
 const D = `sha256:${"d".repeat(64)}`;
 
