@@ -11,7 +11,12 @@ const D = `sha256:${"a".repeat(64)}`;
 
 describe("digest grammar (OCI image-spec)", () => {
   it("accepts algorithm:encoded per the grammar, bounded 32..256", () => {
-    for (const d of [D, `sha512:${"b".repeat(128)}`, `multihash+base58:${"Q".repeat(46)}`, `sha256:${"A".repeat(64)}`])
+    for (const d of [
+      D,
+      `sha512:${"b".repeat(128)}`,
+      `multihash+base58:${"Q".repeat(46)}`,
+      `sha256:${"A".repeat(64)}`,
+    ])
       expect(isDigest(d), d).toBe(true);
     for (const d of [
       "sha256:abc",
@@ -88,6 +93,9 @@ describe("parseGoDuration (Go time.ParseDuration, milliseconds)", () => {
     expect(parseGoDuration("1m30s")).toBe(90_000);
     expect(parseGoDuration("12h0m0s")).toBe(43_200_000);
     expect(parseGoDuration(".5s")).toBe(500);
+    expect(parseGoDuration("1.5h")).toBe(5_400_000);
+    expect(parseGoDuration("1.s")).toBe(1000);
+    expect(parseGoDuration("1500us")).toBe(1.5);
     expect(parseGoDuration("-2s")).toBe(-2000);
     expect(parseGoDuration("+2ms")).toBe(2);
     expect(parseGoDuration("0")).toBe(0);
@@ -96,7 +104,7 @@ describe("parseGoDuration (Go time.ParseDuration, milliseconds)", () => {
     expect(parseGoDuration("3\u03bcs")).toBeCloseTo(0.003);
   });
   it("refuses what Go refuses", () => {
-    for (const s of ["", "1", "s", " 1s", "1s ", "1d", "--1s", "1.2.3s"])
+    for (const s of ["", "1", "10", "s", ".s", " 1s", "1s ", "2 seconds", "1d", "--1s", "1s-2s", "1.2.3s"])
       expect(parseGoDuration(s), s).toBeUndefined();
   });
 });

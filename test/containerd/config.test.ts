@@ -1,10 +1,9 @@
 // The containerd configuration knowledge shared by `tollgate doctor` and `tollgate install`:
-// Go filepath.Match globs, Go durations, import resolution and bounded file reads.
+// Go filepath.Match globs, import resolution and bounded file reads.
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { parseGoDuration } from "../../src/base/duration.js";
 import {
   globToRegExp,
   importCovers,
@@ -42,27 +41,6 @@ describe("globToRegExp (Go filepath.Match)", () => {
     expect(globToRegExp("/a.b+(c)").test("/a.b+(c)")).toBe(true);
     expect(globToRegExp("/a.b").test("/axb")).toBe(false);
     expect(globToRegExp("/a[b").test("/a[b")).toBe(true);
-  });
-});
-
-describe("parseGoDuration (Go time.ParseDuration, milliseconds)", () => {
-  it("accepts Go's syntax", () => {
-    expect(parseGoDuration("1m30s")).toBe(90_000);
-    expect(parseGoDuration("1.5h")).toBe(5_400_000);
-    expect(parseGoDuration(".5s")).toBe(500);
-    expect(parseGoDuration("1.s")).toBe(1000);
-    expect(parseGoDuration("-2s")).toBe(-2000);
-    expect(parseGoDuration("+2ms")).toBe(2);
-    expect(parseGoDuration("0")).toBe(0);
-    expect(parseGoDuration("-0")).toBe(0);
-    expect(parseGoDuration("1500us")).toBe(1.5);
-    expect(parseGoDuration("3\u00b5s")).toBeCloseTo(0.003);
-    expect(parseGoDuration("3\u03bcs")).toBeCloseTo(0.003);
-  });
-
-  it("rejects what Go rejects", () => {
-    for (const s of ["", "10", "2 seconds", " 2s", "2s ", "s", ".s", "1d", "--1s", "1s-2s"])
-      expect(parseGoDuration(s), s).toBeUndefined();
   });
 });
 
