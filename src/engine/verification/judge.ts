@@ -1,0 +1,107 @@
+// Step: the per-request judgement. Cached, name-independent signature results become this
+// caller's verdict: the AnyOf / AllOf combination with its reasons, the optional Rego gate
+// (its input carries this caller's reference), then the cached attestation judgement.
+import { EngineError, toEngineError } from "../errors.js";
+import type { RegoInput } from "../policy/model.js";
+import type { SignatureCheck, Verdict } from "../types.js";
+import { combine, summariseAll, type VerifierSummary, why } from "./combine.js";
+import type { SignatureResult, StoredJudgement } from "./types.js";
+import { conclude, couldNotVerify, denied, imageLabel, type Judging } from "./verdict.js";
+
+/** The verdict for `j.subject` (its own reference) from signature results. */
+export function judgeSignatures(j: Judging, sig: SignatureResult): Verdict {
+  let v: Verdict;
+  if (sig.error || !sig.perVerifier) {
+    const err = new EngineError(
+      (sig.error?.code ?? "INTERNAL") as EngineError["code"],
+      sig.error?.message ?? "no signature results",
+    );
+    v = sig.error?.transient ? couldNotVerify(j, err, sig.checks) : denied(j, err.message, sig.checks);
+  } else {
+    // Verifier results carry no name (no policy verifier option depends on it); what
+    // does — AnyOf/AllOf's reasons, Rego's input — is evaluated here, for this subject.
+    const per = sig.perVerifier;
+    v = decide(j, summariseAll(j.policy, per), per.flat());
+    if (v.outcome === "verified" && sig.attestation)
+      v = withAttestations(j, v, sig.attestation, sig.expiresAt);
+  }
+  return { ...v, cached: sig.cached, decidedAt: sig.decidedAt };
+}
+
+/** The combination's verdict, with the reasons naming the verifiers that decided it. */
+function decide(j: Judging, summaries: VerifierSummary[], checks: SignatureCheck[]): Verdict {
+  const { policy } = j;
+  const state = combine(policy, summaries);
+  if (state === "indeterminate") {
+    const first = summaries.find((s) => s.state === "indeterminate")!;
+    const code = String(
+      first.checks.find((c) => c.result === "error")?.details?.code ?? "REGISTRY_UNAVAILABLE",
+    );
+    const v = couldNotVerify(j, new EngineError("REGISTRY_UNAVAILABLE", why(first)), checks);
+    return { ...v, failure: { code, message: why(first) } };
+  }
+  if (state === "failed") {
+    const detail =
+      policy.match === "AllOf"
+        ? `verifier ${why(summaries.find((s) => s.state === "failed")!)}`
+        : `no verifier accepted it (${summaries.map(why).join("; ")})`;
+    return denied(j, detail, checks);
+  }
+  const matchReason =
+    policy.match === "AllOf"
+      ? `verified by ${summaries.map(why).join("; ")}`
+      : `verified by ${why(summaries.find((s) => s.state === "passed")!)}`;
+  return regoGate(j, matchReason, checks);
+}
+
+/** spec.rego, when present, decides after the signatures passed; its reasons are appended. */
+function regoGate(j: Judging, matchReason: string, checks: SignatureCheck[]): Verdict {
+  const { policy, subject } = j;
+  const allows = `ImagePolicy ${policy.name} allows ${imageLabel(subject)}: ${matchReason}`;
+  if (!policy.rego) return conclude(j, "verified", [allows], checks);
+  const input: RegoInput = {
+    subject: { reference: subject.reference, digest: subject.digest },
+    policy: { name: policy.name, revision: policy.revision, mode: policy.mode, match: policy.match },
+    verifiers: checks,
+    match: { allowed: true, reason: matchReason },
+  };
+  let d: ReturnType<typeof policy.rego.evaluate>;
+  try {
+    d = policy.rego.evaluate(input);
+  } catch (e) {
+    return couldNotVerify(j, toEngineError(e, "INVALID_POLICY"), checks);
+  }
+  if (!d.allow) {
+    return conclude(
+      j,
+      "rejected",
+      [
+        `ImagePolicy ${policy.name} denies ${imageLabel(subject)}: ${d.reasons.join("; ")}`,
+        `signatures: ${matchReason}`,
+      ],
+      checks,
+    );
+  }
+  return conclude(j, "verified", [allows, ...d.reasons], checks);
+}
+
+/** Applies the cached attestation judgement to a verdict whose signatures passed. */
+function withAttestations(
+  j: Judging,
+  verdict: Verdict,
+  judgement: StoredJudgement,
+  expiresAt: string | undefined,
+): Verdict {
+  if (judgement.state === "passed")
+    return {
+      ...verdict,
+      reasons: [...verdict.reasons, ...judgement.reasons],
+      attestations: judgement.results,
+      ...(expiresAt ? { expiresAt } : {}),
+    };
+  const base =
+    judgement.state === "error"
+      ? couldNotVerify(j, new EngineError("REGISTRY_UNAVAILABLE", judgement.reason), verdict.verifiers)
+      : denied(j, judgement.reason, verdict.verifiers);
+  return { ...base, attestations: judgement.results };
+}
