@@ -7,6 +7,14 @@
 // Only a CompiledPolicy reaches the engine's `verify`.
 
 import type { CompiledAttestationPolicy } from "../attest/types.js";
+import type { CosignConfig, CosignIdentity } from "../cosign/types.js";
+import type {
+  NotationConfig,
+  TrustStoreType,
+  ValidationAction,
+  ValidationType,
+  VerificationLevelName,
+} from "../notation/types.js";
 import type { FailurePolicy, Mode, SignatureCheck } from "../types.js";
 
 export const API_VERSION = "tollgate.dev/v1alpha1";
@@ -44,10 +52,13 @@ export interface MaterialSource {
 export type Match = "AnyOf" | "AllOf";
 export type UnmatchedImages = "Allow" | "Deny";
 
-export type NotationLevel = "strict" | "permissive" | "audit";
-export type NotationCheckName = "integrity" | "authenticity" | "authenticTimestamp" | "expiry" | "revocation";
-export type NotationAction = "enforce" | "log" | "skip";
-export type NotationTrustStoreType = "ca" | "signingAuthority" | "tsa";
+// Verifier vocabulary is owned by the verifiers (notation/types.ts, cosign/types.ts); the
+// spec names it in ImagePolicy terms. A level "skip" only comes from a verbatim trust policy
+// document, so the spec's own `level` field cannot say it.
+export type NotationLevel = Exclude<VerificationLevelName, "skip">;
+export type NotationCheckName = ValidationType;
+export type NotationAction = ValidationAction;
+export type NotationTrustStoreType = TrustStoreType;
 
 export interface NotationTrustStoreSpec {
   type: NotationTrustStoreType;
@@ -82,12 +93,7 @@ export interface CosignKeySpec {
   pem: MaterialSource;
 }
 
-export interface CosignIdentitySpec {
-  issuer?: string;
-  issuerRegExp?: string;
-  subject?: string;
-  subjectRegExp?: string;
-}
+export type CosignIdentitySpec = CosignIdentity;
 
 export interface CosignKeylessSpec {
   /** Sigstore trusted root JSON (inline text or object, or a ConfigMap reference). */
@@ -171,47 +177,10 @@ export const DEFAULTS = {
 /** Upper bound for configured TTLs: a verdict older than a day is not a verdict. */
 export const MAX_TTL_SECONDS = 86_400;
 
-// ---- What the signature verifiers get (shapes agreed with src/engine/notation and cosign) ----
+// ---- What the signature verifiers get: their own configuration types, declared once there ----
 
-export interface NotationTrustPolicy {
-  name: string;
-  registryScopes: string[];
-  signatureVerification: {
-    /** "skip" only comes from a verbatim trust policy document. */
-    level: NotationLevel | "skip";
-    override?: Partial<Record<NotationCheckName, NotationAction>>;
-    verifyTimestamp?: "always" | "afterCertExpiry";
-  };
-  /** "type:name" entries, e.g. "ca:acme". */
-  trustStores: string[];
-  trustedIdentities: string[];
-}
-
-export interface NotationTrustStore {
-  type: NotationTrustStoreType;
-  name: string;
-  /** One PEM CERTIFICATE block per entry. */
-  certificates: string[];
-}
-
-export interface NotationConfig {
-  trustPolicies: NotationTrustPolicy[];
-  trustStores: NotationTrustStore[];
-  /** CRL checking; the verification level decides what a revoked or unreachable CRL means. */
-  revocation?: { enabled: boolean; timeoutMs?: number; maxCrlBytes?: number };
-}
-
-export interface CosignConfig {
-  keys?: { name?: string; pem: string }[];
-  keyless?: {
-    /** Parsed sigstore trusted root JSON document. */
-    trustedRoot: unknown;
-    identities: CosignIdentitySpec[];
-    requireTlog?: boolean;
-    requireSct?: boolean;
-  };
-  annotations?: Record<string, string>;
-}
+export type { CosignConfig } from "../cosign/types.js";
+export type { NotationConfig, NotationTrustPolicy, NotationTrustStore } from "../notation/types.js";
 
 export type CompiledVerifier =
   | { name: string; kind: "notation"; notation: NotationConfig }
