@@ -58,6 +58,41 @@ export interface ArtifactSource {
 
 export type VerifierKind = "notation" | "cosign";
 
+/**
+ * The name of the check that decided a SignatureCheck, one spelling style (camelCase). Rego
+ * policies read it (input.verifiers[_].check), so a new name is an addition to that input.
+ */
+export type CheckName =
+  // Any verifier: finding and reading the signature artifacts.
+  | "signature" // none of this kind found, or too many
+  | "subject" // the artifact names another subject, or the subject's descriptor is unknown
+  | "fetch" // a blob could not be fetched
+  | "limits" // a size or count bound
+  | "format" // malformed content
+  | "error" // the verifier reported a non-transient error
+  | "internal"
+  // Notary Project: the trust policy, then notation's validation types in its order.
+  | "trustPolicy"
+  | "skip" // level skip: nothing was verified
+  | "integrity"
+  | "targetArtifact"
+  | "authenticity"
+  | "expiry"
+  | "authenticTimestamp"
+  | "revocation"
+  | "all" // every validation held
+  // cosign: key or keyless material, then the signed payload's claims.
+  | "presence"
+  | "trustedIdentity"
+  | "tlog"
+  | "sct"
+  | "certificate"
+  | "timestamp"
+  | "payloadType"
+  | "payloadDigest"
+  | "dockerReference"
+  | "annotations";
+
 /** The result of checking one signature artifact (or the absence of any) with one verifier. */
 export interface SignatureCheck {
   /** Name of the verifier entry in the policy. */
@@ -67,8 +102,8 @@ export interface SignatureCheck {
   artifactDigest?: string;
   artifactType?: string;
   result: "passed" | "failed" | "error";
-  /** Which check decided, e.g. "integrity", "authenticity", "trustedIdentity", "expiry", "payload-digest". */
-  check?: string;
+  /** Which check decided. */
+  check?: CheckName;
   /** Human sentence: why it failed (or what passed). */
   reason: string;
   signer?: string;

@@ -8,6 +8,7 @@ import type { Bundle } from "@sigstore/bundle";
 import { TrustedRoot } from "@sigstore/protobuf-specs";
 import { type Signer, type TrustMaterial, toSignedEntity, toTrustMaterial, Verifier } from "@sigstore/verify";
 import { EngineError } from "../errors.js";
+import type { CheckName } from "../types.js";
 import type { ParsedBundle } from "./bundle.js";
 import { type CosignIdentity, type CosignKeylessConfig, LIMITS } from "./types.js";
 
@@ -131,7 +132,7 @@ function compileRe(src: string, i: number, field: string): RegExp {
 
 export type KeylessResult =
   | { ok: true; subject: string; issuer: string; signingTime?: string; tlogEntries: number }
-  | { ok: false; check: string; reason: string; subject?: string; issuer?: string };
+  | { ok: false; check: CheckName; reason: string; subject?: string; issuer?: string };
 
 export function verifyKeyless(p: PreparedKeyless, pb: ParsedBundle): KeylessResult {
   return verifyKeylessBundle(p, pb.bundle);
@@ -192,7 +193,7 @@ export function verifyKeylessBundle(p: PreparedKeyless, bundle: Bundle, artifact
   };
 }
 
-function classifySigstoreError(e: unknown): { check: string; reason: string } {
+function classifySigstoreError(e: unknown): { check: CheckName; reason: string } {
   const code = (e as { code?: unknown })?.code;
   const msg = errorMessage(e);
   switch (code) {

@@ -3,6 +3,7 @@
 import { isSupportedDigest } from "../../base/digest.js";
 import { EngineError } from "../errors.js";
 import { canonicalRepository } from "../identity.js";
+import type { CheckName } from "../types.js";
 import { asArray, asObject, asString, asStringMap, parseJsonBytes } from "./json.js";
 import { COSIGN_SIGN_PREDICATE, IN_TOTO_STATEMENT_V1, LIMITS, SIMPLESIGNING_TYPE } from "./types.js";
 
@@ -89,16 +90,16 @@ export function checkStatement(
   st: Statement,
   subjectDigest: string,
   want: Record<string, string> | undefined,
-): { check: string; reason: string } | null {
+): { check: CheckName; reason: string } | null {
   if (st.predicateType !== COSIGN_SIGN_PREDICATE) {
     return {
-      check: "payload-type",
+      check: "payloadType",
       reason: `bundle carries predicate ${st.predicateType.slice(0, 120)}, not a cosign signature (${COSIGN_SIGN_PREDICATE})`,
     };
   }
   const parts = splitDigest(subjectDigest);
   if (!parts)
-    return { check: "payload-digest", reason: `subject digest ${subjectDigest} is not a valid digest` };
+    return { check: "payloadDigest", reason: `subject digest ${subjectDigest} is not a valid digest` };
   const [alg, hex] = parts;
   const matching = st.subjects.filter((s) => s.digest[alg] === hex);
   if (matching.length === 0) {
@@ -106,7 +107,7 @@ export function checkStatement(
       .flatMap((s) => Object.entries(s.digest).map(([a, h]) => `${a}:${h}`))
       .slice(0, 3);
     return {
-      check: "payload-digest",
+      check: "payloadDigest",
       reason: `signed statement names ${named.join(", ") || "no digest"}, not ${subjectDigest}`,
     };
   }
@@ -125,10 +126,10 @@ export function checkSimpleSigning(
   subjectDigest: string,
   want: Record<string, string> | undefined,
   repository: string | undefined,
-): { check: string; reason: string } | null {
+): { check: CheckName; reason: string } | null {
   if (p.manifestDigest !== subjectDigest) {
     return {
-      check: "payload-digest",
+      check: "payloadDigest",
       reason: `signed payload names ${p.manifestDigest.slice(0, 140)}, not ${subjectDigest}`,
     };
   }
@@ -137,7 +138,7 @@ export function checkSimpleSigning(
     normaliseRepository(p.dockerReference) !== normaliseRepository(repository)
   ) {
     return {
-      check: "docker-reference",
+      check: "dockerReference",
       reason: `signed payload names repository ${p.dockerReference.slice(0, 200)}, not ${repository}`,
     };
   }

@@ -2,7 +2,7 @@
 // for the legacy format) found for the subject. Content problems are verdicts ("failed"
 // with a reason); only transient fetch problems are "error"; cancellation throws.
 import { EngineError, toEngineError } from "../errors.js";
-import type { ArtifactSource, Descriptor, DiscoveredArtifact, SignatureCheck } from "../types.js";
+import type { ArtifactSource, CheckName, Descriptor, DiscoveredArtifact, SignatureCheck } from "../types.js";
 import { type ParsedBundle, pae, parseBundle } from "./bundle.js";
 import { decodeBase64 } from "./json.js";
 import { type PreparedKeyless, prepareKeyless, verifyKeyless, verifyKeylessBundle } from "./keyless.js";
@@ -139,7 +139,7 @@ async function fetchLayer(
   ctx: Ctx,
   desc: Descriptor,
   what: string,
-): Promise<{ bytes: Uint8Array } | { result: "failed" | "error"; check: string; reason: string }> {
+): Promise<{ bytes: Uint8Array } | { result: "failed" | "error"; check: CheckName; reason: string }> {
   if (typeof desc.size !== "number" || desc.size < 0 || desc.size > LIMITS.maxLayerBytes) {
     return {
       result: "failed",
@@ -163,7 +163,7 @@ async function fetchLayer(
   }
 }
 
-function contentFailure(e: unknown): { check: string; reason: string } {
+function contentFailure(e: unknown): { check: CheckName; reason: string } {
   const err = toEngineError(e, "MALFORMED");
   if (err.code === "CANCELLED" || err.code === "INTERNAL") throw err;
   return { check: "format", reason: err.message };
@@ -204,7 +204,7 @@ async function checkSimpleSigningLayer(
   layer: Descriptor,
 ): Promise<SignatureCheck> {
   const b = base(ctx, a, { format: "simplesigning", layer: layer.digest });
-  const fail = (check: string, reason: string): SignatureCheck => ({ ...b, result: "failed", check, reason });
+  const fail = failer(b);
   const ann = layer.annotations ?? {};
   const sigText = ann[ANN_SIGNATURE];
   if (typeof sigText !== "string")
@@ -246,7 +246,7 @@ async function checkSimpleSigningLayer(
 
 /** A failed check on top of the artifact's base fields. */
 function failer(b: ReturnType<typeof base>) {
-  return (check: string, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
+  return (check: CheckName, reason: string, extra: Partial<SignatureCheck> = {}): SignatureCheck => ({
     ...b,
     result: "failed",
     check,
@@ -256,7 +256,7 @@ function failer(b: ReturnType<typeof base>) {
 }
 
 /** The payload's claims (digest, annotations); unreadable content is a format failure. */
-function payloadClaims(check: () => { check: string; reason: string } | null) {
+function payloadClaims(check: () => { check: CheckName; reason: string } | null) {
   try {
     return check();
   } catch (e) {

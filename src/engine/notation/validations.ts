@@ -5,7 +5,7 @@
 // orchestrator (verify.ts) applies the level's action (enforce / log / skip) to it.
 import { constants, verify as cryptoVerify } from "node:crypto";
 import { EngineError, isEngineError, toEngineError } from "../errors.js";
-import type { Descriptor } from "../types.js";
+import type { CheckName, Descriptor } from "../types.js";
 import { algorithmForKey, CertificateError, validateChain } from "./chain.js";
 import { parseCose } from "./cose.js";
 import { type CrlCache, checkChainRevocation, defaultCrlCache } from "./crl.js";
@@ -30,7 +30,7 @@ import { bytesEqual, type Cert, isIssuedBy, isSelfSigned, parseCert } from "./x5
 /** A failed check: which one and why. Thrown inside verifyEnvelope, turned into a SignatureCheck. */
 export class CheckFailure extends Error {
   constructor(
-    readonly check: string,
+    readonly check: CheckName,
     message: string,
     readonly result: "failed" | "error" = "failed",
     readonly details?: Record<string, unknown>,

@@ -6,7 +6,7 @@
 import { EngineError, isEngineError, toEngineError } from "../errors.js";
 import type { ArtifactSource, Descriptor, DiscoveredArtifact, SignatureCheck } from "../types.js";
 import type { CrlCache } from "./crl.js";
-import { enforcement, type Enforcement, selectPolicy } from "./policy.js";
+import { type Enforcement, enforcement, selectPolicy } from "./policy.js";
 import {
   ENVELOPE_COSE,
   ENVELOPE_JWS,

@@ -186,9 +186,9 @@ describe("cosign key-pair verification agrees with cosign verify 3.1.1", () => {
     expect(await reasonOf("unsigned image")).toMatchObject([
       { result: "failed", check: "presence", reason: "no cosign signature found" },
     ]);
-    expect((await reasonOf("bundle copied to other image")).map((c) => c.check)).toEqual(["payload-digest"]);
+    expect((await reasonOf("bundle copied to other image")).map((c) => c.check)).toEqual(["payloadDigest"]);
     expect((await reasonOf("legacy .sig copied to other image")).map((c) => c.check)).toEqual([
-      "payload-digest",
+      "payloadDigest",
     ]);
     const src = await reasonOf("source of the copies, right key");
     // One bundle referrer plus one simple-signing layer under the .sig tag, both valid.
@@ -219,6 +219,6 @@ describe("cosign key-pair verification agrees with cosign verify 3.1.1", () => {
       { keys: [{ pem }], requireDockerReference: true },
       { verifierName: "v" },
     );
-    expect(bad).toMatchObject([{ result: "failed", check: "docker-reference" }]);
+    expect(bad).toMatchObject([{ result: "failed", check: "dockerReference" }]);
   }, 120_000);
 });

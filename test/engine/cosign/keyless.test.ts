@@ -146,7 +146,7 @@ describe("keyless cosign verification", () => {
 
   it("fails when the statement names another digest", async () => {
     const checks = await verify({ digest: `sha256:${"ab".repeat(32)}` });
-    expect(checks).toMatchObject([{ result: "failed", check: "payload-digest", signer: SUBJECT }]);
+    expect(checks).toMatchObject([{ result: "failed", check: "payloadDigest", signer: SUBJECT }]);
   });
 
   it("honours required annotations", async () => {

@@ -101,7 +101,7 @@ describe("legacy keyless cosign signatures", () => {
 
   it("fail for a valid signature of another image (transplanted)", async () => {
     const s = await sign({ digest: `sha256:${"ab".repeat(32)}` });
-    expect(await verify(s)).toMatchObject([{ result: "failed", check: "payload-digest" }]);
+    expect(await verify(s)).toMatchObject([{ result: "failed", check: "payloadDigest" }]);
   });
 
   it("fail without the Rekor bundle, unless the policy does not require the log", async () => {
