@@ -1,0 +1,145 @@
+// Validation of a `cosign` verifier: public keys and keyless (trusted root, identities).
+import { errorMessage } from "../../base/errors.js";
+import { arr, bool, type Ctx, describe, isObj, LIMITS, material, type Obj, obj, str } from "./fields.js";
+import type {
+  CosignIdentitySpec,
+  CosignKeylessSpec,
+  CosignKeySpec,
+  CosignVerifierSpec,
+  MaterialSource,
+} from "./model.js";
+import { parsePublicKeyPem } from "./pem.js";
+
+export const checkPublicKey = (text: string): string | undefined => {
+  const r = parsePublicKeyPem(text);
+  return "error" in r ? r.error : undefined;
+};
+
+export const checkTrustedRoot = (text: string): string | undefined => {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    return `not valid JSON (${errorMessage(e)})`;
+  }
+  if (!isObj(v)) return "a sigstore trusted root must be a JSON object";
+  const mt = v.mediaType;
+  if (typeof mt !== "string" || !mt.startsWith("application/vnd.dev.sigstore.trustedroot"))
+    return 'not a sigstore trusted root (mediaType must be "application/vnd.dev.sigstore.trustedroot…")';
+  return undefined;
+};
+
+function regexpField(ctx: Ctx, o: Obj, key: string, path: string): string | undefined {
+  const v = str(ctx, o, key, path, false);
+  if (v === undefined) return undefined;
+  try {
+    new RegExp(v);
+  } catch (e) {
+    ctx.add(`${path}.${key}`, `not a valid regular expression (${errorMessage(e)})`);
+    return undefined;
+  }
+  return v;
+}
+
+export function validateCosign(ctx: Ctx, v: unknown, path: string): CosignVerifierSpec | undefined {
+  const o = obj(ctx, v, path, ["keys", "keyless", "annotations"]);
+  if (!o) return undefined;
+  const out: CosignVerifierSpec = {};
+  const keys = arr(ctx, o, "keys", path, LIMITS.keys);
+  if (keys !== undefined) {
+    const list: CosignKeySpec[] = [];
+    keys.forEach((k, i) => {
+      const at = `${path}.keys[${i}]`;
+      const ko = obj(ctx, k, at, ["name", "pem", "secretRef", "configMapRef"]);
+      if (!ko) return;
+      const name = str(ctx, ko, "name", at, false);
+      const pem = material(ctx, ko, at, "pem", checkPublicKey, LIMITS.pemChars);
+      if (pem) list.push({ ...(name !== undefined ? { name } : {}), pem });
+    });
+    if (keys.length === 0) ctx.add(`${path}.keys`, "must not be empty when given");
+    out.keys = list;
+  }
+  if (o.keyless !== undefined) {
+    const at = `${path}.keyless`;
+    const ko = obj(ctx, o.keyless, at, ["trustedRoot", "identities", "requireTlog", "requireSct"]);
+    if (ko) {
+      let trustedRoot: MaterialSource | undefined;
+      const tr = ko.trustedRoot;
+      if (tr === undefined) ctx.add(`${at}.trustedRoot`, "required (inline JSON or configMapRef)");
+      else if (isObj(tr) && (tr.configMapRef !== undefined || tr.secretRef !== undefined)) {
+        const ro = obj(ctx, tr, `${at}.trustedRoot`, ["configMapRef", "secretRef"]);
+        if (ro) trustedRoot = material(ctx, ro, `${at}.trustedRoot`, "inline", undefined, 0);
+      } else {
+        const text = typeof tr === "string" ? tr : JSON.stringify(tr);
+        trustedRoot = material(
+          ctx,
+          { trustedRoot: text },
+          at,
+          "trustedRoot",
+          checkTrustedRoot,
+          LIMITS.pemChars,
+        );
+      }
+      const ids = arr(ctx, ko, "identities", at, LIMITS.identities);
+      const identities: CosignIdentitySpec[] = [];
+      if (ids === undefined || ids.length === 0) {
+        if (ko.identities === undefined || ids?.length === 0)
+          ctx.add(
+            `${at}.identities`,
+            "at least one identity is required (keyless without identities trusts anyone)",
+          );
+      } else {
+        ids.forEach((id, i) => {
+          const ip = `${at}.identities[${i}]`;
+          const io = obj(ctx, id, ip, ["issuer", "issuerRegExp", "subject", "subjectRegExp"]);
+          if (!io) return;
+          const e: CosignIdentitySpec = {};
+          const issuer = str(ctx, io, "issuer", ip, false);
+          const issuerRegExp = regexpField(ctx, io, "issuerRegExp", ip);
+          const subject = str(ctx, io, "subject", ip, false);
+          const subjectRegExp = regexpField(ctx, io, "subjectRegExp", ip);
+          if (
+            issuer === undefined &&
+            issuerRegExp === undefined &&
+            io.issuer === undefined &&
+            io.issuerRegExp === undefined
+          )
+            ctx.add(ip, "one of issuer, issuerRegExp is required");
+          if (
+            subject === undefined &&
+            subjectRegExp === undefined &&
+            io.subject === undefined &&
+            io.subjectRegExp === undefined
+          )
+            ctx.add(ip, "one of subject, subjectRegExp is required");
+          if (issuer !== undefined) e.issuer = issuer;
+          if (issuerRegExp !== undefined) e.issuerRegExp = issuerRegExp;
+          if (subject !== undefined) e.subject = subject;
+          if (subjectRegExp !== undefined) e.subjectRegExp = subjectRegExp;
+          identities.push(e);
+        });
+      }
+      const requireTlog = bool(ctx, ko, "requireTlog", at, true);
+      const requireSct = bool(ctx, ko, "requireSct", at, true);
+      if (trustedRoot) {
+        const keyless: CosignKeylessSpec = { trustedRoot, identities, requireTlog, requireSct };
+        out.keyless = keyless;
+      }
+    }
+  }
+  if (o.annotations !== undefined) {
+    const ao = isObj(o.annotations) ? o.annotations : undefined;
+    if (!ao) ctx.add(`${path}.annotations`, `must be a map of strings, got ${describe(o.annotations)}`);
+    else {
+      const annotations: Record<string, string> = {};
+      for (const [k, val] of Object.entries(ao)) {
+        if (typeof val !== "string")
+          ctx.add(`${path}.annotations.${k}`, `must be a string, got ${describe(val)}`);
+        else annotations[k] = val;
+      }
+      out.annotations = annotations;
+    }
+  }
+  if (o.keys === undefined && o.keyless === undefined) ctx.add(path, "one of keys, keyless is required");
+  return out;
+}
