@@ -8,7 +8,7 @@ import type { AgentConfig } from "../config/agent.js";
 import { ExemptImages } from "../decision/exempt.js";
 import { isTable, PLUGIN } from "../containerd/config.js";
 import { criImagesConfig, type LoadedConfig, pluginTable } from "./containerd-config.js";
-import type { Finding } from "./doctor.js";
+import type { Finding } from "./doctor-finding.js";
 
 /** containerd 2.1's default sandbox image when the configuration names none. */
 export const DEFAULT_SANDBOX_IMAGE = "registry.k8s.io/pause:3.10";
