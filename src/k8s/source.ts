@@ -1,7 +1,8 @@
 // Kubernetes policy source: informers on Namespaces and the cluster-scoped ImagePolicy CRD
 // (imagepolicies.tollgate.dev/v1alpha1), plus one single-object informer per Secret or
 // ConfigMap that a policy references. It implements the policy model's
-// TrustMaterialResolver against those informers' caches.
+// TrustMaterialResolver against those informers' caches (the per-object informers and the
+// resolver live in trust-watches.ts).
 //
 // Least privilege: the agent never lists or watches Secrets cluster-wide. For each
 // referenced object it lists+watches `/api/v1/namespaces/<ns>/secrets?fieldSelector=
@@ -26,18 +27,12 @@ import {
   CustomObjectsApi,
   type KubeConfig,
   type KubernetesListObject,
-  type KubernetesObject,
 } from "@kubernetes/client-node";
 import { EngineError } from "../engine/errors.js";
-import type { CompiledPolicy, TrustMaterialRef, TrustMaterialResolver } from "../engine/policy/model.js";
-import {
-  type CompiledPolicyLike,
-  engineCompiler,
-  type PolicyCompiler,
-  refKey,
-} from "../policy-source/model.js";
+import type { CompiledPolicy } from "../engine/policy/model.js";
+import { type CompiledPolicyLike, engineCompiler, type PolicyCompiler } from "../policy-source/model.js";
 import { isRecord } from "../base/record.js";
-import { stringMap, trustObjectData } from "../policy-source/objects.js";
+import { stringMap } from "../policy-source/objects.js";
 import { readSnapshot, type SnapshotBody, writeSnapshot } from "../policy-source/snapshot.js";
 import { errorMessage } from "../base/errors.js";
 import { PolicyStore } from "../policy-source/store.js";
@@ -49,6 +44,7 @@ import {
   silentLogger,
 } from "../policy-source/types.js";
 import { type BackoffOptions, DEFAULT_BACKOFF, Reflector } from "./reflector.js";
+import { type KObj, TrustWatches } from "./trust-watches.js";
 
 export const GROUP = "tollgate.dev";
 export const VERSION = "v1alpha1";
@@ -74,16 +70,6 @@ export interface KubernetesSourceOptions<P extends CompiledPolicyLike> {
   snapshot?: { path: string; maxAgeMs: number; refreshMs?: number };
 }
 
-type KObj = KubernetesObject & Record<string, unknown>;
-
-interface TrustWatch {
-  kind: "Secret" | "ConfigMap";
-  namespace: string;
-  name: string;
-  reflector: Reflector<KObj>;
-  synced: Promise<void>;
-}
-
 export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
   extends StoreBackedSource<P>
   implements PolicySource<P>
@@ -96,15 +82,13 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   private readonly custom: CustomObjectsApi;
   private readonly backoff: BackoffOptions;
   private readonly listTimeoutMs: number;
-  private readonly trustSyncTimeoutMs: number;
   private readonly maxPolicies: number;
   private readonly namespaces: Reflector<KObj>;
   private readonly imagePolicies: Reflector<KObj>;
-  private readonly trust = new Map<string, TrustWatch>();
+  private readonly trust: TrustWatches<P>;
   private readonly failing = new Set<string>();
   private readyWaiters: (() => void)[] = [];
   private stopped = true;
-  private gcTimer: NodeJS.Timeout | undefined;
   /** True once the informers synced with the API server (a loaded snapshot is not that). */
   private liveSynced = false;
   private readonly snapshotOpts: KubernetesSourceOptions<P>["snapshot"];
@@ -117,7 +101,6 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     this.log = options.logger ?? silentLogger;
     this.backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
     this.listTimeoutMs = options.listTimeoutMs ?? 30_000;
-    this.trustSyncTimeoutMs = options.trustSyncTimeoutMs ?? 10_000;
     this.maxPolicies = options.maxPolicies ?? 1000;
     this.store = new PolicyStore<P>(
       "kubernetes",
@@ -129,6 +112,18 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     if (this.snapshotOpts) this.store.onChange(() => this.scheduleSnapshot());
     this.core = this.kc.makeApiClient(CoreV1Api);
     this.custom = this.kc.makeApiClient(CustomObjectsApi);
+    this.trust = new TrustWatches<P>({
+      kc: this.kc,
+      core: this.core,
+      backoff: this.backoff,
+      syncTimeoutMs: options.trustSyncTimeoutMs ?? 10_000,
+      store: this.store,
+      stopped: () => this.stopped,
+      timed: (what, p) => this.timed(what, p),
+      onError: (what, e, retry) => this.onReflectorError(what, e, retry),
+      onRecovered: (what) => this.onRecovered(what),
+      onDropped: (what) => this.failing.delete(what),
+    });
 
     this.namespaces = new Reflector<KObj>(
       this.kc,
@@ -200,33 +195,25 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.gcTimer) clearTimeout(this.gcTimer);
     if (this.snapshotTimer) clearTimeout(this.snapshotTimer);
     if (this.snapshotRefresh) clearInterval(this.snapshotRefresh);
-    await Promise.all([
-      this.namespaces.stop(),
-      this.imagePolicies.stop(),
-      ...[...this.trust.values()].map((t) => t.reflector.stop()),
-    ]);
-    this.trust.clear();
+    await Promise.all([this.namespaces.stop(), this.imagePolicies.stop(), this.trust.stop()]);
     await this.store.settle();
     this.store.syncState = "stopped";
   }
 
   /** Per informer: resume point (resourceVersion) and whether it has synced. */
   informers(): { path: string; resourceVersion: string; synced: boolean }[] {
-    return [this.namespaces, this.imagePolicies, ...[...this.trust.values()].map((t) => t.reflector)].map(
-      (r) => ({
-        path: r.path,
-        resourceVersion: r.resourceVersion(),
-        synced: r.synced,
-      }),
-    );
+    return [this.namespaces, this.imagePolicies, ...this.trust.reflectors()].map((r) => ({
+      path: r.path,
+      resourceVersion: r.resourceVersion(),
+      synced: r.synced,
+    }));
   }
 
   /** Trust objects currently watched, as "Kind/namespace/name" (for status and tests). */
   watchedTrustObjects(): string[] {
-    return [...this.trust.keys()].sort();
+    return this.trust.keys();
   }
 
   // ---- informer events ----------------------------------------------------------------
@@ -257,14 +244,14 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
       this.store.reject(name, origin, `more than ${this.maxPolicies} ImagePolicies; this one is ignored`);
       return;
     }
-    void this.store.upsert(name, o, origin, this.resolver).then(() => this.scheduleGc());
+    void this.store.upsert(name, o, origin, this.trust.resolver).then(() => this.trust.scheduleGc());
   }
 
   private onPolicyDeleted(o: KObj): void {
     const name = o.metadata?.name;
     if (!name) return;
     this.store.remove(name, `ImagePolicy/${name}@${o.metadata?.resourceVersion ?? "?"}`);
-    this.scheduleGc();
+    this.trust.scheduleGc();
   }
 
   private onReflectorError(what: string, e: unknown, retryInMs: number): void {
@@ -373,112 +360,6 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     } catch (e) {
       this.log.warn({ snapshot: o.path, err: errorMessage(e) }, "could not write the policy snapshot");
     }
-  }
-
-  // ---- trust material -------------------------------------------------------------------
-
-  private readonly resolver: TrustMaterialResolver = {
-    resolve: async (ref: TrustMaterialRef): Promise<Uint8Array> => {
-      const w = this.ensureTrustWatch(ref);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new EngineError(
-                "REGISTRY_TIMEOUT",
-                `${ref.kind} ${ref.namespace}/${ref.name} could not be read from the API server`,
-              ),
-            ),
-          this.trustSyncTimeoutMs,
-        );
-      });
-      try {
-        await Promise.race([w.synced, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
-      const obj = w.reflector.get(ref.name, ref.namespace);
-      if (!obj) throw new EngineError("NOT_FOUND", `${ref.kind} ${ref.namespace}/${ref.name} does not exist`);
-      const data = trustObjectData(ref.kind, obj);
-      const v = data.get(ref.key);
-      if (!v)
-        throw new EngineError(
-          "NOT_FOUND",
-          `${ref.kind} ${ref.namespace}/${ref.name} has no key "${ref.key}"`,
-        );
-      return v;
-    },
-  };
-
-  private ensureTrustWatch(ref: TrustMaterialRef): TrustWatch {
-    const key = refKey(ref);
-    const existing = this.trust.get(key);
-    if (existing) return existing;
-    const plural = ref.kind === "Secret" ? "secrets" : "configmaps";
-    const fieldSelector = `metadata.name=${ref.name}`;
-    let markSynced = () => {};
-    const synced = new Promise<void>((r) => {
-      markSynced = r;
-    });
-    const onChange = () => {
-      // Recompile the policies built from this object; their revision follows the bytes.
-      const names = this.store.dependentsOf(new Set([key]));
-      if (names.length > 0) void this.store.recompile(names, this.resolver).then(() => this.scheduleGc());
-    };
-    const list = () =>
-      this.timed(
-        `list ${plural}`,
-        (ref.kind === "Secret"
-          ? this.core.listNamespacedSecret({ namespace: ref.namespace, fieldSelector })
-          : this.core.listNamespacedConfigMap({
-              namespace: ref.namespace,
-              fieldSelector,
-            })) as unknown as Promise<KubernetesListObject<KObj>>,
-      );
-    let initial = true;
-    const reflector = new Reflector<KObj>(
-      this.kc,
-      `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/${plural}`,
-      list,
-      {
-        // Events of the initial list are not changes: the compile waiting on `synced` reads them.
-        add: () => initial || onChange(),
-        update: () => initial || onChange(),
-        delete: () => initial || onChange(),
-        synced: () => {
-          initial = false;
-          markSynced();
-        },
-        error: (e, retry) => this.onReflectorError(`${ref.kind} ${ref.namespace}/${ref.name}`, e, retry),
-        recovered: () => this.onRecovered(`${ref.kind} ${ref.namespace}/${ref.name}`),
-      },
-      this.backoff,
-      fieldSelector,
-    );
-    const w: TrustWatch = { kind: ref.kind, namespace: ref.namespace, name: ref.name, reflector, synced };
-    this.trust.set(key, w);
-    if (!this.stopped) reflector.start();
-    return w;
-  }
-
-  /** Stops informers for trust objects no policy references (after compiles settle). */
-  private scheduleGc(): void {
-    if (this.gcTimer || this.stopped) return;
-    this.gcTimer = setTimeout(() => {
-      this.gcTimer = undefined;
-      void this.store.settle().then(() => {
-        if (this.stopped) return;
-        const used = this.store.referencedKeys();
-        for (const [key, w] of this.trust) {
-          if (used.has(key)) continue;
-          this.trust.delete(key);
-          this.failing.delete(`${w.kind} ${w.namespace}/${w.name}`);
-          void w.reflector.stop();
-        }
-      });
-    }, 100);
-    this.gcTimer.unref();
   }
 
   private timed<T>(what: string, p: Promise<T>): Promise<T> {
