@@ -180,3 +180,22 @@ export function material(
   }
   return { inline: text };
 }
+
+/**
+ * A JSON document (trusted root, trust policy) given inline — as an object or as JSON text —
+ * or as a Secret/ConfigMap reference; `check` validates the inline text.
+ */
+export function jsonMaterial(
+  ctx: Ctx,
+  v: unknown,
+  path: string,
+  key: string,
+  check: (text: string) => string | undefined,
+): MaterialSource | undefined {
+  if (isObj(v) && (v.configMapRef !== undefined || v.secretRef !== undefined)) {
+    const ro = obj(ctx, v, `${path}.${key}`, ["configMapRef", "secretRef"]);
+    return ro ? material(ctx, ro, `${path}.${key}`, "inline", undefined, 0) : undefined;
+  }
+  const text = typeof v === "string" ? v : JSON.stringify(v);
+  return material(ctx, { [key]: text }, path, key, check, LIMITS.pemChars);
+}

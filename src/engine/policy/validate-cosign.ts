@@ -1,6 +1,18 @@
 // Validation of a `cosign` verifier: public keys and keyless (trusted root, identities).
 import { errorMessage } from "../../base/errors.js";
-import { arr, bool, type Ctx, describe, isObj, LIMITS, material, type Obj, obj, str } from "./fields.js";
+import {
+  arr,
+  bool,
+  type Ctx,
+  describe,
+  isObj,
+  jsonMaterial,
+  LIMITS,
+  material,
+  type Obj,
+  obj,
+  str,
+} from "./fields.js";
 import type {
   CosignIdentitySpec,
   CosignKeylessSpec,
@@ -66,20 +78,7 @@ export function validateCosign(ctx: Ctx, v: unknown, path: string): CosignVerifi
       let trustedRoot: MaterialSource | undefined;
       const tr = ko.trustedRoot;
       if (tr === undefined) ctx.add(`${at}.trustedRoot`, "required (inline JSON or configMapRef)");
-      else if (isObj(tr) && (tr.configMapRef !== undefined || tr.secretRef !== undefined)) {
-        const ro = obj(ctx, tr, `${at}.trustedRoot`, ["configMapRef", "secretRef"]);
-        if (ro) trustedRoot = material(ctx, ro, `${at}.trustedRoot`, "inline", undefined, 0);
-      } else {
-        const text = typeof tr === "string" ? tr : JSON.stringify(tr);
-        trustedRoot = material(
-          ctx,
-          { trustedRoot: text },
-          at,
-          "trustedRoot",
-          checkTrustedRoot,
-          LIMITS.pemChars,
-        );
-      }
+      else trustedRoot = jsonMaterial(ctx, tr, at, "trustedRoot", checkTrustedRoot);
       const ids = arr(ctx, ko, "identities", at, LIMITS.identities);
       const identities: CosignIdentitySpec[] = [];
       if (ids === undefined || ids.length === 0) {

@@ -6,7 +6,7 @@ import {
   arr,
   type Ctx,
   describe,
-  isObj,
+  jsonMaterial,
   LIMITS,
   material,
   NAME_RE,
@@ -16,7 +16,6 @@ import {
   str,
 } from "./fields.js";
 import type {
-  MaterialSource,
   NotationAction,
   NotationCheckName,
   NotationDocumentVerifierSpec,
@@ -112,22 +111,7 @@ function notationDocument(ctx: Ctx, o: Obj, path: string): NotationDocumentVerif
   for (const k of ["level", "override", "trustedIdentities"])
     if (o[k] !== undefined)
       ctx.add(`${path}.${k}`, "not allowed with trustPolicy (the trust policy document decides it)");
-  const tp = o.trustPolicy;
-  let trustPolicy: MaterialSource | undefined;
-  if (isObj(tp) && (tp.configMapRef !== undefined || tp.secretRef !== undefined)) {
-    const ro = obj(ctx, tp, `${path}.trustPolicy`, ["configMapRef", "secretRef"]);
-    if (ro) trustPolicy = material(ctx, ro, `${path}.trustPolicy`, "inline", undefined, 0);
-  } else {
-    const text = typeof tp === "string" ? tp : JSON.stringify(tp);
-    trustPolicy = material(
-      ctx,
-      { trustPolicy: text },
-      path,
-      "trustPolicy",
-      checkNotationTrustPolicy,
-      LIMITS.pemChars,
-    );
-  }
+  const trustPolicy = jsonMaterial(ctx, o.trustPolicy, path, "trustPolicy", checkNotationTrustPolicy);
   const trustStores = notationStores(
     ctx,
     o,

@@ -192,10 +192,12 @@ export class Authorizer {
     const tls = url.host === ep.host ? this.deps.tlsFor(ep) : undefined;
     const headers: Record<string, string> = { "user-agent": this.deps.userAgent };
     this.deps.stats.tokenFetches++;
-    let res: HttpResponse;
     const what = `token for ${scope}`;
+    // An identity token is exchanged with an OAuth2 refresh_token POST; otherwise a GET,
+    // with Basic credentials when there are any (distribution's token authentication).
+    let form: string | undefined;
     if (cred?.identityToken) {
-      const form = new URLSearchParams({
+      form = new URLSearchParams({
         grant_type: "refresh_token",
         refresh_token: cred.identityToken,
         service,
@@ -203,33 +205,23 @@ export class Authorizer {
         client_id: "tollgate",
       }).toString();
       headers["content-type"] = "application/x-www-form-urlencoded";
-      res = await this.deps.exchange({
-        url,
-        headers,
-        maxBytes: this.deps.maxTokenBytes,
-        what,
-        kind: "token",
-        tls,
-        signal,
-        method: "POST",
-        body: form,
-      });
     } else {
       if (service) url.searchParams.set("service", service);
       if (scope) url.searchParams.set("scope", scope);
       if (cred?.username) {
         headers.authorization = `Basic ${Buffer.from(`${cred.username}:${cred.password ?? ""}`).toString("base64")}`;
       }
-      res = await this.deps.exchange({
-        url,
-        headers,
-        maxBytes: this.deps.maxTokenBytes,
-        what,
-        kind: "token",
-        tls,
-        signal,
-      });
     }
+    const res = await this.deps.exchange({
+      url,
+      headers,
+      maxBytes: this.deps.maxTokenBytes,
+      what,
+      kind: "token",
+      tls,
+      signal,
+      ...(form !== undefined ? { method: "POST" as const, body: form } : {}),
+    });
     if (res.status !== 200) {
       const err = statusError(res, what);
       throw new EngineError(
