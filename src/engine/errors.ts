@@ -26,6 +26,8 @@ export type ErrorCode =
   | "TIMEOUT"
   // the agent's bounds on concurrent verifications / bytes held were reached (limits.ts)
   | "CAPACITY"
+  // no verified Sigstore trusted root could be had from its TUF mirror or cache
+  | "TRUST_ROOT_UNAVAILABLE"
   | "INTERNAL";
 
 /** Codes for which a verification "could not complete" (failure policy applies). */
@@ -40,6 +42,7 @@ export const TRANSIENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CANCELLED",
   "TIMEOUT",
   "CAPACITY",
+  "TRUST_ROOT_UNAVAILABLE",
   "INTERNAL",
 ]);
 
