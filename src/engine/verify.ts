@@ -36,6 +36,7 @@ import {
 } from "./cache.js";
 import type { VerificationLimits } from "./limits.js";
 import type { CompiledPolicy } from "./policy/model.js";
+import type { TrustedRootResolver } from "./sigstore-trust/types.js";
 import type { Outcome, Subject, Verdict } from "./types.js";
 import { type CallerBudget, waitWithin, withinLimits } from "./verification/budget.js";
 import { checkSubject, hasDigestAndName, nameDecision } from "./verification/input.js";
@@ -56,6 +57,8 @@ export interface CoreOptions {
   verificationTimeoutMs?: number;
   /** Global and per-registry bounds on running verifications and bytes they hold (limits.ts). */
   limits?: VerificationLimits;
+  /** Sigstore trusted roots named by TUF mirror in keyless verifiers (sigstore-trust/). */
+  trustedRoots?: TrustedRootResolver;
 }
 
 export interface EngineStats extends VerdictCacheStats {
@@ -104,7 +107,11 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
   function sharedRun(subject: Subject, policy: CompiledPolicy, resultRev: string): Promise<SignatureResult> {
     const run = async () => {
       counters.verifications++;
-      const result = await verifySignatures(deps, subject, policy, resultRev, { now, budgetMs });
+      const result = await verifySignatures(deps, subject, policy, resultRev, {
+        now,
+        budgetMs,
+        trustedRoots: opts.trustedRoots,
+      });
       if (cacheable(subject, result)) cache.set(result, policy.cache);
       return result;
     };
@@ -120,7 +127,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     const named = nameDecision(j);
     if (named) return count(named);
     // 2. Cache: signature results for digest × result revision, judged for this caller.
-    const resultRev = resultRevision(subject, policy);
+    const resultRev = resultRevision(subject, policy, opts.trustedRoots);
     const hit = cache.get(subject.digest, resultRev);
     if (hit) return count(judgeSignatures(j, hit));
     // 3. Single flight: one shared verification per key, within the limits and its budget.
@@ -150,7 +157,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
       return undefined; // verify() reports the invalid reference
     }
     if (named) return count(named);
-    const hit = cache.get(subject.digest, resultRevision(subject, policy));
+    const hit = cache.get(subject.digest, resultRevision(subject, policy, opts.trustedRoots));
     return hit ? count(judgeSignatures(j, hit)) : undefined;
   }
 

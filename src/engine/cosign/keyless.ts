@@ -32,6 +32,13 @@ const prepared = new WeakMap<CosignKeylessConfig, PreparedKeyless>();
 export function prepareKeyless(cfg: CosignKeylessConfig): PreparedKeyless {
   const hit = prepared.get(cfg);
   if (hit) return hit;
+  if (cfg.trustedRoot === undefined && cfg.tuf) {
+    // The engine puts the TUF-fetched root in place before verifiers run (sigstore-trust/resolve.ts).
+    throw new EngineError(
+      "TRUST_ROOT_UNAVAILABLE",
+      `the trusted root comes from TUF mirror ${cfg.tuf.mirror}, but no TUF client is configured here`,
+    );
+  }
   const p: PreparedKeyless = {
     trust: loadTrustedRoot(cfg.trustedRoot),
     identities: compileIdentities(cfg.identities),

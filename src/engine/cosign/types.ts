@@ -1,5 +1,6 @@
 // Cosign verifier configuration (the policy layer builds this) and the artifact shapes
 // cosign 3.1.1 writes (protocols.md §7.3).
+import type { TufSource } from "../sigstore-trust/types.js";
 
 /** A trusted signing key. `pem` is a PUBLIC KEY (SPKI) PEM; "RSA PUBLIC KEY" is accepted too. */
 export interface CosignKey {
@@ -21,7 +22,9 @@ export interface CosignIdentity {
 
 export interface CosignKeylessConfig {
   /** Parsed trusted_root.json (Sigstore TrustedRoot, JSON form). */
-  trustedRoot: unknown;
+  trustedRoot?: unknown;
+  /** Where the engine gets the trusted root instead (engine/sigstore-trust). */
+  tuf?: TufSource;
   identities: CosignIdentity[];
   /** Require at least one verified transparency-log entry. Default true. */
   requireTlog?: boolean;

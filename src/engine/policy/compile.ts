@@ -19,7 +19,10 @@ import {
   type ParsedPolicy,
   type TrustMaterialRef,
   type TrustMaterialResolver,
+  type TufTrustedRootSpec,
 } from "./model.js";
+import { checkTufRoot, embeddedRoot, tufSource, verifyTufRoot } from "../sigstore-trust/source.js";
+import type { TufSource } from "../sigstore-trust/types.js";
 import { compilePatterns } from "./patterns.js";
 import { parseCertificateBundle, parsePublicKeyPem } from "./pem.js";
 import { loadRego } from "./rego.js";
@@ -76,6 +79,31 @@ class Resolver {
     const where = src.inline !== undefined ? `${path}.${inlineKey}` : r.where;
     return { text: Buffer.from(r.bytes).toString("utf8"), where };
   }
+}
+
+/** The initial TUF root (given or shipped), checked: it must verify under its own root keys. */
+async function compileTufSource(
+  spec: TufTrustedRootSpec,
+  path: string,
+  res: Resolver,
+): Promise<TufSource | undefined> {
+  let text = embeddedRoot(spec.mirror);
+  if (spec.root) {
+    const got = await res.bytes(spec.root, `${path}.root`);
+    if (!got) return undefined;
+    const t = Buffer.from(got.bytes).toString("utf8");
+    const why = checkTufRoot(t) ?? (await verifyTufRoot(t));
+    if (why) {
+      res.issues.push({ path: got.where, message: why });
+      return undefined;
+    }
+    text = t;
+  }
+  if (text === undefined) {
+    res.issues.push({ path: `${path}.root`, message: `no initial TUF root for mirror ${spec.mirror}` });
+    return undefined;
+  }
+  return tufSource(spec.mirror, text, spec.refreshIntervalSeconds);
 }
 
 /** Validates, resolves and compiles a raw ImagePolicy document. Throws PolicyValidationError. */
@@ -170,9 +198,30 @@ export async function compileParsed(
         }
         fp.keys = keyFps;
       }
-      if (c.keyless) {
+      if (c.keyless?.tuf) {
         const kl = c.keyless;
-        const t = await res.text(kl.trustedRoot, `${path}.cosign.keyless`, "trustedRoot");
+        const tuf = await compileTufSource(kl.tuf!, `${path}.cosign.keyless.trustedRoot.tuf`, res);
+        if (tuf) {
+          cfg.keyless = {
+            tuf,
+            identities: kl.identities,
+            requireTlog: kl.requireTlog,
+            requireSct: kl.requireSct,
+          };
+          fp.keyless = {
+            tuf: {
+              mirror: tuf.mirror,
+              root: tuf.rootDigest,
+              refreshIntervalSeconds: tuf.refreshIntervalSeconds,
+            },
+            identities: kl.identities,
+            requireTlog: kl.requireTlog,
+            requireSct: kl.requireSct,
+          };
+        }
+      } else if (c.keyless?.trustedRoot) {
+        const kl = c.keyless;
+        const t = await res.text(kl.trustedRoot!, `${path}.cosign.keyless`, "trustedRoot");
         if (t) {
           const why = checkTrustedRoot(t.text);
           if (why) res.issues.push({ path: t.where, message: why });

@@ -191,11 +191,12 @@ export function jsonMaterial(
   path: string,
   key: string,
   check: (text: string) => string | undefined,
+  maxChars: number = LIMITS.pemChars,
 ): MaterialSource | undefined {
   if (isObj(v) && (v.configMapRef !== undefined || v.secretRef !== undefined)) {
     const ro = obj(ctx, v, `${path}.${key}`, ["configMapRef", "secretRef"]);
     return ro ? material(ctx, ro, `${path}.${key}`, "inline", undefined, 0) : undefined;
   }
   const text = typeof v === "string" ? v : JSON.stringify(v);
-  return material(ctx, { [key]: text }, path, key, check, LIMITS.pemChars);
+  return material(ctx, { [key]: text }, path, key, check, maxChars);
 }

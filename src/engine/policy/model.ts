@@ -95,9 +95,19 @@ export interface CosignKeySpec {
 
 export type CosignIdentitySpec = CosignIdentity;
 
+/** The Sigstore trusted root from a TUF repository (docs/keyless.md). */
+export interface TufTrustedRootSpec {
+  /** Metadata base URL; default the public-good instance. */
+  mirror: string;
+  /** The TUF root.json the chain starts from; absent = the root shipped for the public-good instance. */
+  root?: MaterialSource;
+  refreshIntervalSeconds: number;
+}
+
 export interface CosignKeylessSpec {
-  /** Sigstore trusted root JSON (inline text or object, or a ConfigMap reference). */
-  trustedRoot: MaterialSource;
+  /** Sigstore trusted root JSON (inline text or object, or a ConfigMap reference); or `tuf`. */
+  trustedRoot?: MaterialSource;
+  tuf?: TufTrustedRootSpec;
   identities: CosignIdentitySpec[];
   requireTlog: boolean;
   requireSct: boolean;

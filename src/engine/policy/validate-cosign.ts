@@ -13,12 +13,24 @@ import {
   obj,
   str,
 } from "./fields.js";
+import {
+  checkMirror,
+  checkTufRoot,
+  DEFAULT_REFRESH_SECONDS,
+  embeddedRoot,
+  MAX_REFRESH_SECONDS,
+  MAX_ROOT_BYTES,
+  MIN_REFRESH_SECONDS,
+  normaliseMirror,
+  PUBLIC_GOOD_MIRROR,
+} from "../sigstore-trust/source.js";
 import type {
   CosignIdentitySpec,
   CosignKeylessSpec,
   CosignKeySpec,
   CosignVerifierSpec,
   MaterialSource,
+  TufTrustedRootSpec,
 } from "./model.js";
 import { parsePublicKeyPem } from "./pem.js";
 
@@ -40,6 +52,42 @@ export const checkTrustedRoot = (text: string): string | undefined => {
     return 'not a sigstore trusted root (mediaType must be "application/vnd.dev.sigstore.trustedroot…")';
   return undefined;
 };
+
+/** `trustedRoot.tuf`: the trusted root from a TUF repository (mirror, initial root, interval). */
+function tufTrustedRoot(ctx: Ctx, v: unknown, at: string): TufTrustedRootSpec | undefined {
+  const o = obj(ctx, v ?? {}, at, ["mirror", "root", "refreshIntervalSeconds"]);
+  if (!o) return undefined;
+  const n = ctx.issues.length;
+  const given = str(ctx, o, "mirror", at, false);
+  const mirror = normaliseMirror(given ?? PUBLIC_GOOD_MIRROR);
+  const bad = given === undefined ? undefined : checkMirror(given);
+  if (bad) ctx.add(`${at}.mirror`, bad);
+  let root: MaterialSource | undefined;
+  if (o.root === undefined) {
+    if (!bad && embeddedRoot(mirror) === undefined)
+      ctx.add(
+        `${at}.root`,
+        `required for mirror ${mirror}: only the public-good instance's (${PUBLIC_GOOD_MIRROR}) initial TUF root ships with Tollgate`,
+      );
+  } else root = jsonMaterial(ctx, o.root, at, "root", checkTufRoot, MAX_ROOT_BYTES);
+  let refreshIntervalSeconds = DEFAULT_REFRESH_SECONDS;
+  const ri = o.refreshIntervalSeconds;
+  if (ri !== undefined) {
+    if (
+      typeof ri !== "number" ||
+      !Number.isInteger(ri) ||
+      ri < MIN_REFRESH_SECONDS ||
+      ri > MAX_REFRESH_SECONDS
+    )
+      ctx.add(
+        `${at}.refreshIntervalSeconds`,
+        `must be an integer between ${MIN_REFRESH_SECONDS} and ${MAX_REFRESH_SECONDS}, got ${JSON.stringify(ri)}`,
+      );
+    else refreshIntervalSeconds = ri;
+  }
+  if (ctx.issues.length > n) return undefined;
+  return { mirror, ...(root ? { root } : {}), refreshIntervalSeconds };
+}
 
 function regexpField(ctx: Ctx, o: Obj, key: string, path: string): string | undefined {
   const v = str(ctx, o, key, path, false);
@@ -76,9 +124,13 @@ export function validateCosign(ctx: Ctx, v: unknown, path: string): CosignVerifi
     const ko = obj(ctx, o.keyless, at, ["trustedRoot", "identities", "requireTlog", "requireSct"]);
     if (ko) {
       let trustedRoot: MaterialSource | undefined;
+      let tuf: TufTrustedRootSpec | undefined;
       const tr = ko.trustedRoot;
-      if (tr === undefined) ctx.add(`${at}.trustedRoot`, "required (inline JSON or configMapRef)");
-      else trustedRoot = jsonMaterial(ctx, tr, at, "trustedRoot", checkTrustedRoot);
+      if (tr === undefined) ctx.add(`${at}.trustedRoot`, "required (inline JSON, configMapRef or tuf)");
+      else if (isObj(tr) && tr.tuf !== undefined) {
+        const ro = obj(ctx, tr, `${at}.trustedRoot`, ["tuf"]);
+        if (ro) tuf = tufTrustedRoot(ctx, ro.tuf, `${at}.trustedRoot.tuf`);
+      } else trustedRoot = jsonMaterial(ctx, tr, at, "trustedRoot", checkTrustedRoot);
       const ids = arr(ctx, ko, "identities", at, LIMITS.identities);
       const identities: CosignIdentitySpec[] = [];
       if (ids === undefined || ids.length === 0) {
@@ -120,8 +172,13 @@ export function validateCosign(ctx: Ctx, v: unknown, path: string): CosignVerifi
       }
       const requireTlog = bool(ctx, ko, "requireTlog", at, true);
       const requireSct = bool(ctx, ko, "requireSct", at, true);
-      if (trustedRoot) {
-        const keyless: CosignKeylessSpec = { trustedRoot, identities, requireTlog, requireSct };
+      if (trustedRoot || tuf) {
+        const keyless: CosignKeylessSpec = {
+          ...(tuf ? { tuf } : { trustedRoot }),
+          identities,
+          requireTlog,
+          requireSct,
+        };
         out.keyless = keyless;
       }
     }

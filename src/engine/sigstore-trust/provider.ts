@@ -197,7 +197,8 @@ export class TufTrustedRoots implements TrustedRootResolver {
     try {
       const r = await (await loadTufUpdate()).loadFromCache(e.src, this.dir(e.src));
       if (r && !e.held) e.held = snapshot(r, "cache");
-      if (!r && this.opts.offline) this.fail(e, `no cached trusted root from ${e.src.mirror} in ${this.opts.cacheDir}`);
+      if (!r && this.opts.offline)
+        this.fail(e, `no cached trusted root from ${e.src.mirror} in ${this.opts.cacheDir}`);
     } catch (err) {
       this.fail(e, (err as Error).message);
     }

@@ -99,8 +99,7 @@ function describeTufError(e: unknown, mirror: string): string {
   const err = e as Error & { cause?: unknown; statusCode?: number };
   const name = err?.constructor?.name ?? "Error";
   let msg = err instanceof Error ? err.message : String(e);
-  if (err?.name === "TimeoutError" || /aborted due to timeout/i.test(msg))
-    msg = "the request timed out";
+  if (err?.name === "TimeoutError" || /aborted due to timeout/i.test(msg)) msg = "the request timed out";
   else if (err instanceof TypeError && err.cause instanceof Error) msg = `${msg}: ${err.cause.message}`;
   switch (name) {
     case "ExpiredMetadataError":
@@ -206,7 +205,8 @@ export async function refreshFromMirror(
     file = (await updater.findCachedTarget(info)) ?? (await updater.downloadTarget(info));
   } catch (e) {
     if (e instanceof EngineError) throw e;
-    const why = all.aborted && signal?.aborted ? "the refresh was cancelled" : describeTufError(e, src.mirror);
+    const why =
+      all.aborted && signal?.aborted ? "the refresh was cancelled" : describeTufError(e, src.mirror);
     throw new EngineError("TRUST_ROOT_UNAVAILABLE", why, { cause: e });
   }
   const bytes = await readFile(file);
@@ -251,11 +251,9 @@ export async function loadFromCache(src: TufSource, dir: string): Promise<TufRes
     if (!info) throw new Error(`its targets metadata names no ${TRUSTED_ROOT_TARGET}`);
     await info.verify(createReadStream(target));
   } catch (e) {
-    throw new EngineError(
-      "TRUST_ROOT_UNAVAILABLE",
-      `${where} does not verify: ${(e as Error).message}`,
-      { cause: e },
-    );
+    throw new EngineError("TRUST_ROOT_UNAVAILABLE", `${where} does not verify: ${(e as Error).message}`, {
+      cause: e,
+    });
   }
   const bytes = await readFile(target);
   const json = checkTrustedRootBytes(bytes, where);
@@ -268,11 +266,7 @@ export async function loadFromCache(src: TufSource, dir: string): Promise<TufRes
     json,
     digest: createHash("sha256").update(bytes).digest("hex"),
     rootVersion: root.signed.version,
-    expires: expiriesOf([
-      root,
-      targets,
-      ...(metas as Array<{ signed: { expires: string } } | undefined>),
-    ]),
+    expires: expiriesOf([root, targets, ...(metas as Array<{ signed: { expires: string } } | undefined>)]),
     fetchedAt: lastGood ?? have.mtime.toISOString(),
   };
 }

@@ -5,6 +5,8 @@ import { type AttestationSource, judgeAttestations } from "../attest/index.js";
 import { abortable } from "../abortable.js";
 import { EngineError, toEngineError } from "../errors.js";
 import type { CompiledPolicy } from "../policy/model.js";
+import { withTrustedRoots } from "../sigstore-trust/resolve.js";
+import type { TrustedRootResolver } from "../sigstore-trust/types.js";
 import type { Subject } from "../types.js";
 import { artifactKinds, runVerifier } from "./checks.js";
 import { combine, summariseAll } from "./combine.js";
@@ -14,15 +16,17 @@ export interface RunOptions {
   now: () => Date;
   /** Budget of the whole run; on expiry it stops with a transient TIMEOUT. */
   budgetMs: number;
+  /** Where keyless verifiers whose trusted root comes from TUF get it (sigstore-trust/). */
+  trustedRoots?: TrustedRootResolver;
 }
 
 /** One full verification → signature results, filed under `resultRev`; never throws. */
 export async function verifySignatures(
   deps: EngineDeps,
   subject: Subject,
-  policy: CompiledPolicy,
+  given: CompiledPolicy,
   resultRev: string,
-  { now, budgetMs }: RunOptions,
+  { now, budgetMs, trustedRoots }: RunOptions,
 ): Promise<SignatureResult> {
   const started = performance.now();
   const ac = new AbortController();
@@ -35,13 +39,15 @@ export async function verifySignatures(
     outcome: "failed",
     subject: { reference: subject.reference, digest: subject.digest },
     // The key's revision (resultRevision), which is what the cache files it under.
-    policy: { name: policy.name, revision: resultRev },
+    policy: { name: given.name, revision: resultRev },
     checks: [],
     decidedAt: "",
     durationMs: 0,
     cached: false,
   };
   try {
+    // The TUF-held trusted root, put in place for the keyless verifiers that name it.
+    const policy = await abortable(withTrustedRoots(given, trustedRoots, ac.signal), ac.signal);
     const source = await abortable(
       deps.discover(subject, { signal: ac.signal, kinds: artifactKinds(policy) }),
       ac.signal,

@@ -52,8 +52,8 @@ afterEach(async () => {
 });
 
 const orgOf = (json: unknown) =>
-  (json as { certificateAuthorities: Array<{ subject: { organization: string } }> }).certificateAuthorities[0]!
-    .subject.organization;
+  (json as { certificateAuthorities: Array<{ subject: { organization: string } }> })
+    .certificateAuthorities[0]!.subject.organization;
 
 async function unavailable(p: Promise<unknown>): Promise<EngineError> {
   const e = await p.then(
@@ -182,7 +182,9 @@ describe("trusted root through TUF (local repository on 127.0.0.1)", () => {
   });
 
   it("refuses tampered signed metadata (signature no longer verifies)", async () => {
-    repo.tamper("timestamp.json", (t) => t.replace(/"version":(\d+)/, (_m, v) => `"version":${Number(v) + 5}`));
+    repo.tamper("timestamp.json", (t) =>
+      t.replace(/"version":(\d+)/, (_m, v) => `"version":${Number(v) + 5}`),
+    );
     const roots = new TufTrustedRoots({ cacheDir: dir });
     const e = await unavailable(roots.get(src));
     expect(e.message).toMatch(/refused \(UnsignedMetadataError/);
