@@ -2,6 +2,7 @@
 // only: the pull verifier imports them without pulling in any agent code.
 
 import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
+import type { TrustSourceStatus } from "../engine/index.js";
 import type { Descriptor } from "../engine/types.js";
 
 /** POST /v1/pull-verdict */
@@ -38,6 +39,8 @@ export interface AgentStatus {
   exemptImages: string[];
   /** Registry credential providers: calls, cache hits, last failure (never a credential). */
   credentialProviders?: ProviderStatus[];
+  /** Sigstore trusted roots from TUF mirrors: state, fetched at, expires, last error. */
+  sigstoreTrust?: TrustSourceStatus[];
 }
 
 export interface SyncAuditSummary {

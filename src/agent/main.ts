@@ -21,6 +21,7 @@ import { Gate } from "./gate.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";
+import { TrustedRootWatch } from "./sigstore-trust.js";
 import { PullDecider } from "../decision/pull.js";
 import { pullScopeFor } from "../decision/pull-scope.js";
 import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "../decision/wiring.js";
@@ -50,11 +51,16 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     cfg,
     log.child({ component: "policy-source" }),
   );
+  const trust = new TrustedRootWatch(metrics.registry, log.child({ component: "sigstore-trust" }));
   const engine =
     deps.engine ??
-    createAgentEngine(cfg, (ev) => {
-      if (ev.error) metrics.registryErrors.inc({ code: ev.error });
-    });
+    createAgentEngine(
+      cfg,
+      (ev) => {
+        if (ev.error) metrics.registryErrors.inc({ code: ev.error });
+      },
+      { onTrustRefresh: trust.onRefresh },
+    );
   metrics.watchLimits(() => engine.limits.stats());
   const images = new ContainerdImages({
     address: cfg.containerd.address,
@@ -116,6 +122,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
 
   await source.start();
   cachedImages.start();
+  const stopTrust = engine.trustedRoots ? trust.watch(engine.trustedRoots, source) : () => {};
   source.onChange(() => {
     const st = source.status();
     log.info(
@@ -157,6 +164,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       exemptNamespaces: cfg.policy.exemptNamespaces,
       exemptImages: cfg.policy.exemptImages,
       credentialProviders: engine.credentials.status(),
+      sigstoreTrust: engine.trustedRoots?.status() ?? [],
     };
   };
   const handlers = {
@@ -202,6 +210,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       await apiListener.stop();
       if (metricsServer) await closeServer(metricsServer);
       await source.stop().catch(() => {});
+      stopTrust();
       cachedImages.close();
       images.close();
       criImages.close();

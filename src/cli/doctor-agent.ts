@@ -4,6 +4,7 @@ import { errorMessage } from "../base/errors.js";
 import { isTable } from "../containerd/config.js";
 import { agentGet } from "./agent-client.js";
 import type { Add } from "./doctor-finding.js";
+import { checkSigstoreTrust } from "./doctor-sigstore.js";
 
 export async function checkAgent(socket: string, add: Add): Promise<void> {
   const fixStart = "check the agent DaemonSet pod (kubectl -n <ns> logs) or start `tollgate agent`";
@@ -73,6 +74,7 @@ export async function checkAgent(socket: string, add: Add): Promise<void> {
     });
   }
   if (!status) return;
+  checkSigstoreTrust(status, add);
   const policies = Array.isArray(status.policies) ? status.policies : [];
   if (policies.length === 0)
     add({

@@ -8,7 +8,7 @@ import { ExemptImages } from "../decision/exempt.js";
 import { createPolicySource, startSynced } from "../decision/wiring.js";
 import { isEngineError, toEngineError } from "../engine/errors.js";
 import { classifyCriImage, storedName } from "../engine/identity.js";
-import { createEngine } from "../engine/index.js";
+import { createEngine, TufTrustedRoots, userTufCache } from "../engine/index.js";
 import { compilePolicy } from "../engine/policy/compile.js";
 import { isPolicyValidationError } from "../engine/policy/errors.js";
 import type { CompiledPolicy } from "../engine/policy/model.js";
@@ -161,6 +161,8 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     },
     verificationTimeoutMs: timeoutMs,
     cache: { maxEntries: 16 },
+    // Keyless roots named by a TUF mirror: fetched (and cached) like the agent does.
+    trustedRoots: new TufTrustedRoots({ cacheDir: cfg?.sigstore.tufCacheDir ?? userTufCache() }),
   });
   let source: PolicySource<CompiledPolicy> | undefined;
   try {

@@ -111,6 +111,12 @@ export interface AgentConfig {
     /** Credential providers by registry host pattern, first match wins (docs/credentials.md). */
     credentialProviders: CredentialProviderSpec[];
   };
+  sigstore: {
+    /** Cache of TUF metadata and trusted roots for keyless verifiers naming a TUF mirror (root-only). */
+    tufCacheDir: string;
+    /** Deadline of one request to a TUF mirror. */
+    tufFetchTimeoutMs: number;
+  };
   log: { level: LogLevel };
   metrics: {
     /** host:port for /metrics, /healthz, /readyz; empty disables. */
@@ -163,6 +169,7 @@ export function defaultConfig(): AgentConfig {
       cacheMaxEntries: 10_000,
     },
     registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [], credentialProviders: [] },
+    sigstore: { tufCacheDir: "/var/lib/tollgate/sigstore-tuf", tufFetchTimeoutMs: 10_000 },
     log: { level: "info" },
     metrics: { listen: "127.0.0.1:9464" },
   };
@@ -412,6 +419,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
       "maxQueued",
     ],
     registry: ["certsDir", "dockerConfigs", "credentialProviders"],
+    sigstore: ["tufCacheDir", "tufFetchTimeoutMs"],
     log: ["level"],
     metrics: ["listen"],
   };
@@ -496,6 +504,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
   const reg = section("registry");
   const log = section("log");
   const metrics = section("metrics");
+  const sigstore = section("sigstore");
 
   const cfg: AgentConfig = {
     nri: {
@@ -617,6 +626,17 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
         return r.specs;
       })(),
     },
+    sigstore: {
+      tufCacheDir: str(sigstore, "sigstore", "tufCacheDir", d.sigstore.tufCacheDir),
+      tufFetchTimeoutMs: num(
+        sigstore,
+        "sigstore",
+        "tufFetchTimeoutMs",
+        d.sigstore.tufFetchTimeoutMs,
+        100,
+        120_000,
+      ),
+    },
     log: {
       level: oneOf(log, "log", "level", d.log.level, [
         "trace",
@@ -660,6 +680,8 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     );
   if (cfg.nri.statePath !== "" && !cfg.nri.statePath.startsWith("/"))
     problems.push("nri.statePath: must be an absolute path (or empty to keep it in memory)");
+  if (!cfg.sigstore.tufCacheDir.startsWith("/"))
+    problems.push("sigstore.tufCacheDir: must be an absolute path");
   if (cfg.policy.snapshotPath !== "" && !cfg.policy.snapshotPath.startsWith("/"))
     problems.push("policy.snapshotPath: must be an absolute path (or empty to disable)");
   for (const ns of cfg.policy.exemptNamespaces) {

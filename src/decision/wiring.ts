@@ -2,7 +2,7 @@
 // agent process and the pull verifier's in-process fallback (same file, same answers).
 
 import { storedName } from "../engine/identity.js";
-import { createEngine } from "../engine/index.js";
+import { createEngine, TufTrustedRoots, type TufTrustedRootsOptions } from "../engine/index.js";
 import { VerificationLimits } from "../engine/limits.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";
@@ -14,6 +14,8 @@ import type { AgentConfig } from "../config/agent.js";
 export type AgentEngine = ReturnType<typeof createEngine> & {
   credentials: CredentialResolver;
   limits: VerificationLimits;
+  /** Absent only in engines a caller supplies (benchmarks). */
+  trustedRoots?: TufTrustedRoots;
 };
 
 export async function createPolicySource(
@@ -75,9 +77,23 @@ export function agentLimits(cfg: AgentConfig): VerificationLimits {
   });
 }
 
-export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEvent) => void): AgentEngine {
+/**
+ * `offline`: Sigstore trusted roots only from the agent's TUF cache, never a mirror (the pull
+ * verifier's fallback must not reach out unexpectedly while the agent is away).
+ */
+export function createAgentEngine(
+  cfg: AgentConfig,
+  onRequest?: (ev: RequestEvent) => void,
+  opts: { offline?: boolean; onTrustRefresh?: TufTrustedRootsOptions["onRefresh"] } = {},
+): AgentEngine {
   const credentials = buildCredentialResolver(cfg.registry.credentialProviders, cfg.registry.dockerConfigs);
   const limits = agentLimits(cfg);
+  const trustedRoots = new TufTrustedRoots({
+    cacheDir: cfg.sigstore.tufCacheDir,
+    offline: opts.offline ?? false,
+    limits: { fetchTimeoutMs: cfg.sigstore.tufFetchTimeoutMs },
+    ...(opts.onTrustRefresh ? { onRefresh: opts.onTrustRefresh } : {}),
+  });
   const engine = createEngine({
     registry: {
       hostsDir: cfg.registry.certsDir,
@@ -88,8 +104,9 @@ export function createAgentEngine(cfg: AgentConfig, onRequest?: (ev: RequestEven
     cache: { maxEntries: cfg.verification.cacheMaxEntries },
     verificationTimeoutMs: cfg.verification.timeoutMs,
     limits,
+    trustedRoots,
   });
-  return Object.assign(engine, { credentials, limits });
+  return Object.assign(engine, { credentials, limits, trustedRoots });
 }
 
 /** containerd's spelling of a name (engine/identity.ts), tolerant: an unparsable name is kept as given. */

@@ -37,6 +37,7 @@ export function createEngine(opts: EngineOptions = {}): Engine & { registry: Reg
 export { CACHE_DEFAULTS, cacheKey, type VerdictCacheOptions, type VerdictCacheStats } from "./cache.js";
 export { EngineError, type ErrorCode, isEngineError, toEngineError } from "./errors.js";
 export * from "./policy/index.js";
+export * from "./sigstore-trust/index.js";
 export type * from "./types.js";
 export type { Engine, EngineDeps, EngineStats, VerifierCallOptions, VerifyOptions } from "./verify.js";
 export { createEngineCore } from "./verify.js";

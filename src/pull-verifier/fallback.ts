@@ -33,7 +33,8 @@ export async function verifyInProcess(
     // caller apply the failure policy with that reason.
     const st = source.status();
     if (!st.ready) throw new Error(st.sync.lastError ?? `policy source ${st.source} is not ready`);
-    const engine = createAgentEngine(cfg);
+    // Keyless roots from the agent's TUF cache only: no mirror is contacted from here.
+    const engine = createAgentEngine(cfg, undefined, { offline: true });
     const decider = new PullDecider({
       selector: source,
       engine,

@@ -2,6 +2,7 @@
 // trusted_root.json in memory, backed by an on-disk cache, refreshed on its interval in the
 // background. A failed refresh keeps the last good root (marked stale, with the error); only
 // a source that never had a verified root makes keyless verification "could not complete".
+import os from "node:os";
 import path from "node:path";
 import { abortable } from "../abortable.js";
 import { EngineError } from "../errors.js";
@@ -90,6 +91,12 @@ export class TufTrustedRoots implements TrustedRootResolver {
         if (this.due(e)) await this.refresh(e.src);
       }),
     );
+  }
+
+  /** Forgets sources no policy names any more (they stop being refreshed and reported). */
+  retain(sources: Iterable<TufSource>): void {
+    const keep = new Set([...sources].map((s) => s.id));
+    for (const id of this.entries.keys()) if (!keep.has(id)) this.entries.delete(id);
   }
 
   /** Refreshes one source now (single-flight). Resolves with the held root after it. */
@@ -229,6 +236,12 @@ export class TufTrustedRoots implements TrustedRootResolver {
     e.failures++;
     e.lastError = { message, at: this.now().toISOString() };
   }
+}
+
+/** Where a process without agent configuration (`tollgate verify --policy`) caches TUF data. */
+export function userTufCache(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_CACHE_HOME || path.join(env.HOME || os.tmpdir(), ".cache");
+  return path.join(base, "tollgate", "sigstore-tuf");
 }
 
 function snapshot(r: TufResult, origin: "tuf" | "cache"): TrustedRootSnapshot {
