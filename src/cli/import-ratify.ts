@@ -26,7 +26,7 @@ export const importRatifySpec: CommandSpec = {
       name: "sigstore-trusted-root",
       type: "string",
       value: "FILE",
-      help: "Sigstore trusted_root.json for keyless cosign verifiers (Ratify fetches it online)",
+      help: "Sigstore trusted_root.json for keyless cosign verifiers (default: the public-good root through TUF, as Ratify)",
     },
   ],
   details: `Exit codes:
@@ -399,26 +399,19 @@ function cosignVerifier(
     if (typeof kl.certificateIdentityRegExp === "string") id.subjectRegExp = kl.certificateIdentityRegExp;
     if (typeof kl.certificateOIDCIssuer === "string") id.issuer = kl.certificateOIDCIssuer;
     if (typeof kl.certificateOIDCIssuerRegExp === "string") id.issuerRegExp = kl.certificateOIDCIssuerRegExp;
-    if (trustedRoot === undefined)
-      add(
-        src,
-        "not mapped",
-        "keyless needs a Sigstore trusted root: pass --sigstore-trusted-root FILE (Ratify fetches the public-good root online)",
-        `${at}.keyless`,
-      );
-    else
-      out.keyless = {
-        trustedRoot,
-        identities: [id],
-        requireTlog: tp.tLogVerify !== false,
-        requireSct: kl.ctLogVerify !== false,
-      };
+    // Ratify fetches the public-good trusted root through TUF; so does `tuf: {}`.
+    out.keyless = {
+      trustedRoot: trustedRoot ?? { tuf: {} },
+      identities: [id],
+      requireTlog: tp.tLogVerify !== false,
+      requireSct: kl.ctLogVerify !== false,
+    };
   }
   if (out.keys === undefined && out.keyless === undefined) return undefined;
   add(
     src,
     "mapped",
-    `cosign verifier (${keys.length} key(s)${out.keyless ? ", keyless" : ""}; transparency log ${tp.tLogVerify === false ? "not required" : "required"} for keyless)`,
+    `cosign verifier (${keys.length} key(s)${out.keyless ? `, keyless with ${trustedRoot === undefined ? "the public-good Sigstore trusted root through TUF" : "the given trusted root"}` : ""}; transparency log ${tp.tLogVerify === false ? "not required" : "required"} for keyless)`,
   );
   return out;
 }

@@ -119,6 +119,7 @@ describe("Ratify sample configurations", () => {
     policy: boolean;
     unmapped: RegExp[];
     trustedRoot?: boolean;
+    keylessRoot?: unknown;
   }[] = [
     {
       name: "notation v1beta1 + inline certificate KMP + config policy",
@@ -201,7 +202,7 @@ describe("Ratify sample configurations", () => {
       unmapped: [],
     },
     {
-      name: "cosign keyless without a trusted root",
+      name: "cosign keyless without a trusted root (public-good root through TUF, as Ratify)",
       docs: [
         cosignVerifier({
           trustPolicies: [
@@ -213,8 +214,9 @@ describe("Ratify sample configurations", () => {
           ],
         }),
       ],
-      policy: false,
-      unmapped: [/trusted root/],
+      policy: true,
+      unmapped: [],
+      keylessRoot: { tuf: {} },
     },
     {
       name: "cosign legacy key file",
@@ -264,6 +266,8 @@ describe("Ratify sample configurations", () => {
       expect(v.ok, JSON.stringify(v)).toBe(true);
       await compilePolicy(r.policy);
     }
+    if (s.keylessRoot !== undefined)
+      expect(JSON.stringify(r.policy)).toContain(`"trustedRoot":${JSON.stringify(s.keylessRoot)}`);
   });
 });
 
