@@ -173,7 +173,10 @@ export class TufTrustedRoots implements TrustedRootResolver {
   }
 
   private due(e: Entry): boolean {
-    if (this.opts.offline || e.inflight) return false;
+    return !this.opts.offline && !e.inflight && this.dueNow(e);
+  }
+
+  private dueNow(e: Entry): boolean {
     const next = this.nextAt(e);
     return next === undefined || this.now().getTime() >= next;
   }
@@ -192,7 +195,8 @@ export class TufTrustedRoots implements TrustedRootResolver {
     if (e.held) return e.held;
     const p = this.run(e, async () => {
       await this.readCache(e);
-      if (!e.held && !this.opts.offline) await this.fetch(e);
+      // Without a root every verification asks again: the backoff still paces the mirror.
+      if (!e.held && !this.opts.offline && this.dueNow(e)) await this.fetch(e);
       return e.held;
     });
     return abortable(p, signal);

@@ -162,6 +162,10 @@ describe("trusted root through TUF (local repository on 127.0.0.1)", () => {
     const e = await unavailable(roots.get(src));
     expect(e.message).toMatch(/has expired \(Final timestamp\.json is expired\)/);
     expect(roots.status()[0]).toMatchObject({ state: "unavailable", consecutiveFailures: 1 });
+    // The next verification within the backoff gets the same answer without asking the mirror.
+    const n = repo.requests.length;
+    expect((await unavailable(roots.get(src))).message).toMatch(/Final timestamp\.json is expired/);
+    expect(repo.requests.length).toBe(n);
   });
 
   it("refuses expired targets metadata, keeping the last good root", async () => {
