@@ -3,7 +3,6 @@
 // Sigstore bundle attached as cosign 3 does on a registry without the referrers API (bundle
 // manifest with `subject`, listed in the `sha256-<hex>` referrers tag index). The TUF mirror
 // is a local repository on 127.0.0.1 serving the mock Sigstore's trusted root.
-import crypto from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -13,14 +12,13 @@ import { createAgentEngine } from "../../../src/agent/wiring.js";
 import { type CompiledPolicy, compilePolicy } from "../../../src/engine/policy/index.js";
 import { tufSourcesOf } from "../../../src/engine/sigstore-trust/resolve.js";
 import { type PushedImage, pushBusyboxImage } from "../../support/images.js";
+import { attachBundle } from "../../support/keyless-registry.js";
 import { type LocalRegistry, startRegistry } from "../../support/registry.js";
 import { LocalTufRepo } from "../../support/tuf-repo.js";
 import { keylessBundle, type MockSigstore, startMockSigstore } from "../cosign/mock-sigstore.js";
 
 const SUBJECT = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 const ISSUER = "https://token.actions.githubusercontent.com";
-const BUNDLE_MT = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const EMPTY = { mediaType: "application/vnd.oci.empty.v1+json", content: Buffer.from("{}") };
 
 let work: string;
 let registry: LocalRegistry;
@@ -28,72 +26,12 @@ let sigstore: MockSigstore;
 let repo: LocalTufRepo;
 let image: PushedImage;
 
-const sha = (b: Buffer) => `sha256:${crypto.createHash("sha256").update(b).digest("hex")}`;
-
-async function putBlob(repoName: string, bytes: Buffer): Promise<string> {
-  const digest = sha(bytes);
-  const start = await fetch(`${registry.url}/v2/${repoName}/blobs/uploads/`, { method: "POST" });
-  const loc = new URL(start.headers.get("location")!, registry.url);
-  loc.searchParams.set("digest", digest);
-  const put = await fetch(loc, {
-    method: "PUT",
-    body: bytes,
-    headers: { "content-type": "application/octet-stream" },
-  });
-  if (put.status !== 201) throw new Error(`blob upload: HTTP ${put.status}`);
-  return digest;
-}
-
-async function putManifest(repoName: string, ref: string, m: unknown, mt: string): Promise<Buffer> {
-  const body = Buffer.from(JSON.stringify(m));
-  const r = await fetch(`${registry.url}/v2/${repoName}/manifests/${ref}`, {
-    method: "PUT",
-    body,
-    headers: { "content-type": mt },
-  });
-  if (r.status !== 201) throw new Error(`manifest ${ref}: HTTP ${r.status} ${await r.text()}`);
-  return body;
-}
-
-/** Attaches a keyless bundle to `img` the way cosign 3 does without the referrers API. */
-async function attachBundle(img: PushedImage, bundle: unknown): Promise<void> {
-  const repoName = img.repo.slice(registry.host.length + 1);
-  const layer = Buffer.from(JSON.stringify(bundle));
-  await putBlob(repoName, layer);
-  await putBlob(repoName, EMPTY.content);
-  const sizeOf = await fetch(`${registry.url}/v2/${repoName}/manifests/${img.digest}`, {
-    method: "HEAD",
-    headers: { accept: "application/vnd.oci.image.manifest.v1+json,application/vnd.oci.image.index.v1+json" },
-  });
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    artifactType: BUNDLE_MT,
-    config: { mediaType: EMPTY.mediaType, digest: sha(EMPTY.content), size: 2 },
-    layers: [{ mediaType: BUNDLE_MT, digest: sha(layer), size: layer.length }],
-    subject: {
-      mediaType: sizeOf.headers.get("content-type"),
-      digest: img.digest,
-      size: Number(sizeOf.headers.get("content-length")),
-    },
-  };
-  const mBytes = Buffer.from(JSON.stringify(manifest));
-  await putManifest(repoName, sha(mBytes), manifest, manifest.mediaType);
-  const index = {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.index.v1+json",
-    manifests: [
-      { mediaType: manifest.mediaType, digest: sha(mBytes), size: mBytes.length, artifactType: BUNDLE_MT },
-    ],
-  };
-  await putManifest(repoName, img.digest.replace(":", "-"), index, index.mediaType);
-}
-
 beforeAll(async () => {
   work = mkdtempSync(path.join(os.tmpdir(), "tollgate-tuf-registry-"));
   [registry, sigstore] = await Promise.all([startRegistry(path.join(work, "registry")), startMockSigstore()]);
   image = pushBusyboxImage(registry.host, "keyless/app", "v1", { marker: "tuf-keyless" });
   await attachBundle(
+    registry,
     image,
     await keylessBundle(sigstore, { digest: image.digest, subject: SUBJECT, issuer: ISSUER }),
   );
