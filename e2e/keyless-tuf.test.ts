@@ -10,7 +10,12 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
-import { keylessBundle, type MockSigstore, startMockSigstore } from "../test/engine/cosign/mock-sigstore.js";
+import {
+  keylessBundle,
+  type MockSigstore,
+  mergedTrustedRoot,
+  startMockSigstore,
+} from "../test/engine/cosign/mock-sigstore.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { attachBundle } from "../test/support/keyless-registry.js";
 import { type Daemon, waitFor } from "../test/support/procs.js";
@@ -19,7 +24,7 @@ import { repoRoot } from "../test/support/tools.js";
 import { LocalTufRepo } from "../test/support/tuf-repo.js";
 import { agentStatus, startAgentNode, startAgentProcess } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
-import { CriError } from "./lib/cri.js";
+import { criErrorOf } from "./lib/cri.js";
 
 const SUBJECT = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 const OTHER = "https://github.com/mallory/app/.github/workflows/x.yml@refs/heads/main";
@@ -35,32 +40,12 @@ let a: MockSigstore;
 let b: MockSigstore;
 const img: Record<string, PushedImage> = {};
 
-async function pullError(ref: string): Promise<string | undefined> {
-  try {
-    await ctrd.cri.pullImage(ref);
-    return undefined;
-  } catch (e) {
-    if (e instanceof CriError) return e.details;
-    throw e;
-  }
-}
+const pullError = async (ref: string) => (await criErrorOf(ctrd.cri.pullImage(ref)))?.details;
 
 async function signed(name: string, s: MockSigstore, subject: string): Promise<PushedImage> {
   const i = pushBusyboxImage(registry.host, `keyless/${name}`, "v1", { marker: `tuf-${name}` });
   await attachBundle(registry, i, await keylessBundle(s, { digest: i.digest, subject, issuer: ISSUER }));
   return i;
-}
-
-function merged(...roots: MockSigstore[]): Record<string, unknown> {
-  const out: Record<string, unknown[]> = {
-    certificateAuthorities: [],
-    tlogs: [],
-    ctlogs: [],
-    timestampAuthorities: [],
-  };
-  for (const r of roots)
-    for (const k of Object.keys(out)) out[k]!.push(...((r.trustedRoot[k] as unknown[]) ?? []));
-  return { mediaType: a.trustedRoot.mediaType, ...out };
 }
 
 const trust = async () => (await agentStatus(apiSocket)).sigstoreTrust?.[0];
@@ -88,27 +73,14 @@ beforeAll(async () => {
   mkdirSync(policyDir);
   writeFileSync(
     path.join(policyDir, "keyless.yaml"),
-    stringify({
-      apiVersion: "tollgate.dev/v1alpha1",
-      kind: "ImagePolicy",
-      metadata: { name: "keyless" },
-      spec: {
+    stringify(
+      repo.keylessPolicy({
+        name: "keyless",
         images: [`${registry.host}/**`],
-        verifiers: [
-          {
-            name: "sigstore",
-            cosign: {
-              keyless: {
-                trustedRoot: {
-                  tuf: { mirror: repo.url, root: repo.initialRoot, refreshIntervalSeconds: 60 },
-                },
-                identities: [{ issuer: ISSUER, subject: SUBJECT }],
-              },
-            },
-          },
-        ],
-      },
-    }),
+        identities: [{ issuer: ISSUER, subject: SUBJECT }],
+        refreshIntervalSeconds: 60,
+      }),
+    ),
   );
   const node = await startAgentNode({
     work,
@@ -145,7 +117,7 @@ describe("keyless with the trusted root from a local TUF repository, on containe
 
   it("root rotated in the repository, a CA added: the running agent picks it up", async () => {
     repo.rotateRoot();
-    repo.setTrustedRoot(merged(a, b));
+    repo.setTrustedRoot(mergedTrustedRoot(a, b));
     await waitFor("rotated root picked up", async () => (await trust())?.rootVersion === 2, 120_000);
     expect(await trust()).toMatchObject({ state: "fresh" });
     // Signed under the added CA: allowed now, without a restart (the earlier denial was for the old root).

@@ -2,16 +2,9 @@
 // verifiers name, is a verified root held, was it confirmed by the mirror, when does the
 // metadata that vouched for it expire, and what was the last refresh error.
 import type { AgentStatus } from "../agent-api/types.js";
+import type { Add } from "./doctor-finding.js";
 
-interface Finding {
-  id: string;
-  check: string;
-  severity: "ok" | "info" | "warning" | "error";
-  message: string;
-  fix?: string;
-}
-
-export function checkSigstoreTrust(status: AgentStatus, add: (f: Finding) => void, now = new Date()): void {
+export function checkSigstoreTrust(status: AgentStatus, add: Add, now = new Date()): void {
   for (const s of status.sigstoreTrust ?? []) {
     const err = s.lastError ? `: ${s.lastError.message} (at ${s.lastError.at})` : "";
     if (s.state === "unavailable")

@@ -60,24 +60,9 @@ function agentConfig() {
 }
 
 async function keylessPolicy(name = "keyless"): Promise<CompiledPolicy> {
-  return compilePolicy({
-    apiVersion: "tollgate.dev/v1alpha1",
-    kind: "ImagePolicy",
-    metadata: { name },
-    spec: {
-      verifiers: [
-        {
-          name: "sigstore",
-          cosign: {
-            keyless: {
-              trustedRoot: { tuf: { mirror: repo.url, root: repo.initialRoot } },
-              identities: [{ issuer: "https://issuer.acme", subject: "ci@acme" }],
-            },
-          },
-        },
-      ],
-    },
-  });
+  return compilePolicy(
+    repo.keylessPolicy({ name, identities: [{ issuer: "https://issuer.acme", subject: "ci@acme" }] }),
+  );
 }
 
 /** The slice of a policy source the watch uses. */

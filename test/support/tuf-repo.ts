@@ -186,6 +186,31 @@ export class LocalTufRepo {
     this.files.set(file, Buffer.from(edit(b.toString("utf8"))));
   }
 
+  /** An ImagePolicy with one keyless cosign verifier whose trusted root comes from this repository. */
+  keylessPolicy(o: {
+    name: string;
+    identities: Array<Record<string, string>>;
+    images?: string[];
+    refreshIntervalSeconds?: number;
+  }): Record<string, unknown> {
+    const tuf = {
+      mirror: this.url,
+      root: this.initialRoot,
+      ...(o.refreshIntervalSeconds ? { refreshIntervalSeconds: o.refreshIntervalSeconds } : {}),
+    };
+    return {
+      apiVersion: "tollgate.dev/v1alpha1",
+      kind: "ImagePolicy",
+      metadata: { name: o.name },
+      spec: {
+        ...(o.images ? { images: o.images } : {}),
+        verifiers: [
+          { name: "sigstore", cosign: { keyless: { trustedRoot: { tuf }, identities: o.identities } } },
+        ],
+      },
+    };
+  }
+
   async start(): Promise<string> {
     if (this.server) return this.url;
     const server = http.createServer((req, res) => {

@@ -202,22 +202,10 @@ export async function compileParsed(
         const kl = c.keyless;
         const tuf = await compileTufSource(kl.tuf!, `${path}.cosign.keyless.trustedRoot.tuf`, res);
         if (tuf) {
-          cfg.keyless = {
-            tuf,
-            identities: kl.identities,
-            requireTlog: kl.requireTlog,
-            requireSct: kl.requireSct,
-          };
-          fp.keyless = {
-            tuf: {
-              mirror: tuf.mirror,
-              root: tuf.rootDigest,
-              refreshIntervalSeconds: tuf.refreshIntervalSeconds,
-            },
-            identities: kl.identities,
-            requireTlog: kl.requireTlog,
-            requireSct: kl.requireSct,
-          };
+          const rest = { identities: kl.identities, requireTlog: kl.requireTlog, requireSct: kl.requireSct };
+          cfg.keyless = { tuf, ...rest };
+          const { mirror, rootDigest: root, refreshIntervalSeconds } = tuf;
+          fp.keyless = { tuf: { mirror, root, refreshIntervalSeconds }, ...rest };
         }
       } else if (c.keyless?.trustedRoot) {
         const kl = c.keyless;

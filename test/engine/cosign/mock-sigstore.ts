@@ -116,6 +116,19 @@ export async function startMockSigstore(opts: { caBackdateMs?: number } = {}): P
   return { ca, tlog, tsa, trustedRoot };
 }
 
+/** One trusted root trusting every given Sigstore (e.g. a rotation that adds a CA and its logs). */
+export function mergedTrustedRoot(...sigstores: MockSigstore[]): Record<string, unknown> {
+  const out: Record<string, unknown[]> = {
+    certificateAuthorities: [],
+    tlogs: [],
+    ctlogs: [],
+    timestampAuthorities: [],
+  };
+  for (const s of sigstores)
+    for (const k of Object.keys(out)) out[k]!.push(...((s.trustedRoot[k] as unknown[]) ?? []));
+  return { mediaType: sigstores[0]!.trustedRoot.mediaType, ...out };
+}
+
 export interface KeylessSignOptions {
   /** sha256:<hex> the in-toto statement names. */
   digest: string;

@@ -15,7 +15,12 @@ import type { Subject } from "../../../src/engine/types.js";
 import { createEngineCore } from "../../../src/engine/verify.js";
 import { LocalTufRepo } from "../../support/tuf-repo.js";
 import { MemorySource } from "../cosign/memory-source.js";
-import { keylessBundle, type MockSigstore, startMockSigstore } from "../cosign/mock-sigstore.js";
+import {
+  keylessBundle,
+  type MockSigstore,
+  mergedTrustedRoot,
+  startMockSigstore,
+} from "../cosign/mock-sigstore.js";
 
 const SUBJECT = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 const ISSUER = "https://token.actions.githubusercontent.com";
@@ -38,39 +43,15 @@ afterEach(async () => {
   await repo.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-/** One trusted root trusting both Sigstores (a rotation that adds b's CA and logs). */
-function merged(...roots: MockSigstore[]): Record<string, unknown> {
-  const out: Record<string, unknown[]> = {
-    certificateAuthorities: [],
-    tlogs: [],
-    ctlogs: [],
-    timestampAuthorities: [],
-  };
-  for (const r of roots)
-    for (const k of Object.keys(out)) out[k]!.push(...((r.trustedRoot[k] as unknown[]) ?? []));
-  return { mediaType: a.trustedRoot.mediaType, ...out };
-}
-
 async function policyFor(identities = [{ issuer: ISSUER, subject: SUBJECT }]) {
-  return compilePolicy({
-    apiVersion: "tollgate.dev/v1alpha1",
-    kind: "ImagePolicy",
-    metadata: { name: "keyless-tuf" },
-    spec: {
+  return compilePolicy(
+    repo.keylessPolicy({
+      name: "keyless-tuf",
       images: ["registry.local/**"],
-      verifiers: [
-        {
-          name: "keyless",
-          cosign: {
-            keyless: {
-              trustedRoot: { tuf: { mirror: repo.url, root: repo.initialRoot, refreshIntervalSeconds: 60 } },
-              identities,
-            },
-          },
-        },
-      ],
-    },
-  });
+      identities,
+      refreshIntervalSeconds: 60,
+    }),
+  );
 }
 
 let n = 0;
@@ -143,7 +124,7 @@ describe("keyless verification with the trusted root from a local TUF repository
 
     // The repository rotates its TUF root keys and publishes a trusted root adding b.
     repo.rotateRoot();
-    repo.setTrustedRoot(merged(a, b));
+    repo.setTrustedRoot(mergedTrustedRoot(a, b));
     await roots.refresh(tufSourcesOf(p)[0]!);
     expect(roots.status()[0]).toMatchObject({ state: "fresh", rootVersion: 2 });
 

@@ -56,25 +56,13 @@ function agentConfig() {
 }
 
 async function policy(subject = SUBJECT): Promise<CompiledPolicy> {
-  return compilePolicy({
-    apiVersion: "tollgate.dev/v1alpha1",
-    kind: "ImagePolicy",
-    metadata: { name: "keyless" },
-    spec: {
+  return compilePolicy(
+    repo.keylessPolicy({
+      name: "keyless",
       images: [`${registry.host}/**`],
-      verifiers: [
-        {
-          name: "sigstore",
-          cosign: {
-            keyless: {
-              trustedRoot: { tuf: { mirror: repo.url, root: repo.initialRoot } },
-              identities: [{ issuer: ISSUER, subject }],
-            },
-          },
-        },
-      ],
-    },
-  });
+      identities: [{ issuer: ISSUER, subject }],
+    }),
+  );
 }
 
 describe("keyless through TUF with the agent's engine and a real registry", () => {
