@@ -8,13 +8,26 @@
 //   too old N (below the compaction point) → 200 + ERROR event with a Status (code 410,
 //          reason Expired), then the stream ends — what kube-apiserver does; or, with
 //          `goneAs: "http"`, an HTTP 410 Status response.
+// Writes, as kube-apiserver answers them (for Leases, Events and the ImagePolicy status
+// subresource; tests seed objects through apply()):
+//   create POST <collection>            → 201; 409 AlreadyExists; metadata.generateName honoured
+//   update PUT  <item>                  → 200; 409 Conflict when metadata.resourceVersion is
+//          set and is not the stored one (an empty one is an unconditional update); 404
+//   patch  PATCH <item>                 → merge-patch+json (strategic-merge-patch+json for
+//          core kinds, same semantics for the flat fields used here); a resourceVersion in
+//          the patch is a precondition (409); other patch types 415
+//   status subresource (imagepolicies)  → <item>/status writes change only .status; writes to
+//          the main resource never change .status and bump metadata.generation only when
+//          .spec changes
+//   Lease spec.acquireTime/renewTime must be RFC 3339 with microseconds (MicroTime), as the
+//   real server parses them; an Event's involvedObject.namespace must be its own namespace.
 // Faults on demand: drop every open connection, refuse requests with a status, stop and
 // restart on the same port. Every request is logged for assertions.
 import http from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
-export type Resource = "namespaces" | "imagepolicies" | "secrets" | "configmaps";
+export type Resource = "namespaces" | "imagepolicies" | "secrets" | "configmaps" | "leases" | "events";
 
 export interface KObject {
   apiVersion?: string;
@@ -31,6 +44,14 @@ export interface KObject {
   [k: string]: unknown;
 }
 
+/** What a fault predicate sees of a request (`auth`: the Authorization header). */
+export interface FaultRequest {
+  method: string;
+  path: string;
+  watch: boolean;
+  auth: string;
+}
+
 export interface LoggedRequest {
   method: string;
   path: string;
@@ -38,6 +59,8 @@ export interface LoggedRequest {
   watch: boolean;
   status: number;
   at: number;
+  /** The Authorization header ("" without). */
+  auth: string;
 }
 
 type EventType = "ADDED" | "MODIFIED" | "DELETED";
@@ -62,6 +85,24 @@ const META: Record<Resource, { apiVersion: string; kind: string; namespaced: boo
   secrets: { apiVersion: "v1", kind: "Secret", namespaced: true, core: true },
   configmaps: { apiVersion: "v1", kind: "ConfigMap", namespaced: true, core: true },
   imagepolicies: { apiVersion: "tollgate.dev/v1alpha1", kind: "ImagePolicy", namespaced: false, core: false },
+  leases: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespaced: true, core: false },
+  events: { apiVersion: "v1", kind: "Event", namespaced: true, core: true },
+};
+
+/** Resources whose .status is a subresource (CRD `subresources.status`). */
+const STATUS_SUBRESOURCE = new Set<Resource>(["imagepolicies"]);
+/** Where each resource lives: core (/api/v1) or a group (/apis/<group>/<version>). */
+const GROUP_PATH: Partial<Record<Resource, string>> = {
+  imagepolicies: "tollgate.dev/v1alpha1",
+  leases: "coordination.k8s.io/v1",
+};
+const PLURAL_GROUP: Record<Resource, string> = {
+  namespaces: "namespaces",
+  secrets: "secrets",
+  configmaps: "configmaps",
+  events: "events",
+  imagepolicies: "imagepolicies.tollgate.dev",
+  leases: "leases.coordination.k8s.io",
 };
 
 export interface FakeApiServerOptions {
@@ -81,7 +122,7 @@ export class FakeApiServer {
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
   private server: http.Server | undefined;
-  private fault: ((r: { path: string; watch: boolean }) => number | undefined) | undefined;
+  private fault: ((r: FaultRequest) => number | undefined) | undefined;
   private uidSeq = 0;
   port = 0;
 
@@ -100,8 +141,8 @@ export class FakeApiServer {
   }
 
   /** A KubeConfig for @kubernetes/client-node pointing at this server (plain HTTP on loopback). */
-  kubeConfig(): KubeConfig {
-    return kubeConfigFor(this.url);
+  kubeConfig(token?: string): KubeConfig {
+    return kubeConfigFor(this.url, token);
   }
 
   async listen(port = this.port): Promise<void> {
@@ -137,7 +178,7 @@ export class FakeApiServer {
   }
 
   /** Answers requests matching the predicate with the returned HTTP status (undefined = normal). */
-  setFault(f: ((r: { path: string; watch: boolean }) => number | undefined) | undefined): void {
+  setFault(f: ((r: FaultRequest) => number | undefined) | undefined): void {
     this.fault = f;
   }
 
@@ -177,13 +218,44 @@ export class FakeApiServer {
     return o && structuredClone(o);
   }
 
-  /** Creates or replaces an object (ADDED or MODIFIED), bumping its resourceVersion. */
-  apply(resource: Resource, obj: KObject): KObject {
+  /** Writes of API clients (POST, PUT, PATCH, DELETE), optionally for one resource. */
+  writes(resource?: Resource): LoggedRequest[] {
+    return this.requests.filter(
+      (r) =>
+        r.method !== "GET" &&
+        (resource === undefined || parsePath(r.path)?.resource === resource),
+    );
+  }
+
+  list(resource: Resource, namespace?: string): KObject[] {
+    return [...this.objects.get(resource)!.values()]
+      .filter((o) => namespace === undefined || o.metadata.namespace === namespace)
+      .map((o) => structuredClone(o));
+  }
+
+  /**
+   * Creates or replaces an object (ADDED or MODIFIED), bumping its resourceVersion. A write
+   * to the main resource: where .status is a subresource, the stored status is kept.
+   */
+  apply(resource: Resource, obj: KObject, opts: { subresource?: "status" } = {}): KObject {
     const m = META[resource];
     const k = key(resource, obj.metadata.name, obj.metadata.namespace);
     const store = this.objects.get(resource)!;
     const prev = store.get(k);
-    const next: KObject = structuredClone(obj);
+    let next: KObject = structuredClone(obj);
+    if (STATUS_SUBRESOURCE.has(resource)) {
+      if (opts.subresource === "status") {
+        // Only .status changes through the subresource.
+        if (!prev) throw new Error(`${resource} ${obj.metadata.name} does not exist`);
+        next = { ...structuredClone(prev), status: next.status };
+      } else {
+        if (prev?.status !== undefined) next.status = structuredClone(prev.status);
+        else delete next.status;
+        const prevGen = Number(prev?.metadata.generation ?? 0);
+        const specChanged = JSON.stringify(prev?.spec) !== JSON.stringify(next.spec);
+        next.metadata.generation = prev && !specChanged ? prevGen : prevGen + 1;
+      }
+    }
     next.apiVersion = m.apiVersion;
     next.kind = m.kind;
     if (!m.namespaced) delete next.metadata.namespace;
@@ -236,6 +308,7 @@ export class FakeApiServer {
       watch,
       status: 200,
       at: Date.now(),
+      auth: req.headers.authorization ?? "",
     };
     this.requests.push(entry);
     const fail = (code: number, reason: string, message: string) => {
@@ -243,18 +316,26 @@ export class FakeApiServer {
       res.writeHead(code, { "Content-Type": "application/json" });
       res.end(JSON.stringify(status(code, reason, message)));
     };
-    const faulted = this.fault?.({ path: u.pathname, watch });
+    const faulted = this.fault?.({ method: entry.method, path: u.pathname, watch, auth: entry.auth });
     if (faulted !== undefined) {
       fail(faulted, "InternalError", "injected fault");
-      return;
-    }
-    if (req.method !== "GET") {
-      fail(405, "MethodNotAllowed", `${req.method} is not supported`);
       return;
     }
     const route = parsePath(u.pathname);
     if (!route) {
       fail(404, "NotFound", `the server could not find the requested resource (${u.pathname})`);
+      return;
+    }
+    if (req.method !== "GET") {
+      readBody(req).then(
+        (body) => {
+          const r = this.write(entry.method, route, req.headers["content-type"] ?? "", body);
+          entry.status = r.code;
+          res.writeHead(r.code, { "Content-Type": "application/json" });
+          res.end(JSON.stringify(r.body));
+        },
+        (e: Error) => fail(400, "BadRequest", e.message),
+      );
       return;
     }
     const { resource, namespace, name } = route;
@@ -343,13 +424,170 @@ export class FakeApiServer {
       res.on("close", () => clearTimeout(t));
     }
   }
+
+  // ---- writes -------------------------------------------------------------------------
+
+  private write(
+    method: string,
+    route: Route,
+    contentType: string,
+    raw: string,
+  ): { code: number; body: unknown } {
+    const { resource, namespace, name, subresource } = route;
+    const m = META[resource];
+    const err = (code: number, reason: string, message: string) => ({
+      code,
+      body: status(code, reason, message),
+    });
+    const what = `${PLURAL_GROUP[resource]} "${name ?? ""}"`;
+    if (subresource !== undefined && !(subresource === "status" && STATUS_SUBRESOURCE.has(resource)))
+      return err(404, "NotFound", `the server could not find the requested resource`);
+    if (m.namespaced && namespace === undefined && method !== "GET")
+      return err(405, "MethodNotAllowed", `${method} needs a namespaced path for ${resource}`);
+    let body: unknown;
+    if (method !== "DELETE") {
+      try {
+        body = JSON.parse(raw);
+      } catch (e) {
+        return err(400, "BadRequest", `the body of the request was in an unknown format: ${(e as Error).message}`);
+      }
+    }
+    const store = this.objects.get(resource)!;
+
+    if (method === "POST") {
+      if (name !== undefined || subresource !== undefined)
+        return err(405, "MethodNotAllowed", "POST is only allowed on a collection");
+      if (!isObj(body) || !isObj(body.metadata)) return err(400, "BadRequest", "metadata is required");
+      const obj = body as KObject;
+      if (obj.metadata.namespace !== undefined && obj.metadata.namespace !== namespace)
+        return err(
+          400,
+          "BadRequest",
+          "the namespace of the provided object does not match the namespace sent on the request",
+        );
+      if (m.namespaced) obj.metadata.namespace = namespace;
+      if (!obj.metadata.name && typeof obj.metadata.generateName === "string")
+        obj.metadata.name = `${obj.metadata.generateName}${(++this.uidSeq).toString(36).padStart(5, "0")}`;
+      if (!obj.metadata.name) return err(422, "Invalid", `${m.kind} is invalid: metadata.name: Required value`);
+      const invalid = validate(resource, obj);
+      if (invalid) return err(422, "Invalid", `${m.kind} "${obj.metadata.name}" is invalid: ${invalid}`);
+      if (store.has(key(resource, obj.metadata.name, namespace)))
+        return err(409, "AlreadyExists", `${PLURAL_GROUP[resource]} "${obj.metadata.name}" already exists`);
+      delete obj.metadata.resourceVersion;
+      return { code: 201, body: this.apply(resource, obj) };
+    }
+
+    if (name === undefined) return err(405, "MethodNotAllowed", `${method} is not allowed on a collection`);
+    const prev = store.get(key(resource, name, namespace));
+    if (!prev) return err(404, "NotFound", `${what} not found`);
+    const conflict = () =>
+      err(
+        409,
+        "Conflict",
+        `Operation cannot be fulfilled on ${what}: the object has been modified; please apply your changes to the latest version and try again`,
+      );
+
+    if (method === "DELETE") {
+      this.delete(resource, name, namespace);
+      return { code: 200, body: { kind: "Status", apiVersion: "v1", metadata: {}, status: "Success" } };
+    }
+
+    let next: KObject;
+    if (method === "PUT") {
+      if (!isObj(body) || !isObj(body.metadata)) return err(400, "BadRequest", "metadata is required");
+      next = body as KObject;
+      if (next.metadata.name !== name)
+        return err(400, "BadRequest", "the name of the object does not match the name on the URL");
+      const rv = next.metadata.resourceVersion;
+      if (rv !== undefined && rv !== "" && rv !== prev.metadata.resourceVersion) return conflict();
+    } else if (method === "PATCH") {
+      const type = contentType.split(";")[0]!.trim();
+      const merge =
+        type === "application/merge-patch+json" ||
+        (type === "application/strategic-merge-patch+json" && m.core);
+      if (!merge) return err(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json${m.core ? ", application/strategic-merge-patch+json" : ""}`);
+      if (!isObj(body)) return err(400, "BadRequest", "a merge patch must be a JSON object");
+      const rv = isObj(body.metadata) ? body.metadata.resourceVersion : undefined;
+      if (rv !== undefined && rv !== prev.metadata.resourceVersion) return conflict();
+      next = mergePatch(structuredClone(prev), body) as KObject;
+      if (next.metadata?.name !== name) return err(400, "BadRequest", "metadata.name cannot be changed");
+    } else {
+      return err(405, "MethodNotAllowed", `${method} is not supported`);
+    }
+    if (m.namespaced) next.metadata.namespace = namespace;
+    next.metadata.uid = prev.metadata.uid;
+    const invalid = validate(resource, next);
+    if (invalid) return err(422, "Invalid", `${m.kind} "${name}" is invalid: ${invalid}`);
+    const opts: { subresource?: "status" } = subresource === "status" ? { subresource: "status" } : {};
+    return { code: 200, body: this.apply(resource, next, opts) };
+  }
 }
 
-export function kubeConfigFor(url: string): KubeConfig {
+const MICRO_TIME_RE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}(Z|[+-]\d{2}:\d{2})$/;
+
+/** The checks kube-apiserver makes on the fields of the kinds written here. */
+function validate(resource: Resource, o: KObject): string | undefined {
+  if (resource === "leases") {
+    const spec = (o.spec ?? {}) as Record<string, unknown>;
+    for (const f of ["acquireTime", "renewTime"]) {
+      const v = spec[f];
+      if (v !== undefined && v !== null && (typeof v !== "string" || !MICRO_TIME_RE.test(v)))
+        return `spec.${f}: Invalid value: ${JSON.stringify(v)}: must be RFC 3339 with microseconds (MicroTime)`;
+    }
+    const d = spec.leaseDurationSeconds;
+    if (d !== undefined && d !== null && (!Number.isInteger(d) || (d as number) <= 0))
+      return "spec.leaseDurationSeconds: Invalid value: must be greater than 0";
+  }
+  if (resource === "events") {
+    const inv = (o.involvedObject ?? {}) as Record<string, unknown>;
+    if (inv.namespace !== undefined && inv.namespace !== o.metadata.namespace)
+      return "involvedObject.namespace: Invalid value: does not match event.namespace";
+    if (typeof o.reason !== "string" || o.reason === "") return "reason: Required value";
+  }
+  if (resource === "imagepolicies" && o.status !== undefined && !isObj(o.status))
+    return "status: Invalid value: must be an object";
+  return undefined;
+}
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (!isObj(patch)) return structuredClone(patch);
+  const out: Record<string, unknown> = isObj(target) ? target : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+function isObj(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function readBody(req: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > 3 * 1024 * 1024) {
+        reject(new Error("request entity too large"));
+        req.destroy();
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    req.on("error", reject);
+  });
+}
+
+/** `token` sets a bearer token: faults can then tell clients apart (setFault's `auth`). */
+export function kubeConfigFor(url: string, token?: string): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromOptions({
     clusters: [{ name: "fake", server: url, skipTLSVerify: true }],
-    users: [{ name: "tollgate" }],
+    users: [token ? { name: "tollgate", token } : { name: "tollgate" }],
     contexts: [{ name: "fake", cluster: "fake", user: "tollgate" }],
     currentContext: "fake",
   });
@@ -368,30 +606,47 @@ function status(code: number, reason: string, message: string) {
   return { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason, code };
 }
 
-function parsePath(p: string): { resource: Resource; namespace?: string; name?: string } | undefined {
+interface Route {
+  resource: Resource;
+  namespace?: string;
+  name?: string;
+  subresource?: string;
+}
+
+const NAMESPACED_CORE = new Set<Resource>(["secrets", "configmaps", "events"]);
+
+function parsePath(p: string): Route | undefined {
   const s = p.split("/").filter(Boolean).map(decodeURIComponent);
-  if (s[0] === "api" && s[1] === "v1") {
-    const rest = s.slice(2);
-    if (rest[0] === "namespaces") {
-      if (rest.length === 1) return { resource: "namespaces" };
-      if (rest.length === 2) return { resource: "namespaces", name: rest[1]! };
-      const r = rest[2];
-      if ((r === "secrets" || r === "configmaps") && rest.length <= 4) {
-        return rest.length === 4
-          ? { resource: r, namespace: rest[1]!, name: rest[3]! }
-          : { resource: r, namespace: rest[1]! };
-      }
-      return undefined;
-    }
-    if ((rest[0] === "secrets" || rest[0] === "configmaps") && rest.length === 1)
-      return { resource: rest[0] };
-    return undefined;
+  const item = (resource: Resource, rest: string[], namespace?: string): Route | undefined => {
+    if (rest.length > 3) return undefined;
+    const r: Route = { resource };
+    if (namespace !== undefined) r.namespace = namespace;
+    if (rest[1] !== undefined) r.name = rest[1];
+    if (rest[2] !== undefined) r.subresource = rest[2];
+    return r;
+  };
+  let rest: string[];
+  let group: string | undefined;
+  if (s[0] === "api" && s[1] === "v1") rest = s.slice(2);
+  else if (s[0] === "apis" && s.length >= 3) {
+    group = `${s[1]}/${s[2]}`;
+    rest = s.slice(3);
+  } else return undefined;
+  const inGroup = (r: Resource) => (GROUP_PATH[r] ?? undefined) === group;
+  if (group === undefined && rest[0] === "namespaces" && rest.length <= 2)
+    return item("namespaces", rest);
+  if (rest[0] === "namespaces" && rest.length >= 3) {
+    const r = rest[2] as Resource;
+    if (!(r in META) || !META[r].namespaced || !inGroup(r)) return undefined;
+    if (group === undefined && !NAMESPACED_CORE.has(r)) return undefined;
+    return item(r, rest.slice(2), rest[1]!);
   }
-  if (s[0] === "apis" && s[1] === "tollgate.dev" && s[2] === "v1alpha1" && s[3] === "imagepolicies") {
-    if (s.length === 4) return { resource: "imagepolicies" };
-    if (s.length === 5) return { resource: "imagepolicies", name: s[4]! };
-  }
-  return undefined;
+  const r = rest[0] as Resource;
+  if (!(r in META) || !inGroup(r)) return undefined;
+  // Namespaced kinds are listed across namespaces at the bare collection; cluster-scoped
+  // kinds have items there.
+  if (META[r].namespaced) return rest.length === 1 ? { resource: r } : undefined;
+  return item(r, rest);
 }
 
 /** metadata.name / metadata.namespace field selectors and equality/existence label selectors. */
