@@ -60,6 +60,7 @@ export interface GateOptions<P extends PolicyRef> {
 /** The parts of an NRI CreateContainer request the gate reads. */
 export interface GatePod {
   id?: string;
+  uid?: string;
   name?: string;
   namespace?: string;
 }
@@ -75,7 +76,7 @@ export interface EvaluateInput {
   imageName: string;
   /** A digest the runtime itself supplied (a newer NRI); preferred over a lookup. */
   digestHint?: string;
-  container?: { id: string; name: string; pod: string };
+  container?: { id: string; name: string; pod: string; podUid?: string };
   /** Epoch ms by which the answer must be given; undefined = wait for the verification. */
   answerBy?: number;
 }
@@ -118,7 +119,12 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       namespace: pod.namespace ?? "",
       imageName: annotations[IMAGE_NAME_ANNOTATION] ?? "",
       digestHint: digestFromRequest(container),
-      container: { id: container.id ?? "", name: container.name ?? "", pod: pod.name ?? "" },
+      container: {
+        id: container.id ?? "",
+        name: container.name ?? "",
+        pod: pod.name ?? "",
+        ...(pod.uid ? { podUid: pod.uid } : {}),
+      },
       answerBy,
     });
   }

@@ -1,6 +1,7 @@
 // Prometheus metrics of the agent, in a private registry (no global state, testable).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Decision } from "../decision/decision.js";
+import type { PolicyOutcome } from "../policy-source/types.js";
 
 export class AgentMetrics {
   readonly registry = new Registry();
@@ -101,6 +102,48 @@ export class AgentMetrics {
     labelNames: ["result"] as const,
     registers: [this.registry],
   });
+
+  /** The policy source's outcomes, read at each scrape; set by watchPolicies. */
+  private outcomes: (() => PolicyOutcome[]) | undefined;
+  readonly policyReady: Gauge<"policy"> = new Gauge({
+    name: "tollgate_policy_ready",
+    help: "1 when the policy's latest document is in force on this node, 0 when it was refused (an earlier revision, or none, decides).",
+    labelNames: ["policy"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      this.policyReady.reset();
+      for (const o of this.outcomes?.() ?? [])
+        this.policyReady.set({ policy: o.name }, o.revision !== undefined && !o.rejected ? 1 : 0);
+    },
+  });
+  readonly buildInfo = new Gauge({
+    name: "tollgate_build_info",
+    help: "Always 1; labels: the Tollgate version and the Node.js version running it.",
+    labelNames: ["version", "node"] as const,
+    registers: [this.registry],
+  });
+  private leader: (() => boolean) | undefined;
+  readonly statusWriter: Gauge = new Gauge({
+    name: "tollgate_status_writer",
+    help: "1 while this agent holds the Lease that makes it the cluster's ImagePolicy status writer.",
+    registers: [this.registry],
+    collect: (): void => {
+      this.statusWriter.set(this.leader?.() ? 1 : 0);
+    },
+  });
+
+  watchPolicies(outcomes: () => PolicyOutcome[]): void {
+    this.outcomes = outcomes;
+  }
+
+  watchLeadership(isLeader: () => boolean): void {
+    this.leader = isLeader;
+  }
+
+  setBuildInfo(version: string): void {
+    this.buildInfo.reset();
+    this.buildInfo.set({ version, node: process.version }, 1);
+  }
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     if (opts.defaultMetrics) collectDefaultMetrics({ register: this.registry, prefix: "tollgate_process_" });

@@ -118,6 +118,19 @@ export interface AgentConfig {
     tufFetchTimeoutMs: number;
   };
   log: { level: LogLevel };
+  /** Kubernetes visibility (kubernetes source only): ImagePolicy status and pod Events. */
+  cluster: {
+    /** Stand in the Lease election for the one agent that writes ImagePolicy.status. */
+    statusWriter: boolean;
+    /** A Warning Event on the pod for each create-time denial (aggregated). */
+    podEvents: boolean;
+    /** The Lease's namespace; "" = $POD_NAMESPACE, else tollgate-system. */
+    leaseNamespace: string;
+    leaseName: string;
+    leaseDurationSeconds: number;
+    /** This node's name (Events, Lease identity); "" = $NODE_NAME, else the host name. */
+    nodeName: string;
+  };
   metrics: {
     /** host:port for /metrics, /healthz, /readyz; empty disables. */
     listen: string;
@@ -171,6 +184,14 @@ export function defaultConfig(): AgentConfig {
     registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [], credentialProviders: [] },
     sigstore: { tufCacheDir: "/var/lib/tollgate/sigstore-tuf", tufFetchTimeoutMs: 10_000 },
     log: { level: "info" },
+    cluster: {
+      statusWriter: true,
+      podEvents: true,
+      leaseNamespace: "",
+      leaseName: "tollgate-status-writer",
+      leaseDurationSeconds: 15,
+      nodeName: "",
+    },
     metrics: { listen: "127.0.0.1:9464" },
   };
 }
@@ -421,6 +442,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     registry: ["certsDir", "dockerConfigs", "credentialProviders"],
     sigstore: ["tufCacheDir", "tufFetchTimeoutMs"],
     log: ["level"],
+    cluster: ["statusWriter", "podEvents", "leaseNamespace", "leaseName", "leaseDurationSeconds", "nodeName"],
     metrics: ["listen"],
   };
   for (const k of Object.keys(root)) {
@@ -505,6 +527,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
   const log = section("log");
   const metrics = section("metrics");
   const sigstore = section("sigstore");
+  const cluster = section("cluster");
 
   const cfg: AgentConfig = {
     nri: {
@@ -647,6 +670,23 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
         "fatal",
         "silent",
       ] as const),
+    },
+    cluster: {
+      statusWriter: bool(cluster, "cluster", "statusWriter", d.cluster.statusWriter),
+      podEvents: bool(cluster, "cluster", "podEvents", d.cluster.podEvents),
+      leaseNamespace: str(cluster, "cluster", "leaseNamespace", d.cluster.leaseNamespace, {
+        allowEmpty: true,
+      }),
+      leaseName: str(cluster, "cluster", "leaseName", d.cluster.leaseName),
+      leaseDurationSeconds: num(
+        cluster,
+        "cluster",
+        "leaseDurationSeconds",
+        d.cluster.leaseDurationSeconds,
+        3,
+        3600,
+      ),
+      nodeName: str(cluster, "cluster", "nodeName", d.cluster.nodeName, { allowEmpty: true }),
     },
     metrics: { listen: str(metrics, "metrics", "listen", d.metrics.listen, { allowEmpty: true }) },
   };

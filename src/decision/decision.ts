@@ -39,7 +39,7 @@ export interface Decision {
   mode?: Mode;
   source: VerdictSource;
   durationMs: number;
-  container?: { id: string; name: string; pod: string };
+  container?: { id: string; name: string; pod: string; podUid?: string };
   verdict?: Verdict;
   /** Pull decisions over several policies: one entry per policy consulted. */
   policies?: Array<{ name: string; revision: string; allowed: boolean; kind: DecisionKind; reason: string }>;

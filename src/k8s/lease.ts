@@ -140,7 +140,10 @@ export class LeaseElector {
       this.o.logger.info({ lease: this.where(), identity: this.o.identity }, "became the status writer");
       this.o.onStartedLeading?.();
     } else {
-      this.o.logger.info({ lease: this.where(), identity: this.o.identity }, "stopped being the status writer");
+      this.o.logger.info(
+        { lease: this.where(), identity: this.o.identity },
+        "stopped being the status writer",
+      );
       this.o.onStoppedLeading?.();
     }
   }

@@ -38,6 +38,7 @@ import { errorMessage } from "../base/errors.js";
 import { PolicyStore } from "../policy-source/store.js";
 import { StoreBackedSource } from "../policy-source/store-backed.js";
 import {
+  type PolicyOutcome,
   type PolicySource,
   type SelectionConfig,
   type SourceLogger,
@@ -70,6 +71,14 @@ export interface KubernetesSourceOptions<P extends CompiledPolicyLike> {
   snapshot?: { path: string; maxAgeMs: number; refreshMs?: number };
 }
 
+/** An ImagePolicy object with this agent's outcome for it. */
+export interface PolicyObjectOutcome extends PolicyOutcome {
+  generation: number;
+  resourceVersion: string;
+  /** The object's .status as stored. */
+  status: unknown;
+}
+
 export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolicy>
   extends StoreBackedSource<P>
   implements PolicySource<P>
@@ -87,6 +96,8 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
   private readonly imagePolicies: Reflector<KObj>;
   private readonly trust: TrustWatches<P>;
   private readonly failing = new Set<string>();
+  /** Spec last handed to the compiler per policy: status-only updates are not recompiled. */
+  private readonly compiledSpec = new Map<string, string>();
   private readyWaiters: (() => void)[] = [];
   private stopped = true;
   /** True once the informers synced with the API server (a loaded snapshot is not that). */
@@ -211,6 +222,29 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
     }));
   }
 
+  /**
+   * Each ImagePolicy object as last seen, with what this agent made of it (for the status
+   * writer): undefined until the informers synced live (a snapshot says nothing about the
+   * objects' current generations).
+   */
+  async objectOutcomes(): Promise<PolicyObjectOutcome[] | undefined> {
+    await this.store.settle();
+    if (!this.liveSynced || this.stopped) return undefined;
+    const outcomes = new Map(this.store.outcomes().map((o) => [o.name, o]));
+    return this.imagePolicies
+      .list()
+      .filter((o) => o.metadata?.name)
+      .map((o) => {
+        const name = o.metadata!.name!;
+        return {
+          ...(outcomes.get(name) ?? { name }),
+          generation: Number(o.metadata?.generation ?? 0),
+          resourceVersion: o.metadata?.resourceVersion ?? "",
+          status: o.status,
+        };
+      });
+  }
+
   /** Trust objects currently watched, as "Kind/namespace/name" (for status and tests). */
   watchedTrustObjects(): string[] {
     return this.trust.keys();
@@ -244,12 +278,17 @@ export class KubernetesPolicySource<P extends CompiledPolicyLike = CompiledPolic
       this.store.reject(name, origin, `more than ${this.maxPolicies} ImagePolicies; this one is ignored`);
       return;
     }
+    // Writes to .status (ours, by the status writer) change the object but not what it says.
+    const spec = JSON.stringify(o.spec ?? null);
+    if (this.compiledSpec.get(name) === spec) return;
+    this.compiledSpec.set(name, spec);
     void this.store.upsert(name, o, origin, this.trust.resolver).then(() => this.trust.scheduleGc());
   }
 
   private onPolicyDeleted(o: KObj): void {
     const name = o.metadata?.name;
     if (!name) return;
+    this.compiledSpec.delete(name);
     this.store.remove(name, `ImagePolicy/${name}@${o.metadata?.resourceVersion ?? "?"}`);
     this.trust.scheduleGc();
   }

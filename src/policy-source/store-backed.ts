@@ -1,7 +1,7 @@
 // The answers every policy source gives straight from its PolicyStore; sources differ only
 // in how they feed the store (files, informers, the on-host snapshot).
 import type { PolicyStore } from "./store.js";
-import type { CompiledPolicyLike, Selection, SourceStatus } from "./types.js";
+import type { CompiledPolicyLike, PolicyOutcome, Selection, SourceStatus } from "./types.js";
 
 export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
   protected abstract readonly store: PolicyStore<P>;
@@ -28,5 +28,8 @@ export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
   }
   status(): SourceStatus {
     return this.store.status();
+  }
+  policyOutcomes(): PolicyOutcome[] {
+    return this.store.outcomes();
   }
 }

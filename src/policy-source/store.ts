@@ -13,6 +13,7 @@ import {
 } from "./select.js";
 import { materialKey, SNAPSHOT_FORMAT, type SnapshotBody } from "./snapshot.js";
 import type {
+  PolicyOutcome,
   PolicyStatusEntry,
   RejectedUpdate,
   Selection,
@@ -46,6 +47,8 @@ export class PolicyStore<P extends CompiledPolicyLike> {
   /** Deps of the latest compile attempt, good or bad, so a fixed Secret triggers a retry. */
   private readonly attemptDeps = new Map<string, Set<string>>();
   private readonly lastDocs = new Map<string, { doc: unknown; origin: string }>();
+  /** Why the latest document of a policy was refused (cleared when a later one compiles). */
+  private readonly lastRejected = new Map<string, { reason: string; at: string }>();
   syncState: SyncState = "starting";
   lastSyncAt: string | undefined;
   lastError: { message: string; at: string } | undefined;
@@ -94,6 +97,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
           throw new Error(`compiled policy is named "${policy.name}", expected "${name}"`);
         }
         const prev = this.entries.get(name);
+        this.lastRejected.delete(name);
         this.entries.set(name, {
           policy,
           origin,
@@ -130,6 +134,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     this.seq.set(name, (this.seq.get(name) ?? 0) + 1);
     this.lastDocs.delete(name);
     this.attemptDeps.delete(name);
+    this.lastRejected.delete(name);
     const prev = this.entries.get(name);
     if (this.entries.delete(name)) {
       this.log.info({ policy: name, revision: prev?.policy.revision, origin }, "policy removed");
@@ -142,6 +147,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     const at = new Date().toISOString();
     const kept = policy !== undefined ? this.entries.get(policy) : undefined;
     if (kept) kept.rejectedUpdate = { reason, at, origin };
+    if (policy !== undefined) this.lastRejected.set(policy, { reason, at });
     const r: RejectedUpdate = { origin, reason, at };
     if (policy !== undefined) r.policy = policy;
     if (kept) r.keptRevision = kept.policy.revision;
@@ -175,6 +181,19 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     for (const deps of this.attemptDeps.values()) for (const d of deps) out.add(d);
     for (const e of this.entries.values()) for (const d of e.deps) out.add(d);
     return out;
+  }
+
+  /** Per known policy: the revision in force and whether its latest document was refused. */
+  outcomes(): PolicyOutcome[] {
+    const names = new Set([...this.lastDocs.keys(), ...this.entries.keys()]);
+    return [...names].sort().map((name) => {
+      const o: PolicyOutcome = { name };
+      const e = this.entries.get(name);
+      if (e) o.revision = e.policy.revision;
+      const r = this.lastRejected.get(name);
+      if (r) o.rejected = { ...r };
+      return o;
+    });
   }
 
   policyNames(): string[] {

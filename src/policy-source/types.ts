@@ -51,6 +51,15 @@ export interface PolicyStatusEntry {
   rejectedUpdate?: { reason: string; at: string; origin: string };
 }
 
+/** What became of a policy's latest document (ImagePolicy status, tollgate_policy_ready). */
+export interface PolicyOutcome {
+  name: string;
+  /** The revision in force (absent when no document of it ever compiled). */
+  revision?: string;
+  /** Set when the latest document was refused; `revision`, if any, is an earlier one. */
+  rejected?: { reason: string; at: string };
+}
+
 export interface RejectedUpdate {
   /** Policy name when known; absent for whole-file rejections. */
   policy?: string;
@@ -90,6 +99,8 @@ export interface PolicySource<P extends CompiledPolicyLike = CompiledPolicy> {
   /** Called after any change that can change a selection or a revision. Returns unsubscribe. */
   onChange(cb: () => void): () => void;
   status(): SourceStatus;
+  /** Per known policy: revision in force, latest document refused or not. */
+  policyOutcomes?(): PolicyOutcome[];
 }
 
 /** Agent configuration that drives selection. */

@@ -157,14 +157,45 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
     }
   });
 
-  it("RBAC: exactly get/list/watch; Secrets and ConfigMaps only through a RoleBinding in tollgate-trust", () => {
+  it("RBAC: reads are get/list/watch; writes exactly status patch, events create/patch, the status Lease; Secrets and ConfigMaps only through a RoleBinding in tollgate-trust", () => {
     const objs = get("base");
     const roles = objs.filter((o) => o.kind === "ClusterRole" || o.kind === "Role");
     expect(roles.length).toBeGreaterThan(0);
-    for (const r of roles) {
+    const rules = (name: string) =>
+      roles
+        .find((r) => r.metadata.name === name)!
+        .rules.map((x: Obj) => ({
+          apiGroups: x.apiGroups,
+          resources: x.resources,
+          verbs: [...(x.verbs as string[])].sort(),
+          ...(x.resourceNames ? { resourceNames: x.resourceNames } : {}),
+        }));
+    const writers = new Set(["tollgate-agent-writer", "tollgate-status-lease"]);
+    for (const r of roles.filter((r) => !writers.has(r.metadata.name))) {
       for (const rule of r.rules)
         expect([...rule.verbs].sort(), `${r.metadata.name}`).toEqual(["get", "list", "watch"]);
     }
+    // Everything the agent may write, and nothing more.
+    expect(rules("tollgate-agent-writer")).toEqual([
+      { apiGroups: ["tollgate.dev"], resources: ["imagepolicies/status"], verbs: ["patch"] },
+      { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+    ]);
+    expect(rules("tollgate-status-lease")).toEqual([
+      { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+      {
+        apiGroups: ["coordination.k8s.io"],
+        resources: ["leases"],
+        verbs: ["get", "update"],
+        resourceNames: ["tollgate-status-writer"],
+      },
+    ]);
+    // The Lease role is bound only in the agent's namespace, to the Lease the config names.
+    const leaseBinding = objs.filter(
+      (o) => o.kind.endsWith("Binding") && o.roleRef.name === "tollgate-status-lease",
+    );
+    expect(leaseBinding.map((b) => `${b.kind}/${b.metadata.namespace}`)).toEqual([
+      "RoleBinding/tollgate-system",
+    ]);
     const grants = (roleName: string) =>
       roles.find((r) => r.metadata.name === roleName)!.rules.flatMap((x: Obj) => x.resources as string[]);
     // Cluster-wide bindings never reach secrets/configmaps.
@@ -177,7 +208,7 @@ describe.skipIf(!kubectl)("deploy/ renders with kubectl kustomize", () => {
       .filter((o) => o.kind === "ClusterRoleBinding")
       .flatMap((b) => grants(b.roleRef.name))
       .sort();
-    expect(agentRes).toEqual(["imagepolicies", "namespaces"]);
+    expect(agentRes).toEqual(["events", "imagepolicies", "imagepolicies/status", "namespaces"]);
     const rb = one(objs, "RoleBinding", "tollgate-trust-reader");
     expect(rb.metadata.namespace).toBe("tollgate-trust");
     expect(grants(rb.roleRef.name).sort()).toEqual(["configmaps", "secrets"]);

@@ -9,7 +9,13 @@ import { waitFor } from "../support/procs.js";
 
 const LEASE_PATH = "/apis/coordination.k8s.io/v1/namespaces/tollgate-system/leases";
 
-async function send(api: FakeApiServer, method: string, path: string, body: unknown, type = "application/json") {
+async function send(
+  api: FakeApiServer,
+  method: string,
+  path: string,
+  body: unknown,
+  type = "application/json",
+) {
   const res = await fetch(`${api.url}${path}`, {
     method,
     headers: { "Content-Type": type },
@@ -34,7 +40,10 @@ describe("in-test API server: write semantics", () => {
     const created = await send(api, "POST", LEASE_PATH, lease);
     expect(created.status).toBe(201);
     const rv = (created.body.metadata as { resourceVersion: string }).resourceVersion;
-    expect((await send(api, "POST", LEASE_PATH, lease)).body).toMatchObject({ reason: "AlreadyExists", code: 409 });
+    expect((await send(api, "POST", LEASE_PATH, lease)).body).toMatchObject({
+      reason: "AlreadyExists",
+      code: 409,
+    });
     // Three fractional digits are refused, as kube-apiserver's MicroTime parser does.
     const badTime = { metadata: { name: "m" }, spec: { renewTime: new Date().toISOString() } };
     expect((await send(api, "POST", LEASE_PATH, badTime)).status).toBe(422);
@@ -55,7 +64,9 @@ describe("in-test API server: write semantics", () => {
     const patchPath = `${LEASE_PATH}/l`;
     const merge = "application/merge-patch+json";
     expect((await send(api, "PATCH", patchPath, { spec: { holderIdentity: "e" } }, merge)).status).toBe(200);
-    expect((await send(api, "PATCH", patchPath, { metadata: { resourceVersion: rv } }, merge)).status).toBe(409);
+    expect((await send(api, "PATCH", patchPath, { metadata: { resourceVersion: rv } }, merge)).status).toBe(
+      409,
+    );
     // A custom resource does not take strategic merge patches; JSON patch is not served here.
     expect((await send(api, "PATCH", patchPath, [], "application/json-patch+json")).status).toBe(415);
     expect(api.get("leases", "l", "tollgate-system")?.spec).toMatchObject({ holderIdentity: "e" });
@@ -76,9 +87,15 @@ describe("in-test API server: write semantics", () => {
     expect(p.spec).toEqual({ mode: "Enforce" }); // spec is not writable through /status
     expect(p.metadata.generation).toBe(1);
     api.apply("imagepolicies", { metadata: { name: "p" }, spec: { mode: "Enforce" }, status: { x: 1 } });
-    expect(api.get("imagepolicies", "p")).toMatchObject({ status: { revision: "r1" }, metadata: { generation: 1 } });
+    expect(api.get("imagepolicies", "p")).toMatchObject({
+      status: { revision: "r1" },
+      metadata: { generation: 1 },
+    });
     api.apply("imagepolicies", { metadata: { name: "p" }, spec: { mode: "Audit" } });
-    expect(api.get("imagepolicies", "p")).toMatchObject({ status: { revision: "r1" }, metadata: { generation: 2 } });
+    expect(api.get("imagepolicies", "p")).toMatchObject({
+      status: { revision: "r1" },
+      metadata: { generation: 2 },
+    });
 
     // Events: the involved object must live in the Event's namespace.
     const ev = (ns: string) => ({
@@ -143,7 +160,9 @@ describe("LeaseElector", () => {
     });
     const first = leaders(es)[0]!;
     const lease = api.get("leases", "tollgate-status-writer", "tollgate-system")!;
-    expect(lease.spec).toMatchObject({ holderIdentity: (first as unknown as { o: { identity: string } }).o.identity });
+    expect(lease.spec).toMatchObject({
+      holderIdentity: (first as unknown as { o: { identity: string } }).o.identity,
+    });
 
     // Step down on shutdown: the lease is released (see the next test), another candidate takes it.
     const rest = es.filter((e) => e !== first);
@@ -213,7 +232,10 @@ describe("LeaseElector", () => {
     // Someone else takes the lease by force (an admin, another implementation).
     const leader = leaders(es)[0]!;
     const coord = api.kubeConfig("admin").makeApiClient(CoordinationV1Api);
-    const l = await coord.readNamespacedLease({ name: "tollgate-status-writer", namespace: "tollgate-system" });
+    const l = await coord.readNamespacedLease({
+      name: "tollgate-status-writer",
+      namespace: "tollgate-system",
+    });
     await coord.replaceNamespacedLease({
       name: "tollgate-status-writer",
       namespace: "tollgate-system",

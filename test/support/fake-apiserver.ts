@@ -221,9 +221,7 @@ export class FakeApiServer {
   /** Writes of API clients (POST, PUT, PATCH, DELETE), optionally for one resource. */
   writes(resource?: Resource): LoggedRequest[] {
     return this.requests.filter(
-      (r) =>
-        r.method !== "GET" &&
-        (resource === undefined || parsePath(r.path)?.resource === resource),
+      (r) => r.method !== "GET" && (resource === undefined || parsePath(r.path)?.resource === resource),
     );
   }
 
@@ -449,7 +447,11 @@ export class FakeApiServer {
       try {
         body = JSON.parse(raw);
       } catch (e) {
-        return err(400, "BadRequest", `the body of the request was in an unknown format: ${(e as Error).message}`);
+        return err(
+          400,
+          "BadRequest",
+          `the body of the request was in an unknown format: ${(e as Error).message}`,
+        );
       }
     }
     const store = this.objects.get(resource)!;
@@ -468,7 +470,8 @@ export class FakeApiServer {
       if (m.namespaced) obj.metadata.namespace = namespace;
       if (!obj.metadata.name && typeof obj.metadata.generateName === "string")
         obj.metadata.name = `${obj.metadata.generateName}${(++this.uidSeq).toString(36).padStart(5, "0")}`;
-      if (!obj.metadata.name) return err(422, "Invalid", `${m.kind} is invalid: metadata.name: Required value`);
+      if (!obj.metadata.name)
+        return err(422, "Invalid", `${m.kind} is invalid: metadata.name: Required value`);
       const invalid = validate(resource, obj);
       if (invalid) return err(422, "Invalid", `${m.kind} "${obj.metadata.name}" is invalid: ${invalid}`);
       if (store.has(key(resource, obj.metadata.name, namespace)))
@@ -505,7 +508,12 @@ export class FakeApiServer {
       const merge =
         type === "application/merge-patch+json" ||
         (type === "application/strategic-merge-patch+json" && m.core);
-      if (!merge) return err(415, "UnsupportedMediaType", `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json${m.core ? ", application/strategic-merge-patch+json" : ""}`);
+      if (!merge)
+        return err(
+          415,
+          "UnsupportedMediaType",
+          `the body of the request was in an unknown format - accepted media types include: application/merge-patch+json${m.core ? ", application/strategic-merge-patch+json" : ""}`,
+        );
       if (!isObj(body)) return err(400, "BadRequest", "a merge patch must be a JSON object");
       const rv = isObj(body.metadata) ? body.metadata.resourceVersion : undefined;
       if (rv !== undefined && rv !== prev.metadata.resourceVersion) return conflict();
@@ -633,8 +641,7 @@ function parsePath(p: string): Route | undefined {
     rest = s.slice(3);
   } else return undefined;
   const inGroup = (r: Resource) => (GROUP_PATH[r] ?? undefined) === group;
-  if (group === undefined && rest[0] === "namespaces" && rest.length <= 2)
-    return item("namespaces", rest);
+  if (group === undefined && rest[0] === "namespaces" && rest.length <= 2) return item("namespaces", rest);
   if (rest[0] === "namespaces" && rest.length >= 3) {
     const r = rest[2] as Resource;
     if (!(r in META) || !META[r].namespaced || !inGroup(r)) return undefined;
