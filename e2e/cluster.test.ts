@@ -243,6 +243,46 @@ describe("cluster safety with the enforce overlay's configuration", () => {
     expect(c.error).toBeUndefined();
   });
 
+  it("visible in kubectl: denials are one aggregated Event on the pod; the agent writes the policy's status", async () => {
+    // kubelet retries a denied create under the same container name: one Event counts them.
+    const p = await pod("team-b");
+    for (let i = 0; i < 5; i++) {
+      const err = await criErrorOf(
+        ctrd.cri.createContainer(p, { name: "app", image: img["kube-proxy"]!.ref }),
+      );
+      expect(err?.details).toContain("code = PermissionDenied");
+    }
+    const mine = () =>
+      api
+        .list("events", "team-b")
+        .filter((e) => (e.involvedObject as { uid?: string }).uid === p.config.metadata!.uid);
+    await waitFor("the Event counts 5 denials", () => mine()[0]?.count === 5, 30_000);
+    expect(mine()).toHaveLength(1);
+    const ev = mine()[0]!;
+    // The reason follows the decision's kind (rejected, or failed under failurePolicy Closed).
+    const rec = audit(
+      (r) => r.event === "create" && (r.container as { pod?: string })?.pod === p.config.metadata!.name,
+    ).at(-1)!;
+    expect(rec).toMatchObject({ result: "deny", namespace: "team-b" });
+    expect(ev).toMatchObject({
+      type: "Warning",
+      reason: rec.kind === "failed" ? "ImageVerificationFailed" : "ImagePolicyDenied",
+      involvedObject: { kind: "Pod", name: p.config.metadata!.name, namespace: "team-b" },
+      metadata: { annotations: { "tollgate.dev/policy": "default" } },
+    });
+    expect(String(ev.message)).toContain(img["kube-proxy"]!.digest);
+    expect(api.writes("events").length).toBeLessThanOrEqual(3);
+
+    // The only agent holds the status Lease and wrote the default policy's status.
+    await waitFor("status written", () => api.get("imagepolicies", "default")?.status !== undefined, 30_000);
+    const st = api.get("imagepolicies", "default")!.status as { revision: string; conditions: unknown[] };
+    const s = await status();
+    expect(st.revision).toBe(s.policies.find((x) => x.name === "default")!.revision);
+    expect(st.conditions).toContainEqual(
+      expect.objectContaining({ type: "Ready", status: "True", reason: "Accepted" }),
+    );
+  });
+
   it("break-glass runs an unsigned hotfix end to end in its namespace; another namespace still cannot start it", async () => {
     const until = new Date(Date.now() + 3600_000).toISOString();
     api.modify("namespaces", "hotfix", undefined, (o) => {
