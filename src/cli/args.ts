@@ -1,5 +1,7 @@
 // Command-line parsing shared by every subcommand: `--flag value`, `--flag=value`, boolean
-// flags, repeatable flags, `--` to end flags, `-h/--help`. Unknown flags and missing values
+// flags, repeatable flags, `--` to end flags, `-h/--help`, the single-letter short forms
+// users expect from kubectl-era tools (`-o json`, `-ojson`, `-o=json`, `-n NS`), and `-` as a
+// positional (standard input). Unknown flags and missing values
 // are usage errors (exit 2): a typo must never silently fall back to a default.
 
 import { UsageError } from "../base/errors.js";
@@ -27,6 +29,8 @@ export interface FlagSpec {
   /** Allowed values (string flags). */
   values?: readonly string[];
   help: string;
+  /** One-letter short form, e.g. "o" for `-o json`. */
+  short?: string;
 }
 
 export interface CommandSpec {
@@ -54,6 +58,7 @@ export const OUTPUT_FLAG: FlagSpec = {
   value: "FORMAT",
   values: ["table", "json"],
   help: "output format: table (default) or json",
+  short: "o",
 };
 
 export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
@@ -61,7 +66,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
   const out: Parsed = { help: false, flags: new Map(), positionals: [] };
   let i = 0;
   for (; i < argv.length; i++) {
-    const arg = argv[i]!;
+    let arg = argv[i]!;
     if (arg === "--") {
       i++;
       break;
@@ -74,7 +79,7 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
       out.positionals.push(arg);
       continue;
     }
-    if (!arg.startsWith("--")) throw new UsageError(`unknown flag ${arg} (flags are spelt --name)`);
+    if (!arg.startsWith("--")) arg = expandShort(arg, spec);
     const eq = arg.indexOf("=");
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
     const f = byName.get(name);
@@ -120,6 +125,19 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
   return out;
 }
 
+/** `-o json` → `--output`, `-ojson` / `-o=json` → `--output=json`. */
+function expandShort(arg: string, spec: CommandSpec): string {
+  const m = /^-([A-Za-z])=?([\s\S]*)$/.exec(arg);
+  const f = m ? spec.flags.find((x) => x.short === m[1]) : undefined;
+  if (!m || !f) {
+    const shorts = spec.flags.filter((x) => x.short).map((x) => `-${x.short}`);
+    throw new UsageError(
+      `unknown flag ${arg} (flags are spelt --name${shorts.length > 0 ? `; short forms: ${shorts.join(", ")}` : ""})`,
+    );
+  }
+  return m[2] === "" ? `--${f.name}` : `--${f.name}=${m[2]}`;
+}
+
 function suggest(name: string, known: string[]): string {
   const close = known.find((k) => k.startsWith(name) || name.startsWith(k) || distance(k, name) <= 2);
   return close ? ` (did you mean --${close}?)` : "";
@@ -159,7 +177,8 @@ export function helpText(spec: CommandSpec): string {
     lines.push("Flags:");
     const rows = [
       ...spec.flags.map((f) => {
-        const left = `--${f.name}${f.type === "boolean" ? "" : ` ${f.value ?? "VALUE"}`}`;
+        const long = `--${f.name}${f.type === "boolean" ? "" : ` ${f.value ?? "VALUE"}`}`;
+        const left = f.short ? `-${f.short}, ${long}` : `    ${long}`;
         return [left, f.help + (f.type === "list" ? " (repeatable)" : "")] as const;
       }),
       ["-h, --help", "show this help"] as const,

@@ -1,8 +1,11 @@
 // Reads policy files the way the file policy source does: YAML or JSON, one or more
 // documents per file — ImagePolicy documents plus the Namespace / Secret / ConfigMap
 // objects they go with. Used by `tollgate verify --policy` and `tollgate policy validate`.
+// `-` reads standard input; a `kind: List` (or `<Kind>List`) document — what
+// `kubectl get … -o yaml` prints — stands for its items.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import path from "node:path";
 import { errorMessage } from "../base/errors.js";
-import { readFileSync, statSync } from "node:fs";
 import { parseAllDocuments } from "yaml";
 import type { TrustMaterialRef, TrustMaterialResolver } from "../engine/policy/model.js";
 import { isRecord } from "../base/record.js";
@@ -22,6 +25,8 @@ export interface FileDoc {
   kind?: string;
   name?: string;
   namespace?: string;
+  /** 0-based position among the items of a List document. */
+  item?: number;
   value: unknown;
   /** YAML syntax problem; `value` is undefined then. */
   syntaxError?: string;
@@ -30,19 +35,98 @@ export interface FileDoc {
 /** Reads one file. Throws UsageError when it cannot be read (missing, a directory, too large). */
 export function readDocs(file: string): FileDoc[] {
   let text: string;
+  if (file === "-") {
+    text = readStdin();
+    file = STDIN_LABEL;
+  } else
+    try {
+      text = readFile(file);
+    } catch (e) {
+      if (e instanceof UsageError) throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new UsageError(
+        code === "ENOENT" ? `${file}: no such file` : `cannot read ${file}: ${errorMessage(e)}`,
+      );
+    }
+  return parseDocs(file, text);
+}
+
+/** How standard input is named in messages. */
+export const STDIN_LABEL = "(stdin)";
+
+function readStdin(): string {
+  let buf: Buffer;
   try {
-    const st = statSync(file);
-    if (st.isDirectory()) throw new UsageError(`${file} is a directory, not a policy file`);
-    if (st.size > MAX_POLICY_FILE_BYTES)
-      throw new UsageError(`${file} is larger than ${MAX_POLICY_FILE_BYTES} bytes`);
-    text = readFileSync(file, "utf8");
+    buf = readFileSync(0);
   } catch (e) {
-    if (e instanceof UsageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      code === "ENOENT" ? `${file}: no such file` : `cannot read ${file}: ${errorMessage(e)}`,
-    );
+    throw new UsageError(`cannot read standard input: ${errorMessage(e)}`);
   }
+  if (buf.length > MAX_POLICY_FILE_BYTES)
+    throw new UsageError(`standard input is larger than ${MAX_POLICY_FILE_BYTES} bytes`);
+  return buf.toString("utf8");
+}
+
+/**
+ * The files FILE arguments stand for: a directory is its *.yaml, *.yml and *.json files
+ * (not recursive, hidden files left out, like the file policy source); anything else there
+ * is skipped with a note. `-` (standard input) may appear once.
+ */
+export function expandPaths(args: readonly string[]): { files: string[]; notes: string[] } {
+  const files: string[] = [];
+  const notes: string[] = [];
+  if (args.filter((a) => a === "-").length > 1)
+    throw new UsageError("- (standard input) given more than once");
+  for (const a of args) {
+    if (a === "-") {
+      files.push(a);
+      continue;
+    }
+    let dir = false;
+    try {
+      dir = statSync(a).isDirectory();
+    } catch {
+      // readDocs reports a missing or unreadable file
+    }
+    if (!dir) {
+      files.push(a);
+      continue;
+    }
+    let names: string[];
+    try {
+      names = readdirSync(a).sort();
+    } catch (e) {
+      throw new UsageError(`cannot read directory ${a}: ${errorMessage(e)}`);
+    }
+    let found = 0;
+    for (const n of names) {
+      const f = path.join(a, n);
+      if (n.startsWith(".")) continue;
+      let isFile = false;
+      try {
+        isFile = statSync(f).isFile();
+      } catch {
+        isFile = false;
+      }
+      if (isFile && /\.(ya?ml|json)$/i.test(n)) {
+        files.push(f);
+        found++;
+      } else notes.push(`${f}: skipped (${isFile ? "not a YAML or JSON file" : "not a regular file"})`);
+    }
+    if (found === 0) notes.push(`${a}: no YAML or JSON files`);
+  }
+  return { files, notes };
+}
+
+/** Throws UsageError for a directory or an oversized file, fs errors otherwise. */
+function readFile(file: string): string {
+  const st = statSync(file);
+  if (st.isDirectory()) throw new UsageError(`${file} is a directory, not a policy file`);
+  if (st.size > MAX_POLICY_FILE_BYTES)
+    throw new UsageError(`${file} is larger than ${MAX_POLICY_FILE_BYTES} bytes`);
+  return readFileSync(file, "utf8");
+}
+
+function parseDocs(file: string, text: string): FileDoc[] {
   const lineOf = (offset: number) => text.slice(0, offset).split("\n").length;
   const parsed = parseAllDocuments(text, { prettyErrors: false });
   // An empty stream (no documents at all) is an empty array-like.
@@ -70,21 +154,41 @@ export function readDocs(file: string): FileDoc[] {
     }
     // `---` followed by nothing (or only comments) is not a document.
     if (value === null || value === undefined) return;
-    const meta = isRecord(value) && isRecord(value.metadata) ? value.metadata : undefined;
-    out.push({
-      ...base,
-      value,
-      kind: isRecord(value) && typeof value.kind === "string" ? value.kind : undefined,
-      name: meta && typeof meta.name === "string" ? meta.name : undefined,
-      namespace: meta && typeof meta.namespace === "string" ? meta.namespace : undefined,
-    });
+    if (isList(value)) {
+      if (value.items.length > MAX_DOCS_PER_FILE)
+        throw new UsageError(
+          `${file}: a List of ${value.items.length} items, more than ${MAX_DOCS_PER_FILE}`,
+        );
+      value.items.forEach((item, i) => {
+        out.push(describeDoc({ ...base, item: i }, item));
+      });
+      return;
+    }
+    out.push(describeDoc(base, value));
   });
   return out;
 }
 
+/** `kind: List` (kubectl) or `<Kind>List` (the API server's list), with an items array. */
+function isList(v: unknown): v is { kind: string; items: unknown[] } {
+  return isRecord(v) && typeof v.kind === "string" && /List$/.test(v.kind) && Array.isArray(v.items);
+}
+
+function describeDoc(base: FileDoc, value: unknown): FileDoc {
+  const meta = isRecord(value) && isRecord(value.metadata) ? value.metadata : undefined;
+  return {
+    ...base,
+    value,
+    kind: isRecord(value) && typeof value.kind === "string" ? value.kind : undefined,
+    name: meta && typeof meta.name === "string" ? meta.name : undefined,
+    namespace: meta && typeof meta.namespace === "string" ? meta.namespace : undefined,
+  };
+}
+
 export function docLabel(d: FileDoc): string {
   const what = d.kind ? `${d.kind}${d.name ? ` ${d.name}` : ""}` : `document ${d.index + 1}`;
-  return `${d.file}:${d.line} (${what})`;
+  const item = d.item !== undefined ? ` List item ${d.item + 1}:` : "";
+  return `${d.file}:${d.line} (${item ? `${item.trim()} ` : ""}${what})`;
 }
 
 /**

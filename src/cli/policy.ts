@@ -10,21 +10,33 @@ import { isRecord } from "../base/record.js";
 import { stringMap, trustObjectData } from "../policy-source/objects.js";
 import { type CommandSpec, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
 import { json } from "./output.js";
-import { docLabel, type FileDoc, fileTrustResolver, readDocs, referencedObjects } from "./policy-file.js";
+import {
+  docLabel,
+  expandPaths,
+  type FileDoc,
+  fileTrustResolver,
+  readDocs,
+  referencedObjects,
+  STDIN_LABEL,
+} from "./policy-file.js";
 
 export const policyValidateSpec: CommandSpec = {
   name: "tollgate policy validate",
-  usage: "tollgate policy validate FILE... [--output table|json]",
+  usage: "tollgate policy validate FILE... [-o table|json]   (FILE: a file, a directory, or - for stdin)",
   summary:
-    "Validates ImagePolicy documents (YAML or JSON, several per file). Namespace, Secret and\n" +
-    "ConfigMap documents — what a policy directory of the file source holds — are checked for\n" +
-    "shape; a policy whose referenced Secrets/ConfigMaps are among the given files is also\n" +
-    "compiled (keys, certificates, trusted roots, Rego module), exactly as the agent would.",
+    "Validates ImagePolicy documents (YAML or JSON, several per file; `kind: List` as printed by\n" +
+    "`kubectl get -o yaml` counts as its items; `-` reads standard input; a directory means its\n" +
+    "*.yaml, *.yml and *.json files). Namespace, Secret and ConfigMap documents — what a policy\n" +
+    "directory of the file source holds — are checked for shape; a policy whose referenced\n" +
+    "Secrets/ConfigMaps are among the given files is also compiled (keys, certificates, trusted\n" +
+    "roots, Rego module), exactly as the agent would. Other Kubernetes objects (a\n" +
+    "kustomization.yaml, a Deployment) are skipped with a note.",
   positionals: { min: 1, max: 10_000, name: "FILE" },
   flags: [OUTPUT_FLAG],
   details: `Exit codes:
-  0  every document is valid
-  1  at least one document is invalid (YAML syntax errors included)
+  0  every policy document is valid (skipped documents do not count)
+  1  at least one document is invalid (YAML syntax errors, an object without apiVersion/kind,
+     a tollgate.dev kind that is not ImagePolicy, a misspelt ImagePolicy kind)
   2  usage error, or a file cannot be read`,
 };
 
@@ -71,7 +83,11 @@ export interface DocResult {
   index: number;
   kind?: string;
   name?: string;
+  /** 0-based position among the items of a List document. */
+  item?: number;
   valid: boolean;
+  /** Not a policy document (another Kubernetes kind): not checked, does not fail the run. */
+  skipped?: boolean;
   /** true when trust material and Rego were checked too (not only the structure). */
   compiled?: boolean;
   errors: PolicyIssue[];
@@ -81,9 +97,10 @@ export interface DocResult {
 async function validate(p: Parsed, io: Io): Promise<number> {
   const all: FileDoc[] = [];
   const empty: string[] = [];
-  for (const f of p.positionals) {
+  const { files, notes } = expandPaths(p.positionals);
+  for (const f of files) {
     const docs = readDocs(f); // UsageError (exit 2) when unreadable
-    if (docs.length === 0) empty.push(f);
+    if (docs.length === 0) empty.push(f === "-" ? STDIN_LABEL : f);
     all.push(...docs);
   }
   const trust = fileTrustResolver(all);
@@ -99,8 +116,8 @@ async function validate(p: Parsed, io: Io): Promise<number> {
     });
   for (const d of all) results.push(await check(d, trust));
   const ok = results.every((r) => r.valid);
-  if (str(p, "output") === "json") io.out(json({ valid: ok, documents: results }));
-  else io.out(render(results));
+  if (str(p, "output") === "json") io.out(json({ valid: ok, documents: results, notes }));
+  else io.out(render(results, notes));
   return ok ? EXIT.OK : EXIT.FAIL;
 }
 
@@ -109,6 +126,7 @@ async function check(d: FileDoc, trust: ReturnType<typeof fileTrustResolver>): P
     file: d.file,
     line: d.line,
     index: d.index,
+    ...(d.item !== undefined ? { item: d.item } : {}),
     ...(d.kind ? { kind: d.kind } : {}),
     ...(d.name ? { name: d.name } : {}),
     valid: false,
@@ -179,27 +197,74 @@ async function check(d: FileDoc, trust: ReturnType<typeof fileTrustResolver>): P
       r.valid = r.errors.length === 0;
       return r;
     }
-    default:
-      r.errors.push({
-        path: "kind",
-        message: `must be ImagePolicy (${API_VERSION}), or Namespace/Secret/ConfigMap (v1), got ${JSON.stringify(v.kind)}`,
-      });
+    default: {
+      const why = notSkippable(v);
+      if (why) {
+        r.errors.push({ path: why.path, message: why.message });
+        return r;
+      }
+      r.valid = true;
+      r.skipped = true;
+      r.notes.push(`not a policy document (${String(v.kind)}): skipped`);
       return r;
+    }
   }
 }
 
-function render(results: DocResult[]): string {
+/**
+ * Why a document of another kind must not be skipped: it is not a Kubernetes object at all,
+ * it claims our API group, or its kind is a near miss of ImagePolicy (a typo would otherwise
+ * pass as "not a policy").
+ */
+function notSkippable(v: Record<string, unknown>): { path: string; message: string } | undefined {
+  const expected = `must be ImagePolicy (${API_VERSION}), or Namespace/Secret/ConfigMap (v1)`;
+  if (typeof v.kind !== "string" || v.kind === "")
+    return { path: "kind", message: `${expected}, got ${JSON.stringify(v.kind)}` };
+  if (typeof v.apiVersion !== "string" || v.apiVersion === "")
+    return { path: "apiVersion", message: "required (a Kubernetes object has apiVersion and kind)" };
+  if (v.apiVersion.split("/")[0] === API_VERSION.split("/")[0])
+    return { path: "kind", message: `${expected}, got ${JSON.stringify(v.kind)}` };
+  if (v.kind !== "ImagePolicy" && nearMiss(v.kind.toLowerCase(), "imagepolicy"))
+    return {
+      path: "kind",
+      message: `${expected}, got ${JSON.stringify(v.kind)} (did you mean ImagePolicy?)`,
+    };
+  return undefined;
+}
+
+function nearMiss(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (Math.abs(a.length - b.length) > 2) return false;
+  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = d[0]!;
+    d[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = d[j]!;
+      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return d[b.length]! <= 2;
+}
+
+function render(results: DocResult[], notes: string[]): string {
   const lines: string[] = [];
+  for (const n of notes) lines.push(`note     ${n}`);
   for (const r of results) {
     const label = docLabel({
       file: r.file,
       line: r.line,
       index: r.index,
+      ...(r.item !== undefined ? { item: r.item } : {}),
       kind: r.kind,
       name: r.name,
       value: undefined,
     });
-    if (r.valid) {
+    if (r.skipped) {
+      lines.push(`skipped  ${label}`);
+      for (const n of r.notes) lines.push(`         note: ${n}`);
+    } else if (r.valid) {
       lines.push(`ok       ${label}${r.compiled ? " (compiled)" : ""}`);
       for (const n of r.notes) lines.push(`         note: ${n}`);
     } else {
@@ -208,8 +273,13 @@ function render(results: DocResult[]): string {
     }
   }
   const bad = results.filter((r) => !r.valid).length;
+  const skipped = results.filter((r) => r.skipped).length;
+  const checked = results.length - skipped;
+  const skipNote = skipped > 0 ? `, ${skipped} skipped` : "";
   lines.push(
-    bad === 0 ? `${results.length} document(s) valid` : `${bad} of ${results.length} document(s) invalid`,
+    bad === 0
+      ? `${checked} document(s) valid${skipNote}`
+      : `${bad} of ${checked} document(s) invalid${skipNote}`,
   );
   return `${lines.join("\n")}\n`;
 }

@@ -57,6 +57,7 @@ export const verifySpec: CommandSpec = {
       name: "namespace",
       type: "string",
       value: "NS",
+      short: "n",
       help: "select the policy for this namespace (needs the agent configuration)",
     },
     {

@@ -4,7 +4,8 @@ import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parseFlags } from "../../src/config/agent.js";
 import { AGENT_FLAGS } from "../../src/cli/agent.js";
-import { parseArgs, UsageError } from "../../src/cli/args.js";
+import { helpText, parseArgs, UsageError } from "../../src/cli/args.js";
+import { policyValidateSpec } from "../../src/cli/policy.js";
 import { verifySpec } from "../../src/cli/verify.js";
 import { repoRoot } from "../support/tools.js";
 import { buildCli, runCli } from "./helpers.js";
@@ -110,6 +111,26 @@ describe("flags", () => {
     const c = parseArgs(["--policy", "p", "--", "--weird-name"], verifySpec);
     expect(c.positionals).toEqual(["--weird-name"]);
     expect(() => parseArgs(["img", "-x"], verifySpec)).toThrow(UsageError);
+    expect(() => parseArgs(["img", "-x"], verifySpec)).toThrow(/short forms: -n, -o/);
+  });
+
+  it("parser: short forms -o json, -ojson, -o=json, -n NS mean the long flags; - is a positional", () => {
+    const long = parseArgs(["img", "--output", "json", "--namespace", "team-a"], verifySpec);
+    for (const argv of [
+      ["img", "-o", "json", "-n", "team-a"],
+      ["-ojson", "img", "-nteam-a"],
+      ["img", "-o=json", "-n=team-a"],
+    ]) {
+      const p = parseArgs(argv, verifySpec);
+      expect(p.flags, argv.join(" ")).toEqual(long.flags);
+      expect(p.positionals).toEqual(["img"]);
+    }
+    expect(() => parseArgs(["img", "-o", "yaml"], verifySpec)).toThrow(/--output must be one of table, json/);
+    expect(() => parseArgs(["img", "-o", "json", "--output", "json"], verifySpec)).toThrow(/more than once/);
+    expect(parseArgs(["-"], policyValidateSpec).positionals).toEqual(["-"]);
+    // Help shows the short forms next to the long ones.
+    expect(helpText(verifySpec)).toMatch(/-o, --output FORMAT/);
+    expect(helpText(verifySpec)).toMatch(/-n, --namespace NS/);
     expect(() => parseArgs(["img", "--quiet=maybe"], verifySpec)).toThrow(/takes no value/);
   });
 

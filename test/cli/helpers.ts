@@ -42,10 +42,10 @@ export function cleanEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 export function runCli(
   bundle: string,
   args: string[],
-  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; input?: string } = {},
 ): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    execFile(
+    const child = execFile(
       process.execPath,
       [bundle, ...args],
       {
@@ -62,5 +62,7 @@ export function runCli(
         resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
       },
     );
+    // Standard input: the given text, else closed at once (never the test runner's own).
+    child.stdin?.end(opts.input ?? "");
   });
 }

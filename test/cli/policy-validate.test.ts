@@ -1,10 +1,11 @@
 // `tollgate policy validate`: the engine's validator with paths, trust material compiled when
 // the referenced objects are in the given files, exit codes 0 / 1 / 2.
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
+import { repoRoot } from "../support/tools.js";
 import { buildCli, runCli } from "./helpers.js";
 
 let cli: string;
@@ -159,7 +160,7 @@ ${indent(pem, 4)}
     );
   });
 
-  it("YAML syntax errors and foreign kinds are invalid (exit 1)", async () => {
+  it("YAML syntax errors, objects without apiVersion/kind, our group's other kinds, near-miss kinds are invalid (exit 1)", async () => {
     const a = await runCli(cli, [
       "policy",
       "validate",
@@ -167,25 +168,115 @@ ${indent(pem, 4)}
     ]);
     expect(a.code).toBe(1);
     expect(a.stdout).toMatch(/\(yaml\): .*line \d+/);
-    const b = await runCli(cli, [
-      "policy",
-      "validate",
-      write("deploy.yaml", "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n"),
-    ]);
-    expect(b.code).toBe(1);
-    expect(b.stdout).toContain("kind: must be ImagePolicy");
+    for (const [file, text, msg] of [
+      ["nokind.yaml", "apiVersion: v1\nmetadata: {name: x}\n", "kind: must be ImagePolicy"],
+      ["noapi.yaml", "kind: Deployment\nmetadata: {name: x}\n", "apiVersion: required"],
+      [
+        "ours.yaml",
+        "apiVersion: tollgate.dev/v1alpha1\nkind: PolicySet\nmetadata: {name: x}\n",
+        "kind: must be ImagePolicy",
+      ],
+      [
+        "typo.yaml",
+        "apiVersion: example.com/v1\nkind: ImagePolcy\nmetadata: {name: x}\n",
+        "did you mean ImagePolicy?",
+      ],
+    ] as const) {
+      const r = await runCli(cli, ["policy", "validate", write(file, text)]);
+      expect(r.code, file).toBe(1);
+      expect(r.stdout, file).toContain(msg);
+    }
     const c = await runCli(cli, ["policy", "validate", write("empty.yaml", "# nothing\n")]);
     expect(c.code).toBe(1);
     expect(c.stdout).toContain("holds no documents");
   });
 
-  it("missing file, directory, no file → exit 2", async () => {
+  it("other Kubernetes objects (kustomization.yaml, a Deployment) are skipped with a note, not failed", async () => {
+    const kust = write(
+      "kustomization.yaml",
+      "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [good.yaml]\n",
+    );
+    const good = write("good.yaml", goodPolicy);
+    const mixed = write(
+      "mixed.yaml",
+      `${goodPolicy.replace("name: good", "name: good-two")}---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\n`,
+    );
+    const r = await runCli(cli, ["policy", "validate", kust, good, mixed]);
+    expect(r.code, r.stdout).toBe(0);
+    expect(r.stdout).toContain("skipped  ");
+    expect(r.stdout).toContain("not a policy document (Kustomization): skipped");
+    expect(r.stdout).toContain("not a policy document (Deployment): skipped");
+    expect(r.stdout).toContain("2 document(s) valid, 2 skipped");
+    const j = JSON.parse((await runCli(cli, ["policy", "validate", "-o", "json", kust, good])).stdout);
+    expect(j.valid).toBe(true);
+    expect(j.documents).toContainEqual(
+      expect.objectContaining({ kind: "Kustomization", skipped: true, valid: true }),
+    );
+    // A file holding only skipped documents still passes; an invalid policy next to them fails.
+    const bad = write("bad-next-to-kust.yaml", goodPolicy.replace("verifiers:", "verifierz:"));
+    expect((await runCli(cli, ["policy", "validate", kust, bad])).code).toBe(1);
+  });
+
+  it("the shipped examples pass as a shell glob and as a directory", async () => {
+    const examples = path.join(repoRoot, "deploy", "examples");
+    const files = readdirSync(examples)
+      .filter((f) => f.endsWith(".yaml"))
+      .map((f) => path.join(examples, f));
+    expect(files.some((f) => f.endsWith("kustomization.yaml"))).toBe(true);
+    const glob = await runCli(cli, ["policy", "validate", ...files]);
+    expect(glob.code, glob.stdout).toBe(0);
+    expect(glob.stdout).toContain("(compiled)");
+    const asDir = await runCli(cli, ["policy", "validate", examples]);
+    expect(asDir.code, asDir.stdout).toBe(0);
+    expect(asDir.stdout).toBe(glob.stdout);
+  });
+
+  it("- reads standard input; kind: List (kubectl get -o yaml) counts as its items", async () => {
+    const stdin = await runCli(cli, ["policy", "validate", "-"], { input: goodPolicy });
+    expect(stdin.code, stdin.stdout).toBe(0);
+    expect(stdin.stdout).toContain("ok       (stdin):1 (ImagePolicy good) (compiled)");
+    // What `kubectl get imagepolicies -o yaml` prints: a v1 List with server fields and status.
+    const asListed = (name: string, extra = "") =>
+      indent(
+        `${goodPolicy.replace("name: good", `name: ${name}\n  resourceVersion: "123"\n  uid: 0b7c\n  generation: 2`)}${extra}status:\n  revision: abc\n`,
+        2,
+      ).replace(/^ {2}/, "- ");
+    const list = `apiVersion: v1\nkind: List\nmetadata:\n  resourceVersion: ""\nitems:\n${asListed("one")}\n${asListed("two")}\n`;
+    const r = await runCli(cli, ["policy", "validate", "-o", "json", "-"], { input: list });
+    expect(r.code, r.stdout).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(
+      j.documents.map((d: { name: string; item: number; file: string }) => [d.file, d.item, d.name]),
+    ).toEqual([
+      ["(stdin)", 0, "one"],
+      ["(stdin)", 1, "two"],
+    ]);
+    // An invalid item is reported with its position in the List.
+    const badList = list.replace("verifiers:", "verifierz:");
+    const b = await runCli(cli, ["policy", "validate", "-"], { input: badList });
+    expect(b.code).toBe(1);
+    expect(b.stdout).toMatch(/invalid {2}\(stdin\):1 \(List item 1: ImagePolicy one\)/);
+    // The API server's typed list (ImagePolicyList) too.
+    const typed = list
+      .replace("kind: List", "kind: ImagePolicyList")
+      .replace("apiVersion: v1", "apiVersion: tollgate.dev/v1alpha1");
+    expect((await runCli(cli, ["policy", "validate", "-"], { input: typed })).code).toBe(0);
+    // Standard input named twice is a usage error.
+    expect((await runCli(cli, ["policy", "validate", "-", "-"], { input: goodPolicy })).code).toBe(2);
+  });
+
+  it("missing file, unreadable directory entries, no file → exit 2 / notes", async () => {
     const a = await runCli(cli, ["policy", "validate", path.join(dir, "nope.yaml")]);
     expect(a.code).toBe(2);
     expect(a.stderr).toContain("nope.yaml: no such file");
-    const b = await runCli(cli, ["policy", "validate", dir]);
-    expect(b.code).toBe(2);
-    expect(b.stderr).toContain("is a directory");
+    const sub = path.join(dir, "sub");
+    mkdirSync(path.join(sub, "nested"), { recursive: true });
+    writeFileSync(path.join(sub, "README.md"), "# not a policy\n");
+    writeFileSync(path.join(sub, "p.yaml"), goodPolicy);
+    const b = await runCli(cli, ["policy", "validate", sub]);
+    expect(b.code, b.stdout).toBe(0);
+    expect(b.stdout).toContain("README.md: skipped (not a YAML or JSON file)");
+    expect(b.stdout).toContain("nested: skipped (not a regular file)");
     const c = await runCli(cli, ["policy", "validate"]);
     expect(c.code).toBe(2);
     expect(c.stderr).toContain("missing FILE");

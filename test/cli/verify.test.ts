@@ -1,7 +1,7 @@
 // `tollgate verify` against the real loopback docker-registry: an image signed with the real
 // cosign CLI and an unsigned one, with a policy file, and with a namespace selected through
 // the file policy source of an agent configuration.
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -107,6 +107,16 @@ describe("tollgate verify --policy FILE", () => {
     });
     expect(v.verifiers[0]).toMatchObject({ verifier: "release-key", kind: "cosign", result: "passed" });
     expect(r.stderr).not.toContain("resolving");
+  });
+
+  it("-o json and a policy on standard input (--policy -) work as their long forms", async () => {
+    const r = await runCli(
+      cli,
+      ["verify", `${signed.repo}:whatever`, "--digest", signed.digest, "--policy", "-", "-o", "json"],
+      { input: readFileSync(policyFile, "utf8") },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ allowed: true, policy: { name: "release" } });
   });
 
   it("Audit mode: a would-be denial is allowed (exit 0) and says so", async () => {
