@@ -125,6 +125,9 @@ export class PolicyStatusWriter {
   private resync: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private again = false;
+  /** After a 409/404 the next pass waits for the informer: 1 s, doubling to 30 s. */
+  private retryDelayMs = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
   private stopped = true;
   /** Set by stop(): a pass in progress ends early. */
   private closed = false;
@@ -147,6 +150,7 @@ export class PolicyStatusWriter {
     this.stopped = true;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.resync) clearInterval(this.resync);
     this.timer = undefined;
     await this.running;
@@ -221,7 +225,16 @@ export class PolicyStatusWriter {
         else throw e;
       }
     }
-    if (retry) this.again = true;
+    if (!retry) this.retryDelayMs = 0;
+    else if (!this.retryTimer && !this.closed) {
+      // Not at once: a stale informer would make every immediate retry conflict again.
+      this.retryDelayMs = Math.min(30_000, Math.max(1000, this.retryDelayMs * 2));
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        this.kick();
+      }, this.retryDelayMs);
+      this.retryTimer.unref();
+    }
     return written;
   }
 }
