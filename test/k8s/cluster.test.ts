@@ -5,11 +5,12 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
+import { AgentMetrics } from "../../src/agent/metrics.js";
 import { type ClusterVisibility, startClusterVisibility } from "../../src/k8s/cluster.js";
 import { EVENT_REASON_DENIED, type PodDenial, PodEventRecorder } from "../../src/k8s/events.js";
 import { KubernetesPolicySource } from "../../src/k8s/source.js";
 import { desiredStatus, PolicyStatusWriter } from "../../src/k8s/status-writer.js";
-import { silentLogger } from "../../src/policy-source/types.js";
+import { type PolicyOutcome, silentLogger } from "../../src/policy-source/types.js";
 import { newPublicKeyPem, policyDoc } from "../policy-source/fixtures.js";
 import { validate } from "../deploy/schema.js";
 import { FakeApiServer, type KObject } from "../support/fake-apiserver.js";
@@ -365,5 +366,32 @@ describe("pod Events for denials", () => {
     const again = eventsOf("web-2");
     expect(again).toHaveLength(1);
     expect(again[0]!.count).toBe(3);
+  });
+});
+
+describe("metrics: tollgate_policy_ready, tollgate_build_info, tollgate_status_writer", () => {
+  it("read the source's outcomes and the leadership at scrape time", async () => {
+    const m = new AgentMetrics();
+    let outcomes: PolicyOutcome[] = [
+      { name: "good", revision: "r1" },
+      { name: "kept", revision: "r1", rejected: { reason: "bad update", at: "" } },
+      { name: "never", rejected: { reason: "invalid", at: "" } },
+    ];
+    let leader = false;
+    m.watchPolicies(() => outcomes);
+    m.watchLeadership(() => leader);
+    m.setBuildInfo("1.2.3");
+    let text = await m.registry.metrics();
+    expect(text).toContain('tollgate_policy_ready{policy="good"} 1');
+    expect(text).toContain('tollgate_policy_ready{policy="kept"} 0');
+    expect(text).toContain('tollgate_policy_ready{policy="never"} 0');
+    expect(text).toContain(`tollgate_build_info{version="1.2.3",node="${process.version}"} 1`);
+    expect(text).toContain("tollgate_status_writer 0");
+    // A deleted policy disappears; leadership follows the elector.
+    outcomes = [{ name: "good", revision: "r2" }];
+    leader = true;
+    text = await m.registry.metrics();
+    expect(text).not.toContain('policy="kept"');
+    expect(text).toContain("tollgate_status_writer 1");
   });
 });
