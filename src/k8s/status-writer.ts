@@ -46,7 +46,7 @@ export function desiredStatus(o: PolicyObjectOutcome, now: Date): ImagePolicySta
       type,
       status,
       reason,
-      message: message.length > MAX_MESSAGE ? `${message.slice(0, MAX_MESSAGE - 1)}…` : message,
+      message: oneLine(message),
       lastTransitionTime:
         before && before.status === status && typeof before.lastTransitionTime === "string"
           ? before.lastTransitionTime
@@ -79,6 +79,12 @@ export function desiredStatus(o: PolicyObjectOutcome, now: Date): ImagePolicySta
   const s: ImagePolicyStatus = { observedGeneration: o.generation, conditions: [ready, invalid] };
   if (o.revision !== undefined) s.revision = o.revision;
   return s;
+}
+
+/** kubectl prints messages in columns: one line, bounded. */
+function oneLine(m: string): string {
+  const s = m.replace(/\s*\n\s*/g, "; ").trim();
+  return s.length > MAX_MESSAGE ? `${s.slice(0, MAX_MESSAGE - 1)}…` : s;
 }
 
 function currentConditions(status: unknown): Partial<Condition>[] {

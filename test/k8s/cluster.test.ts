@@ -242,6 +242,18 @@ describe("ImagePolicy status: one writer per cluster", () => {
       t0,
     );
     expect(none.revision).toBeUndefined();
+    expect(none.conditions[1]!.message.length).toBeLessThanOrEqual(1024);
+    const multi = desiredStatus(
+      {
+        name: "p",
+        generation: 1,
+        resourceVersion: "1",
+        status: undefined,
+        rejected: { reason: "a\n  b\nc", at: "" },
+      },
+      t0,
+    );
+    expect(multi.conditions[1]!.message).toBe("a; b; c");
     // Every shape written passes the CRD's status schema (what the API server would enforce).
     const crd = parseYaml(
       readFileSync(path.resolve(import.meta.dirname, "../../deploy/crds/imagepolicy.yaml"), "utf8"),
