@@ -11,7 +11,7 @@
 //   --out   output path (default: dist/tollgate)
 import path from "node:path";
 import { build } from "esbuild";
-import { embeddedNode, seaArgs, writeSea } from "./sea.mjs";
+import { CJS_BUNDLE, embeddedNode, seaArgs, writeSea } from "./sea.mjs";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const { nodeBin, out } = seaArgs(process.argv.slice(2), {
@@ -23,22 +23,13 @@ const work = path.join(repo, "dist", ".sea-cli");
 const bundle = path.join(work, "tollgate.cjs");
 
 await build({
+  ...CJS_BUNDLE,
   entryPoints: [path.join(repo, "src/cli/main.ts")],
   outfile: bundle,
-  bundle: true,
-  platform: "node",
-  target: "node24",
-  format: "cjs",
-  legalComments: "none",
-  // As scripts/build.mjs: less source text to load and keep (identifiers kept).
-  minifyWhitespace: true,
-  minifySyntax: true,
-  // Everything is inlined (SEA's require() only reaches built-in modules). import.meta does
-  // not exist in CommonJS: the CLI's own location is the binary's (install.ts looks for the
+  // import.meta does not exist in CommonJS: the CLI's own location is the binary's (install.ts looks for the
   // verifier next to it, as dist/tollgate-verify is next to dist/tollgate).
   define: { "import.meta.url": "__tgSelfUrl" },
   banner: { js: 'const __tgSelfUrl = require("node:url").pathToFileURL(process.execPath).href;' },
-  logLevel: "error",
 });
 
 const mb = writeSea({ who: "package-cli", nodeBin, main: bundle, out, work });

@@ -19,7 +19,7 @@
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
-import { embeddedNode, seaArgs, writeSea } from "./sea.mjs";
+import { CJS_BUNDLE, embeddedNode, seaArgs, writeSea } from "./sea.mjs";
 
 const repo = path.resolve(import.meta.dirname, "..");
 const { nodeBin, out } = seaArgs(process.argv.slice(2), {
@@ -36,17 +36,7 @@ const SLOW_ASSET = "slow.cjs";
 const embedded = embeddedNode(nodeBin, "package-verifier");
 
 mkdirSync(work, { recursive: true });
-const cjs = {
-  bundle: true,
-  platform: "node",
-  target: "node24",
-  format: "cjs",
-  legalComments: "none",
-  // As scripts/build.mjs: less source text to load and keep (identifiers kept).
-  minifyWhitespace: true,
-  minifySyntax: true,
-  logLevel: "error",
-};
+const cjs = CJS_BUNDLE;
 // The slow path: everything inlined (SEA's require() only reaches built-in modules).
 await build({ ...cjs, entryPoints: [path.join(repo, "src/pull-verifier/slow.ts")], outfile: slowBundle });
 // The fast path: run.ts's `import("./slow.js")` becomes a module that evaluates the asset.

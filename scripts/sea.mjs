@@ -10,6 +10,20 @@ import path from "node:path";
 // The fuse string postject flips; it is fixed in Node's source (src/node_sea.cc).
 const FUSE = "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2";
 
+/** esbuild options for a SEA's CommonJS bundle (SEA runs only CommonJS; its require() reaches
+ * only built-in modules, so everything is inlined). As scripts/build.mjs: whitespace and
+ * comments out, identifiers kept. */
+export const CJS_BUNDLE = {
+  bundle: true,
+  platform: "node",
+  target: "node24",
+  format: "cjs",
+  legalComments: "none",
+  minifyWhitespace: true,
+  minifySyntax: true,
+  logLevel: "error",
+};
+
 /** Parses `--node PATH` / `--out PATH` (resolved), with defaults. */
 export function seaArgs(argv, defaults) {
   const flag = (name, def) => {

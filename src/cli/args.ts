@@ -143,7 +143,8 @@ function suggest(name: string, known: string[]): string {
   return close ? ` (did you mean --${close}?)` : "";
 }
 
-function distance(a: string, b: string): number {
+/** Levenshtein distance (flag suggestions, near-miss kinds). */
+export function distance(a: string, b: string): number {
   const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = d[0]!;

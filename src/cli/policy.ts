@@ -8,7 +8,7 @@ import { API_VERSION } from "../engine/policy/model.js";
 import { validatePolicy } from "../engine/policy/validate.js";
 import { isRecord } from "../base/record.js";
 import { stringMap, trustObjectData } from "../policy-source/objects.js";
-import { type CommandSpec, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
+import { type CommandSpec, distance, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
 import { json } from "./output.js";
 import {
   docLabel,
@@ -233,19 +233,7 @@ function notSkippable(v: Record<string, unknown>): { path: string; message: stri
 }
 
 function nearMiss(a: string, b: string): boolean {
-  if (a === b) return true;
-  if (Math.abs(a.length - b.length) > 2) return false;
-  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length]! <= 2;
+  return Math.abs(a.length - b.length) <= 2 && distance(a, b) <= 2;
 }
 
 function render(results: DocResult[], notes: string[]): string {

@@ -6,6 +6,7 @@ import { isDigest } from "../base/digest.js";
 import { errorMessage } from "../base/errors.js";
 import { readFileSync } from "node:fs";
 import { TollgateError } from "../base/errors.js";
+import type { ClusterSettings } from "../k8s/cluster.js";
 import {
   type CredentialProviderSpec,
   parseCredentialProviderSpecs,
@@ -119,18 +120,7 @@ export interface AgentConfig {
   };
   log: { level: LogLevel };
   /** Kubernetes visibility (kubernetes source only): ImagePolicy status and pod Events. */
-  cluster: {
-    /** Stand in the Lease election for the one agent that writes ImagePolicy.status. */
-    statusWriter: boolean;
-    /** A Warning Event on the pod for each create-time denial (aggregated). */
-    podEvents: boolean;
-    /** The Lease's namespace; "" = $POD_NAMESPACE, else tollgate-system. */
-    leaseNamespace: string;
-    leaseName: string;
-    leaseDurationSeconds: number;
-    /** This node's name (Events, Lease identity); "" = $NODE_NAME, else the host name. */
-    nodeName: string;
-  };
+  cluster: ClusterSettings;
   metrics: {
     /** host:port for /metrics, /healthz, /readyz; empty disables. */
     listen: string;

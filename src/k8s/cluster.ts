@@ -11,12 +11,17 @@ import { LeaseElector } from "./lease.js";
 import type { PolicyObjectOutcome } from "./source.js";
 import { PolicyStatusWriter } from "./status-writer.js";
 
+/** The agent configuration's `cluster` section. */
 export interface ClusterSettings {
+  /** Stand in the Lease election for the one agent that writes ImagePolicy.status. */
   statusWriter: boolean;
+  /** A Warning Event on the pod for each create-time denial (aggregated). */
   podEvents: boolean;
+  /** The Lease's namespace; "" = $POD_NAMESPACE, else tollgate-system. */
   leaseNamespace: string;
   leaseName: string;
   leaseDurationSeconds: number;
+  /** This node's name (Events, Lease identity); "" = $NODE_NAME, else the host name. */
   nodeName: string;
 }
 

@@ -3,7 +3,7 @@
 import { CoordinationV1Api } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it } from "vitest";
 import { LeaseElector, microTime } from "../../src/k8s/lease.js";
-import { silentLogger } from "../../src/policy-source/types.js";
+import { type SourceLogger, silentLogger } from "../../src/policy-source/types.js";
 import { FakeApiServer } from "../support/fake-apiserver.js";
 import { waitFor } from "../support/procs.js";
 
@@ -117,7 +117,7 @@ describe("LeaseElector", () => {
     api = undefined;
   });
 
-  function candidate(id: string): LeaseElector {
+  function candidate(id: string, logger: SourceLogger = silentLogger): LeaseElector {
     const e = new LeaseElector({
       kubeConfig: api!.kubeConfig(id),
       namespace: "tollgate-system",
@@ -126,7 +126,7 @@ describe("LeaseElector", () => {
       leaseDurationMs: 2000,
       renewDeadlineMs: 1000,
       retryPeriodMs: 100,
-      logger: silentLogger,
+      logger,
     });
     electors.push(e);
     return e;
@@ -150,7 +150,7 @@ describe("LeaseElector", () => {
 
   it("one leader among several; clean step-down hands over at once; a partitioned leader is replaced", async () => {
     api = await FakeApiServer.start();
-    const es = ["agent-a", "agent-b", "agent-c"].map(candidate);
+    const es = ["agent-a", "agent-b", "agent-c"].map((id) => candidate(id));
     await neverTwo(es, async () => {
       for (const e of es) e.start();
       await waitFor("a leader", () => leaders(es).length === 1);
@@ -207,20 +207,7 @@ describe("LeaseElector", () => {
     api = await FakeApiServer.start();
     const warnings: unknown[] = [];
     const logger = { ...silentLogger, warn: (o: object) => warnings.push(o) };
-    const es = ["a", "b", "c", "d", "e"].map(
-      (id) =>
-        new LeaseElector({
-          kubeConfig: api!.kubeConfig(id),
-          namespace: "tollgate-system",
-          name: "tollgate-status-writer",
-          identity: id,
-          leaseDurationMs: 2000,
-          renewDeadlineMs: 1000,
-          retryPeriodMs: 100,
-          logger,
-        }),
-    );
-    electors.push(...es);
+    const es = ["a", "b", "c", "d", "e"].map((id) => candidate(id, logger));
     // All start in the same tick: every one finds no Lease and tries to create it.
     for (const e of es) e.start();
     await waitFor("a leader", () => leaders(es).length === 1);
