@@ -9,12 +9,11 @@ import { CriImages } from "../containerd/cri-images.js";
 import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import { ContainerdRootfs } from "../containerd/rootfs.js";
-import type { ClusterVisibility, OutcomeSource } from "../k8s/cluster.js";
-import type { PodDenial } from "../k8s/events.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
 import type { AgentStatus } from "../agent-api/types.js";
-import type { Decision, DecisionSink } from "../decision/decision.js";
+import { type ClusterVisibility, podDenial, startCluster } from "../decision/cluster-wiring.js";
+import type { DecisionSink } from "../decision/decision.js";
 import { AuditLog } from "./audit.js";
 import { TagHistory } from "./binding.js";
 import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
@@ -227,44 +226,6 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       rootfs.close();
     },
   };
-}
-
-/** The cluster visibility pieces for the kubernetes source (src/k8s/cluster.ts), else undefined. */
-async function startCluster(
-  cfg: AgentConfig,
-  source: PolicySource<CompiledPolicy>,
-  log: Logger,
-): Promise<ClusterVisibility | undefined> {
-  const c = cfg.cluster;
-  if (cfg.policy.source !== "kubernetes" || (!c.statusWriter && !c.podEvents)) return undefined;
-  const { startClusterVisibility } = await import("../k8s/cluster.js");
-  try {
-    return startClusterVisibility({
-      settings: c,
-      source: source as unknown as OutcomeSource,
-      logger: log.child({ component: "cluster" }),
-      ...(cfg.policy.kubeconfig ? { kubeconfigPath: cfg.policy.kubeconfig } : {}),
-    });
-  } catch (e) {
-    // Visibility only: the gate decides without it.
-    log.error({ err: (e as Error).message }, "ImagePolicy status and pod Events are off");
-    return undefined;
-  }
-}
-
-function podDenial(d: Decision, c: NonNullable<Decision["container"]>): PodDenial {
-  const p: PodDenial = {
-    namespace: d.namespace ?? "",
-    pod: c.pod,
-    container: c.name,
-    image: d.image,
-    reason: d.reason,
-    kind: d.kind,
-  };
-  if (c.podUid) p.podUid = c.podUid;
-  if (d.digest) p.digest = d.digest;
-  if (d.policy) p.policy = d.policy;
-  return p;
 }
 
 /** `tollgate agent [flags]`: returns the process exit code once stopped. */

@@ -6,7 +6,6 @@ import { isDigest } from "../base/digest.js";
 import { errorMessage } from "../base/errors.js";
 import { readFileSync } from "node:fs";
 import { TollgateError } from "../base/errors.js";
-import type { ClusterSettings } from "../k8s/cluster.js";
 import {
   type CredentialProviderSpec,
   parseCredentialProviderSpecs,
@@ -119,8 +118,18 @@ export interface AgentConfig {
     tufFetchTimeoutMs: number;
   };
   log: { level: LogLevel };
-  /** Kubernetes visibility (kubernetes source only): ImagePolicy status and pod Events. */
-  cluster: ClusterSettings;
+  /**
+   * Kubernetes visibility (kubernetes source only): ImagePolicy status and pod Events.
+   * Field meanings: ClusterSettings in src/k8s/cluster.ts (config does not import k8s).
+   */
+  cluster: {
+    statusWriter: boolean;
+    podEvents: boolean;
+    leaseNamespace: string;
+    leaseName: string;
+    leaseDurationSeconds: number;
+    nodeName: string;
+  };
   metrics: {
     /** host:port for /metrics, /healthz, /readyz; empty disables. */
     listen: string;
