@@ -1,5 +1,5 @@
 // The HTTP status of a failed @kubernetes/client-node call (ApiException.code), if any.
-import { isRecord } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
 
 export function apiStatusCode(e: unknown): number | undefined {
   if (!isRecord(e)) return undefined;

@@ -14,7 +14,7 @@
 //                       Invalid  False Valid | True ValidationFailed | TrustMaterialUnavailable
 
 import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { isRecord } from "../policy-source/objects.js";
+import { isRecord } from "../base/record.js";
 import type { SourceLogger } from "../policy-source/types.js";
 import { apiErrorMessage, apiStatusCode } from "./api-errors.js";
 import { GROUP, PLURAL, type PolicyObjectOutcome, VERSION } from "./source.js";
