@@ -5,12 +5,17 @@
 import type { Logger } from "pino";
 import { errorMessage } from "../base/errors.js";
 import type { AgentConfig } from "../config/agent.js";
-import type { ClusterVisibility, OutcomeSource } from "../k8s/cluster.js";
+import type { ClusterSettings, ClusterVisibility, OutcomeSource } from "../k8s/cluster.js";
 import type { PodDenial } from "../k8s/events.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import type { Decision } from "./decision.js";
 
 export type { ClusterVisibility };
+
+// src/config may not import src/k8s, so the configuration's `cluster` section and k8s's
+// ClusterSettings are declared apart; this stops compiling the moment they drift.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+true satisfies Same<AgentConfig["cluster"], ClusterSettings>;
 
 /** The cluster visibility pieces for the kubernetes source, else undefined (never throws). */
 export async function startCluster(
