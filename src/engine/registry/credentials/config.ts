@@ -2,6 +2,7 @@
 // legacy `registry.dockerConfigs` list becomes the last, catch-all rule so existing
 // configurations keep working unchanged.
 import { EngineError } from "../../errors.js";
+import { AzureProvider } from "./azure.js";
 import { DockerConfigProvider } from "./docker.js";
 import { DEFAULT_EXEC_LIMITS } from "./exec.js";
 import { type HostPattern, parseHostPattern } from "./host-pattern.js";
@@ -32,11 +33,19 @@ export function buildCredentialResolver(
           })
         : s.type === "kubelet"
           ? new KubeletProvider({ name: s.name, config: s.config, binDir: s.binDir, ...limits })
-          : {
-              name: s.name,
-              type: "anonymous",
-              get: async () => ({ credential: undefined, ttlMs: 0, scope: "global" as const }),
-            };
+          : s.type === "azure"
+            ? new AzureProvider({
+                name: s.name,
+                credential: s.credential,
+                ...(s.scope ? { scope: s.scope } : {}),
+                timeoutMs: s.timeoutMs,
+                now,
+              })
+            : {
+                name: s.name,
+                type: "anonymous",
+                get: async () => ({ credential: undefined, ttlMs: 0, scope: "global" as const }),
+              };
     return { provider, hosts, negativeTtlMs: s.negativeCacheSeconds * 1000 };
   });
   if (legacyDockerConfigs.length > 0 && !rules.some((r) => r.hosts === undefined)) {

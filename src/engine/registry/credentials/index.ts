@@ -1,5 +1,6 @@
 // Registry credential providers: the public surface the registry client and the agent use.
 export { buildCredentialResolver } from "./config.js";
+export { ACR_SCOPE, AzureProvider } from "./azure.js";
 export { DockerConfigProvider } from "./docker.js";
 export { parseHostPattern } from "./host-pattern.js";
 export { KubeletProvider, parseCacheDuration, parseCredentialProviderConfig } from "./kubelet.js";

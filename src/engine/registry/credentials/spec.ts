@@ -2,6 +2,11 @@
 // specs with every problem reported by path. Kept free of the providers themselves (and
 // their imports): the pull verifier parses the agent configuration on every pull.
 import { errorMessage } from "../../../base/errors.js";
+import {
+  AZURE_CREDENTIAL_KEYS,
+  type AzureCredentialSpec,
+  parseAzureCredentialSpec,
+} from "../../azure/spec.js";
 import { parseHostPattern } from "./host-pattern.js";
 
 /** Plugin limits unless a provider sets its own. */
@@ -19,14 +24,16 @@ export interface CommonSpec {
 export type CredentialProviderSpec =
   | (CommonSpec & { type: "dockerConfig"; files: string[]; helperDirs?: string[]; cacheSeconds: number })
   | (CommonSpec & { type: "kubelet"; config: string; binDir: string })
+  | (CommonSpec & { type: "azure"; credential: AzureCredentialSpec; scope?: string })
   | (CommonSpec & { type: "anonymous" });
 
-export const PROVIDER_TYPES = ["dockerConfig", "kubelet", "anonymous"] as const;
+export const PROVIDER_TYPES = ["dockerConfig", "kubelet", "azure", "anonymous"] as const;
 
 const COMMON_KEYS = ["name", "type", "hosts", "timeoutMs", "maxOutputBytes", "negativeCacheSeconds"];
 const TYPE_KEYS: Record<string, string[]> = {
   dockerConfig: ["files", "helperDirs", "cacheSeconds"],
   kubelet: ["config", "binDir"],
+  azure: [...AZURE_CREDENTIAL_KEYS, "scope"],
   anonymous: [],
 };
 
@@ -109,6 +116,11 @@ export function parseCredentialProviderSpecs(
       });
     } else if (type === "kubelet") {
       specs.push({ ...common, type, config: str("config") ?? "", binDir: str("binDir") ?? "" });
+    } else if (type === "azure") {
+      const credential = parseAzureCredentialSpec(o, p, problems);
+      credential.timeoutMs = common.timeoutMs;
+      const scope = o.scope === undefined ? undefined : str("scope");
+      specs.push({ ...common, type, credential, ...(scope ? { scope } : {}) });
     } else specs.push({ ...common, type: "anonymous" });
   }
   return { specs, problems };
