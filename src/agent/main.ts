@@ -67,6 +67,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       { onTrustRefresh: trust.onRefresh },
     );
   metrics.watchLimits(() => engine.limits.stats());
+  metrics.watchCredentialProviders(() => engine.credentials.status());
   const images = new ContainerdImages({
     address: cfg.containerd.address,
     namespace: cfg.containerd.namespace,

@@ -1,6 +1,7 @@
 // Prometheus metrics of the agent, in a private registry (no global state, testable).
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { Decision } from "../decision/decision.js";
+import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
 import type { PolicyOutcome } from "../policy-source/types.js";
 
 export class AgentMetrics {
@@ -96,6 +97,33 @@ export class AgentMetrics {
   watchLimits(stats: () => { running: number; queued: number; bytes: number; refused: number }): void {
     this.limits = stats;
   }
+  /** The registry credential providers' counts (resolver.ts), read at each scrape. */
+  private credentialProviders: (() => ProviderStatus[]) | undefined;
+  readonly credentialRequests: Counter<"provider" | "type"> = new Counter({
+    name: "tollgate_registry_credential_requests_total",
+    help: "Calls made to each registry credential provider (cache hits excluded), by provider name and type.",
+    labelNames: ["provider", "type"] as const,
+    registers: [this.registry],
+    collect: (): void => this.readCredentialProviders(this.credentialRequests, (p) => p.calls),
+  });
+  readonly credentialErrors: Counter<"provider" | "type"> = new Counter({
+    name: "tollgate_registry_credential_errors_total",
+    help: "Registry credential provider calls that failed (authentication could not be attempted), by provider name and type.",
+    labelNames: ["provider", "type"] as const,
+    registers: [this.registry],
+    collect: (): void => this.readCredentialProviders(this.credentialErrors, (p) => p.failures),
+  });
+
+  watchCredentialProviders(status: () => ProviderStatus[]): void {
+    this.credentialProviders = status;
+  }
+
+  /** Counters mirror the resolver's own counts (it outlives no scrape, it only grows). */
+  private readCredentialProviders(c: Counter<"provider" | "type">, n: (p: ProviderStatus) => number): void {
+    c.reset();
+    for (const p of this.credentialProviders?.() ?? []) c.inc({ provider: p.name, type: p.type }, n(p));
+  }
+
   readonly evictions = new Counter({
     name: "tollgate_evictions_total",
     help: "Containers created while the plugin was away that evictOnSync stopped through CRI (result: stopped, failed).",

@@ -25,7 +25,18 @@ export interface TokenRegistry {
   tokenRequests: Array<{ scopes: string[]; authenticated: boolean; anonymous: boolean }>;
   /** Every token issued (for the secret scan). */
   issuedTokens: string[];
+  /** The service the registry expects in its tokens' audience. */
+  service: string;
+  /** Issues a registry token for `scopes` (pull only), as the token server would (another token server fronting the registry uses it). */
+  issueToken(subject: string, scopes: string[], ttlSeconds?: number): { token: string; expiresIn: number };
   stop(): Promise<void>;
+}
+
+export interface TokenRegistryOptions {
+  /** The realm the registry advertises (default: this file's token server). */
+  realm?: string;
+  /** The service the registry advertises and checks (default tollgate-test-registry). */
+  service?: string;
 }
 
 const SERVICE = "tollgate-test-registry";
@@ -33,7 +44,12 @@ const ISSUER = "tollgate-test-token-server";
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
 
-export async function startTokenRegistry(dir: string, instances = 2): Promise<TokenRegistry> {
+export async function startTokenRegistry(
+  dir: string,
+  instances = 2,
+  opts: TokenRegistryOptions = {},
+): Promise<TokenRegistry> {
+  const service = opts.service ?? SERVICE;
   mkdirSync(path.join(dir, "data"), { recursive: true });
   const keyFile = path.join(dir, "token.key");
   const certFile = path.join(dir, "token.crt");
@@ -79,6 +95,13 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
       res.end(JSON.stringify({ errors: [{ code: "UNAUTHORIZED", message: "authentication required" }] }));
       return;
     }
+    const { token } = issueToken(username, scopes);
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }),
+    );
+  });
+  function issueToken(subject: string, scopes: string[], ttlSeconds = 300) {
     const access = scopes.flatMap((s) => {
       const m = /^repository:([^:]+):(.+)$/.exec(s);
       return m
@@ -89,9 +112,9 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
     const header = { typ: "JWT", alg: "RS256", x5c: [certDer.toString("base64")] };
     const claims = {
       iss: ISSUER,
-      sub: username,
-      aud: url.searchParams.get("service") ?? SERVICE,
-      exp: now + 300,
+      sub: subject,
+      aud: service,
+      exp: now + ttlSeconds,
       nbf: now - 10,
       iat: now,
       jti: randomBytes(8).toString("hex"),
@@ -101,13 +124,10 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
     const sig = createSign("RSA-SHA256").update(input).sign(key);
     const token = `${input}.${b64url(sig)}`;
     issuedTokens.push(token);
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(
-      JSON.stringify({ token, access_token: token, expires_in: 300, issued_at: new Date().toISOString() }),
-    );
-  });
+    return { token, expiresIn: ttlSeconds };
+  }
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const realm = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
+  const realm = opts.realm ?? `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;
 
   const daemons: Daemon[] = [];
   const start = async (name: string, auth: boolean): Promise<string> => {
@@ -117,7 +137,7 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
       "auth:",
       "  token:",
       `    realm: ${realm}`,
-      `    service: ${SERVICE}`,
+      `    service: ${service}`,
       `    issuer: ${ISSUER}`,
       `    rootcertbundle: ${certFile}`,
     ];
@@ -138,6 +158,8 @@ export async function startTokenRegistry(dir: string, instances = 2): Promise<To
     password,
     tokenRequests,
     issuedTokens,
+    service,
+    issueToken,
     async stop() {
       for (const d of daemons) await d.stop();
       await new Promise<void>((r) => server.close(() => r()));

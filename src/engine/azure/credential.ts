@@ -186,7 +186,11 @@ export function createAzureCredential(spec: AzureCredentialSpec, env: Env = proc
           tried.push({ source: s.source, unavailable: true, reason: "returned no token" });
         } catch (e) {
           const err = e as Error;
-          const reason = scrubMessage(err?.message ?? String(e), secrets);
+          let reason = scrubMessage(err?.message ?? String(e), secrets);
+          // MSAL's words for "the authority did not answer its OpenID metadata": what
+          // Entra does for a tenant it does not know.
+          if (/endpoints_resolution_error/.test(reason))
+            reason = `the authority has no OpenID metadata for tenant ${spec.tenantId ?? env.AZURE_TENANT_ID ?? "(none)"} (is the tenant id or authority host wrong?)`;
           const unavailable = err?.name === "CredentialUnavailableError";
           tried.push({ source: s.source, unavailable, reason });
           if (!unavailable) throw fail(true);
