@@ -23,6 +23,10 @@ const common = {
     js: "import { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);",
   },
   logLevel: "warning",
+  // @azure/identity imports `open` lazily for its interactive browser login, which the agent
+  // never uses; bundled, its regex of curly quotes made the whole agent bundle a two-byte
+  // string in V8 (see above).
+  external: ["open"],
 };
 
 const built = [];
