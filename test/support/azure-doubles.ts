@@ -469,6 +469,8 @@ export interface AcrDouble {
   refreshTokens: string[];
   /** Lifetime of refresh tokens (seconds); tests may change it. */
   refreshTokenLifetimeSeconds: number;
+  /** A refresh token for `objectId`, as /oauth2/exchange would issue it (what kubelet's ACR plugin hands containerd). */
+  refreshTokenFor(objectId: string): string;
   stop(): Promise<void>;
 }
 
@@ -521,36 +523,21 @@ export async function startAcrDouble(o: AcrOptions): Promise<AcrDouble> {
       if (!o.pullers.includes(String(claims.oid)))
         return fail("principal has no role assignment on this registry");
       exchanges.push({ tenant, ok: true });
-      const now = Math.floor(Date.now() / 1000);
-      const refresh = signJwt(
-        {
-          jti: randomUUID(),
-          sub: claims.oid,
-          nbf: now - 5,
-          exp: now + state.refreshTokenLifetimeSeconds,
-          iat: now,
-          iss: "Azure Container Registry",
-          aud: host,
-          version: "1.0",
-          grant_type: "refresh_token",
-          tenant,
-          permissions: { actions: ["read"] },
-        },
-        privateKey,
-      );
-      refreshTokens.push(refresh);
-      return json(res, 200, { refresh_token: refresh });
+      return json(res, 200, { refresh_token: refreshTokenFor(String(claims.oid)) });
     }
     if (url.pathname === "/oauth2/token") {
       // The refresh token as a POSTed grant (what the distribution token flow does with an
-      // identity token) or as the Basic password of the all-zero user (docker login to ACR).
+      // identity token), as the password of the all-zero user in a password grant
+      // (containerd's OAuth2 POST) or in Basic auth (docker login to ACR).
       let refresh = "";
       let scope = "";
       let grant = "";
       if (req.method === "POST") {
         const form = new URLSearchParams(await readBody(req));
         grant = form.get("grant_type") ?? "";
-        refresh = grant === "refresh_token" ? (form.get("refresh_token") ?? "") : "";
+        if (grant === "refresh_token") refresh = form.get("refresh_token") ?? "";
+        else if (grant === "password" && form.get("username") === ACR_USER)
+          refresh = form.get("password") ?? "";
         scope = form.getAll("scope").join(" ");
       } else {
         grant = "basic";
@@ -589,6 +576,27 @@ export async function startAcrDouble(o: AcrOptions): Promise<AcrDouble> {
     }
     json(res, 404, { errors: [{ code: "NOT_FOUND" }] });
   });
+  function refreshTokenFor(objectId: string): string {
+    const now = Math.floor(Date.now() / 1000);
+    const refresh = signJwt(
+      {
+        jti: randomUUID(),
+        sub: objectId,
+        nbf: now - 5,
+        exp: now + state.refreshTokenLifetimeSeconds,
+        iat: now,
+        iss: "Azure Container Registry",
+        aud: host,
+        version: "1.0",
+        grant_type: "refresh_token",
+        tenant: o.tenantId,
+        permissions: { actions: ["read"] },
+      },
+      privateKey,
+    );
+    refreshTokens.push(refresh);
+    return refresh;
+  }
   const port = await listen(server);
   host = `127.0.0.1:${port}`;
   registry = await startTokenRegistry(o.dir, 1, { realm: `https://${host}/oauth2/token`, service: host });
@@ -605,6 +613,7 @@ export async function startAcrDouble(o: AcrOptions): Promise<AcrDouble> {
     set refreshTokenLifetimeSeconds(v: number) {
       state.refreshTokenLifetimeSeconds = v;
     },
+    refreshTokenFor,
     async stop() {
       await close(server);
       await registry?.stop();
