@@ -460,7 +460,7 @@ describe("agent configuration of providers", () => {
       "nope",
     ]);
     expect(problems).toEqual([
-      "registry.credentialProviders[0].type: must be one of dockerConfig, kubelet, anonymous",
+      "registry.credentialProviders[0].type: must be one of dockerConfig, kubelet, azure, anonymous",
       "registry.credentialProviders[1].extra: unknown key for type kubelet",
       'registry.credentialProviders[1].hosts: host pattern "https://x.io" must not have a scheme (write the host only)',
       "registry.credentialProviders[1].config: must be a non-empty string",
