@@ -143,7 +143,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
     new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms);
+      // A source that does not answer (an unreachable managed identity endpoint) is not set
+      // up here, as @azure/identity's own chain treats it: the next source is tried.
+      timer = setTimeout(() => {
+        const e = new Error(`did not answer within ${ms} ms`);
+        e.name = "CredentialUnavailableError";
+        reject(e);
+      }, ms);
     }),
   ]);
 }

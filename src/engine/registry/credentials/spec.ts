@@ -117,6 +117,12 @@ export function parseCredentialProviderSpecs(
     } else if (type === "kubelet") {
       specs.push({ ...common, type, config: str("config") ?? "", binDir: str("binDir") ?? "" });
     } else if (type === "azure") {
+      // The Entra token (audience: every ACR) goes to the hosts this provider serves: only
+      // to registries the operator named, never to "every other host".
+      if (hosts === undefined && o.hosts === undefined)
+        problems.push(
+          `${p}.hosts: required for an azure provider (it sends Microsoft Entra tokens): list the registries, e.g. "*.azurecr.io"`,
+        );
       const credential = parseAzureCredentialSpec(o, p, problems);
       credential.timeoutMs = common.timeoutMs;
       const scope = o.scope === undefined ? undefined : str("scope");

@@ -9,6 +9,7 @@
 // identity source once per process.)
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -305,6 +306,49 @@ describe("refusals are REGISTRY_AUTH, name the sources tried, and the failure po
   });
 });
 
+describe("negative caching and time limits", () => {
+  it("a refused identity is not asked again within negativeCacheSeconds", async () => {
+    setEnv({
+      AZURE_TENANT_ID: w.tenantId,
+      AZURE_CLIENT_ID: w.sp.clientId,
+      AZURE_CLIENT_SECRET: "wrong-again-5678",
+    });
+    const seen = counter();
+    const r = resolverFor({ sources: ["environment"], negativeCacheSeconds: 60 });
+    const req = { host: w.acr.host, image: `${w.acr.host}/team/app` };
+    for (let i = 0; i < 3; i++)
+      await expect(r.credentialFor(req)).rejects.toMatchObject({ code: "REGISTRY_AUTH" });
+    expect(seen().entra.filter((x) => x.kind === "token")).toHaveLength(1);
+    expect(r.status()[0]).toMatchObject({ calls: 1, failures: 1 });
+  });
+
+  it("a source that does not answer within timeoutMs is skipped for the next one, and named", async () => {
+    setEnv({ AZURE_TENANT_ID: w.tenantId, AZURE_CLIENT_ID: w.sp.clientId, AZURE_CLIENT_SECRET: w.sp.secret });
+    // An authority that accepts the connection and never answers.
+    const hung = net.createServer(() => {});
+    await new Promise<void>((r) => hung.listen(0, "127.0.0.1", r));
+    const authorityHost = `https://127.0.0.1:${(hung.address() as net.AddressInfo).port}`;
+    const bin = path.join(dir, "az-after-hung");
+    writeFakeAz(bin, {
+      token: w.entra.mint(w.cliUser.objectId, "cli"),
+      tenantId: w.tenantId,
+      logFile: path.join(dir, "az-after-hung.log"),
+    });
+    process.env.PATH = `${bin}:${savedEnv.PATH}`;
+    const req = { host: w.acr.host, image: `${w.acr.host}/team/app` };
+    try {
+      const viaAz = resolverFor({ sources: ["environment", "azureCli"], authorityHost, timeoutMs: 1000 });
+      await expect(viaAz.credentialFor(req)).resolves.toMatchObject({ identityToken: expect.any(String) });
+      const alone = resolverFor({ sources: ["environment"], authorityHost, timeoutMs: 1000 });
+      await expect(alone.credentialFor(req)).rejects.toThrow(
+        /no Azure credential source produced a token \(tried environment: unavailable, did not answer within 1000 ms\)/,
+      );
+    } finally {
+      hung.close();
+    }
+  });
+});
+
 describe("expiry and refresh under 50 concurrent verifications", () => {
   it("one Entra token and one exchange per refresh-token expiry, one registry token per token expiry", async () => {
     setEnv({ AZURE_TENANT_ID: w.tenantId, AZURE_CLIENT_ID: w.sp.clientId, AZURE_CLIENT_SECRET: w.sp.secret });
@@ -353,6 +397,7 @@ describe("configuration", () => {
       {
         name: "acr",
         type: "azure",
+        hosts: ["*.azurecr.io"],
         sources: ["environment", "browser", "environment"],
         authorityHost: "http://login.example",
         tenantId: "not a tenant",
@@ -370,6 +415,13 @@ describe("configuration", () => {
       "registry.credentialProviders[0]: give clientId or managedIdentityResourceId for a managed identity, not both",
       "registry.credentialProviders[0].authorityHost: must be an https:// URL without query or credentials",
       "registry.credentialProviders[0].caFiles: must be a non-empty list of file paths",
+    ]);
+  });
+
+  it("an azure provider must name its hosts (its Entra tokens go nowhere else)", () => {
+    const { problems } = parseCredentialProviderSpecs([{ name: "acr", type: "azure" }]);
+    expect(problems).toEqual([
+      'registry.credentialProviders[0].hosts: required for an azure provider (it sends Microsoft Entra tokens): list the registries, e.g. "*.azurecr.io"',
     ]);
   });
 
