@@ -58,7 +58,10 @@ export function checkCredentials(
         check: "credentials",
         severity: "error",
         message: `credential provider ${p.name}: ${why}`,
-        fix: "install the plugin/helper where the configuration says, executable by the agent's user",
+        fix:
+          p.type === "azure"
+            ? "give the agent's pod an Azure identity (docs/credentials.md: workload identity, managed identity or a service principal)"
+            : "install the plugin/helper where the configuration says, executable by the agent's user",
       });
     }
   }

@@ -19,7 +19,7 @@ import {
   type TokenCredentialOptions,
   WorkloadIdentityCredential,
 } from "@azure/identity";
-import type { AzureCredentialSpec, AzureSource } from "./spec.js";
+import { type AzureCredentialSpec, type AzureSource, sourceMissing } from "./spec.js";
 
 export type { AccessToken, TokenCredential } from "@azure/identity";
 
@@ -77,12 +77,8 @@ function buildSource(source: AzureSource, spec: AzureCredentialSpec, env: Env): 
     case "environment": {
       const secret = env.AZURE_CLIENT_SECRET;
       const certPath = env.AZURE_CLIENT_CERTIFICATE_PATH;
-      if (!tenantId || !clientId || (!secret && !certPath))
-        return {
-          source,
-          missing:
-            "needs a tenant and client id (AZURE_TENANT_ID, AZURE_CLIENT_ID or the configuration) and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH",
-        };
+      const missing = sourceMissing(source, spec, env);
+      if (missing || !tenantId || !clientId) return { source, missing: missing ?? "not configured" };
       if (secret) return { source, credential: new ClientSecretCredential(tenantId, clientId, secret, opts) };
       const certificatePassword = env.AZURE_CLIENT_CERTIFICATE_PASSWORD;
       return {
@@ -100,12 +96,9 @@ function buildSource(source: AzureSource, spec: AzureCredentialSpec, env: Env): 
     }
     case "workloadIdentity": {
       const tokenFilePath = spec.federatedTokenFile ?? env.AZURE_FEDERATED_TOKEN_FILE;
-      if (!tenantId || !clientId || !tokenFilePath)
-        return {
-          source,
-          missing:
-            "needs a tenant id, a client id and a federated token file (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE or the configuration)",
-        };
+      const missing = sourceMissing(source, spec, env);
+      if (missing || !tenantId || !clientId || !tokenFilePath)
+        return { source, missing: missing ?? "not configured" };
       return {
         source,
         credential: new WorkloadIdentityCredential({ ...opts, tenantId, clientId, tokenFilePath }),

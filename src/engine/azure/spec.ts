@@ -113,3 +113,27 @@ export function parseAzureCredentialSpec(
   }
   return spec;
 }
+
+/**
+ * What a source lacks to be tried at all here (variables, configuration), or undefined when
+ * it can be tried. Managed identity and the Azure CLI can only tell by being asked.
+ */
+export function sourceMissing(
+  source: AzureSource,
+  spec: AzureCredentialSpec,
+  env: Record<string, string | undefined>,
+): string | undefined {
+  const tenantId = spec.tenantId ?? env.AZURE_TENANT_ID;
+  const clientId = spec.clientId ?? env.AZURE_CLIENT_ID;
+  if (
+    source === "environment" &&
+    (!tenantId || !clientId || (!env.AZURE_CLIENT_SECRET && !env.AZURE_CLIENT_CERTIFICATE_PATH))
+  )
+    return "needs a tenant and client id (AZURE_TENANT_ID, AZURE_CLIENT_ID or the configuration) and AZURE_CLIENT_SECRET or AZURE_CLIENT_CERTIFICATE_PATH";
+  if (
+    source === "workloadIdentity" &&
+    (!tenantId || !clientId || !(spec.federatedTokenFile ?? env.AZURE_FEDERATED_TOKEN_FILE))
+  )
+    return "needs a tenant id, a client id and a federated token file (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE or the configuration)";
+  return undefined;
+}

@@ -6,7 +6,7 @@
 // on first use only: most configurations never need it.
 import { readFileSync } from "node:fs";
 import type { TokenCredential } from "../../azure/credential.js";
-import type { AzureCredentialSpec } from "../../azure/spec.js";
+import { type AzureCredentialSpec, sourceMissing } from "../../azure/spec.js";
 import { EngineError, isEngineError } from "../../errors.js";
 import { AgentPool, type TlsOptions } from "../http.js";
 import { acrEndpoint, exchangeForRefreshToken, jwtClaims, jwtExpiry } from "./acr.js";
@@ -150,14 +150,16 @@ export class AzureProvider implements CredentialProvider {
 
   check(): string[] {
     const problems: string[] = [];
-    for (const f of this.o.credential.caFiles ?? []) {
-      try {
-        readFileSync(f);
-      } catch {
-        problems.push(`CA file ${f} is not readable`);
-      }
-    }
     const env = this.o.env ?? process.env;
+    // Only sources that can be judged without asking: when every configured one lacks its
+    // settings, no token can come.
+    const missing = this.o.credential.sources.map(
+      (s) => [s, sourceMissing(s, this.o.credential, env)] as const,
+    );
+    if (missing.every(([, why]) => why !== undefined))
+      problems.push(
+        `no Azure credential source is set up here (${missing.map(([s, why]) => `${s}: ${why}`).join("; ")})`,
+      );
     const tokenFile = this.o.credential.federatedTokenFile ?? env.AZURE_FEDERATED_TOKEN_FILE;
     if (this.o.credential.sources.includes("workloadIdentity") && tokenFile) {
       try {

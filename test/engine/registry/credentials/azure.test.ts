@@ -425,6 +425,25 @@ describe("configuration", () => {
     ]);
   });
 
+  it("doctor: a provider none of whose sources is set up here says what each lacks", () => {
+    setEnv({});
+    const r = resolverFor({ sources: ["environment", "workloadIdentity"] });
+    expect(r.providers()[0]!.check!()).toEqual([
+      expect.stringMatching(
+        /^no Azure credential source is set up here \(environment: needs a tenant and client id .*; workloadIdentity: needs a tenant id, a client id and a federated token file/,
+      ),
+    ]);
+    setEnv({
+      AZURE_TENANT_ID: w.tenantId,
+      AZURE_CLIENT_ID: w.workload.clientId,
+      AZURE_FEDERATED_TOKEN_FILE: w.workload.tokenFile,
+    });
+    expect(r.providers()[0]!.check!()).toEqual([]);
+    // Managed identity and az can only tell by being asked: never reported up front.
+    setEnv({});
+    expect(resolverFor({ sources: ["environment", "managedIdentity"] }).providers()[0]!.check!()).toEqual([]);
+  });
+
   it("defaults to DefaultAzureCredential's order without developer-only sources", () => {
     const { specs } = parseCredentialProviderSpecs([{ name: "acr", type: "azure", hosts: ["*.azurecr.io"] }]);
     expect(specs[0]).toMatchObject({
