@@ -20,9 +20,9 @@ import { pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
 import { repoRoot, tools } from "../test/support/tools.js";
-import { startAgentNode } from "./lib/agent-node.js";
+import { cosignPolicyDoc, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
-import { CriError } from "./lib/cri.js";
+import { type CriError, criErrorOf } from "./lib/cri.js";
 
 const run = promisify(execFile);
 const ACR_USER = "00000000-0000-0000-0000-000000000000";
@@ -46,28 +46,20 @@ async function getText(p: string): Promise<string> {
   return typeof body === "string" ? body : JSON.stringify(body);
 }
 
-async function pull(ref: string): Promise<CriError | undefined> {
-  try {
-    await ctrd.cri.pullImage(ref, { auth: { username: ACR_USER, password: kubeletRefreshToken } });
-    return undefined;
-  } catch (e) {
-    if (!(e instanceof CriError)) throw e;
-    criErrors.push(e.details);
-    return e;
-  }
+/** A CRI call's error (kept for the secret scan), or undefined when it succeeded. */
+async function cri(p: Promise<unknown>): Promise<CriError | undefined> {
+  const e = await criErrorOf(p);
+  if (e) criErrors.push(e.details);
+  return e;
 }
+
+const pull = (ref: string) =>
+  cri(ctrd.cri.pullImage(ref, { auth: { username: ACR_USER, password: kubeletRefreshToken } }));
 
 async function create(ref: string): Promise<CriError | undefined> {
   podSeq++;
   const pod = await ctrd.cri.runPodSandbox({ name: `p${podSeq}`, namespace: "apps", uid: `uid-${podSeq}` });
-  try {
-    await ctrd.cri.createContainer(pod, { name: `c${podSeq}`, image: ref });
-    return undefined;
-  } catch (e) {
-    if (!(e instanceof CriError)) throw e;
-    criErrors.push(e.details);
-    return e;
-  }
+  return cri(ctrd.cri.createContainer(pod, { name: `c${podSeq}`, image: ref }));
 }
 
 function decisions(): Array<Record<string, unknown>> {
@@ -116,15 +108,7 @@ beforeAll(async () => {
   mkdirSync(policyDir);
   writeFileSync(
     path.join(policyDir, "policies.yaml"),
-    stringify({
-      apiVersion: "tollgate.dev/v1alpha1",
-      kind: "ImagePolicy",
-      metadata: { name: "strict" },
-      spec: {
-        verifiers: [{ name: "cosign", cosign: { keys: [{ name: "k", pem: key.publicKeyPem }] } }],
-        failurePolicy: "Closed",
-      },
-    }),
+    stringify(cosignPolicyDoc("strict", key.publicKeyPem, { failurePolicy: "Closed" })),
   );
   const node = await startAgentNode({
     work,
@@ -200,20 +184,9 @@ describe("Azure Container Registry through Microsoft Entra", () => {
     expect(err?.details).not.toMatch(/unsigned|no cosign signature/i);
     // At create time too (the image put in place without a pull, as an old node would have it).
     // Asynchronously: the ACR and Entra doubles run in this process.
-    await run(tools.ctr, [
-      "-a",
-      ctrd.address,
-      "-n",
-      "k8s.io",
-      "images",
-      "pull",
-      "--local",
-      "--hosts-dir",
-      w.hostsDir,
-      "--user",
-      `${ACR_USER}:${kubeletRefreshToken}`,
-      signed,
-    ]);
+    const user = `${ACR_USER}:${kubeletRefreshToken}`;
+    const ctrArgs = ["-a", ctrd.address, "-n", "k8s.io", "images", "pull", "--local", "--user", user];
+    await run(tools.ctr, [...ctrArgs, "--hosts-dir", w.hostsDir, signed]);
     const c = await create(signed);
     expect(c?.details).toContain("code = PermissionDenied");
     expect(c?.details).toMatch(/authentication (to \S+ )?failed/);

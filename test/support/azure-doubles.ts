@@ -44,40 +44,16 @@ function openssl(args: string[], cwd: string): void {
 
 export function makeTestCa(dir: string): TestCa {
   mkdirSync(dir, { recursive: true });
-  openssl(
-    [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "ca.key",
-      "-out",
-      "ca.crt",
-      "-days",
-      "2",
-    ].concat(["-subj", "/CN=tollgate azure doubles test CA"]),
-    dir,
+  const run = (args: string, subj?: string) =>
+    openssl([...args.split(" "), ...(subj ? ["-subj", subj] : [])], dir);
+  run(
+    "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 2",
+    "/CN=tollgate azure doubles test CA",
   );
   writeFileSync(path.join(dir, "san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n");
-  openssl(
-    ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr"].concat([
-      "-subj",
-      "/CN=127.0.0.1",
-    ]),
-    dir,
-  );
-  openssl(
-    ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial"].concat([
-      "-out",
-      "server.crt",
-      "-days",
-      "2",
-      "-extfile",
-      "san.ext",
-    ]),
-    dir,
+  run("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr", "/CN=127.0.0.1");
+  run(
+    "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext",
   );
   return {
     caFile: path.join(dir, "ca.crt"),
@@ -90,9 +66,11 @@ export function makeTestCa(dir: string): TestCa {
 export function makeClientCertificate(dir: string, name: string): { pemFile: string; certPem: string } {
   mkdirSync(dir, { recursive: true });
   openssl(
-    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.crt`].concat(
-      ["-days", "2", "-subj", `/CN=${name}`],
-    ),
+    [
+      ...`req -x509 -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.crt -days 2`.split(" "),
+      "-subj",
+      `/CN=${name}`,
+    ],
     dir,
   );
   const certPem = readFileSync(path.join(dir, `${name}.crt`), "utf8");
@@ -189,7 +167,7 @@ export interface EntraDouble {
   /** Every access token issued (for the secret scan). */
   issued: string[];
   /** Lifetime of issued access tokens (seconds); tests may change it. */
-  tokenLifetimeSeconds: number;
+  settings: { tokenLifetimeSeconds: number };
   /** An access token for `app`, as Entra would issue it (what a fake az prints). */
   mint(objectId: string, clientId: string, audience?: string): { token: string; expiresOn: number };
   stop(): Promise<void>;
@@ -208,6 +186,7 @@ export async function startEntraDouble(o: EntraOptions): Promise<EntraDouble> {
   const requests: EntraRequest[] = [];
   const issued: string[] = [];
   const appSvcHeader = `hdr-${randomBytes(8).toString("hex")}`;
+  // Read by the handlers on every request; tests may change it.
   const state = { tokenLifetimeSeconds: 3600 };
   let authorityHost = "";
 
@@ -407,12 +386,7 @@ export async function startEntraDouble(o: EntraOptions): Promise<EntraDouble> {
     publicKey,
     requests,
     issued,
-    get tokenLifetimeSeconds() {
-      return state.tokenLifetimeSeconds;
-    },
-    set tokenLifetimeSeconds(v: number) {
-      state.tokenLifetimeSeconds = v;
-    },
+    settings: state,
     mint,
     async stop() {
       await close(entra);
@@ -468,7 +442,7 @@ export interface AcrDouble {
   /** ACR refresh tokens issued (for the secret scan). */
   refreshTokens: string[];
   /** Lifetime of refresh tokens (seconds); tests may change it. */
-  refreshTokenLifetimeSeconds: number;
+  settings: { refreshTokenLifetimeSeconds: number };
   /** A refresh token for `objectId`, as /oauth2/exchange would issue it (what kubelet's ACR plugin hands containerd). */
   refreshTokenFor(objectId: string): string;
   stop(): Promise<void>;
@@ -607,12 +581,7 @@ export async function startAcrDouble(o: AcrOptions): Promise<AcrDouble> {
     exchanges,
     tokens,
     refreshTokens,
-    get refreshTokenLifetimeSeconds() {
-      return state.refreshTokenLifetimeSeconds;
-    },
-    set refreshTokenLifetimeSeconds(v: number) {
-      state.refreshTokenLifetimeSeconds = v;
-    },
+    settings: state,
     refreshTokenFor,
     async stop() {
       await close(server);

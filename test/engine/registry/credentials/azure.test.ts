@@ -356,8 +356,8 @@ describe("expiry and refresh under 50 concurrent verifications", () => {
     const now = () => t;
     // Entra tokens shorter than MSAL's own 5-minute renewal offset: MSAL asks Entra whenever
     // the provider asks MSAL, so Entra's count is the provider's.
-    const lifetime = w.entra.tokenLifetimeSeconds;
-    w.entra.tokenLifetimeSeconds = 240;
+    const lifetime = w.entra.settings.tokenLifetimeSeconds;
+    w.entra.settings.tokenLifetimeSeconds = 240;
     try {
       const engine = engineWith(resolverFor({ sources: ["environment"] }, now), now);
       const p = await policy();
@@ -386,7 +386,7 @@ describe("expiry and refresh under 50 concurrent verifications", () => {
       check(await wave());
       expect([entraTokens(), seen().exchanges.length, seen().tokens.length]).toEqual([2, 2, 3]);
     } finally {
-      w.entra.tokenLifetimeSeconds = lifetime;
+      w.entra.settings.tokenLifetimeSeconds = lifetime;
     }
   }, 60_000);
 });
