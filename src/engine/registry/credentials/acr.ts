@@ -22,7 +22,7 @@ export interface AcrHttp {
 
 const MAX_BODY = 64 * 1024;
 
-/** The `exp` claim of a JWT, in ms since the epoch; undefined when it is not a JWT with one. */
+/** The claims of a JWT (not verified: only read for hints such as expiry and tenant). */
 export function jwtClaims(token: string): Record<string, unknown> | undefined {
   const parts = token.split(".");
   if (parts.length !== 3) return undefined;
@@ -36,6 +36,7 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
   }
 }
 
+/** The `exp` claim of a JWT, in ms since the epoch; undefined when it is not a JWT with one. */
 export function jwtExpiry(token: string): number | undefined {
   const exp = jwtClaims(token)?.exp;
   return typeof exp === "number" && Number.isFinite(exp) ? exp * 1000 : undefined;

@@ -43,8 +43,6 @@ export class AzureProvider implements CredentialProvider {
   private entra: { token: string; reuseUntil: number } | undefined;
   private entraFlight: Promise<string> | undefined;
   private readonly flights = new Map<string, Promise<CredentialAnswer>>();
-  /** How many Entra token and exchange requests were made (status and tests). */
-  readonly counts = { entraTokens: 0, exchanges: 0 };
 
   constructor(private readonly o: AzureProviderOptions) {
     this.name = o.name;
@@ -81,7 +79,6 @@ export class AzureProvider implements CredentialProvider {
         const { createAzureCredential } = await import("../../azure/credential.js");
         this.credential = createAzureCredential(this.o.credential, this.o.env ?? process.env);
       }
-      this.counts.entraTokens++;
       const started = this.now();
       let tok: Awaited<ReturnType<TokenCredential["getToken"]>>;
       try {
@@ -129,7 +126,6 @@ export class AzureProvider implements CredentialProvider {
           "REGISTRY_AUTH",
           `credential provider ${this.name}: no tenant id for the ACR exchange (set tenantId or AZURE_TENANT_ID)`,
         );
-      this.counts.exchanges++;
       const started = this.now();
       const { refreshToken, expiresAt } = await exchangeForRefreshToken(ep, tenant, accessToken, this.http());
       // Without an exp claim, trust the refresh token as long as the Entra token it came from.
