@@ -13,7 +13,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import type { AgentStatus } from "../src/agent/api-types.js";
+import type { AgentStatus } from "../src/agent-api/types.js";
 import { agentGet } from "../src/cli/agent-client.js";
 import { type AzureWorld, startAzureWorld } from "../test/support/azure-doubles.js";
 import { pushBusyboxImage } from "../test/support/images.js";

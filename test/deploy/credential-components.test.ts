@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { validateConfig } from "../../src/agent/config.js";
+import { validateConfig } from "../../src/config/agent.js";
 import { findKubectl } from "../support/kubectl.js";
 import { repoRoot } from "../support/tools.js";
 

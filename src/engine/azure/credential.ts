@@ -8,6 +8,7 @@
 // and anything shaped like a token.
 import { readFileSync } from "node:fs";
 import tls from "node:tls";
+import { errorMessage, TollgateError } from "../../base/errors.js";
 import {
   type AccessToken,
   AzureCliCredential,
@@ -24,14 +25,13 @@ import { type AzureCredentialSpec, type AzureSource, sourceMissing } from "./spe
 export type { AccessToken, TokenCredential } from "@azure/identity";
 
 /** A failure of every configured source; `message` is safe to log and show. */
-export class AzureCredentialError extends Error {
+export class AzureCredentialError extends TollgateError<"AZURE_CREDENTIAL"> {
   constructor(
     message: string,
     /** source → why it gave no token. */
     readonly tried: Array<{ source: AzureSource; unavailable: boolean; reason: string }>,
   ) {
-    super(message);
-    this.name = "AzureCredentialError";
+    super("AZURE_CREDENTIAL", message);
   }
 }
 
@@ -184,13 +184,12 @@ export function createAzureCredential(spec: AzureCredentialSpec, env: Env = proc
           if (token) return token;
           tried.push({ source: s.source, unavailable: true, reason: "returned no token" });
         } catch (e) {
-          const err = e as Error;
-          let reason = scrubMessage(err?.message ?? String(e), secrets);
+          let reason = scrubMessage(errorMessage(e), secrets);
           // MSAL's words for "the authority did not answer its OpenID metadata": what
           // Entra does for a tenant it does not know.
           if (/endpoints_resolution_error/.test(reason))
             reason = `the authority has no OpenID metadata for tenant ${spec.tenantId ?? env.AZURE_TENANT_ID ?? "(none)"} (is the tenant id or authority host wrong?)`;
-          const unavailable = err?.name === "CredentialUnavailableError";
+          const unavailable = e instanceof Error && e.name === "CredentialUnavailableError";
           tried.push({ source: s.source, unavailable, reason });
           if (!unavailable) throw fail(true);
         }

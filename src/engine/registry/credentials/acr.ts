@@ -3,6 +3,7 @@
 // access token is exchanged at the realm's /oauth2/exchange for an ACR refresh token; the
 // registry client then trades that refresh token at /oauth2/token (grant_type=refresh_token)
 // for repository-scoped access tokens, which is the distribution token flow it already speaks.
+import { isRecord } from "../../../base/record.js";
 import { EngineError } from "../../errors.js";
 import { parseWwwAuthenticate } from "../auth.js";
 import { type AgentPool, header, performRequest, type TlsOptions } from "../http.js";
@@ -28,9 +29,7 @@ export function jwtClaims(token: string): Record<string, unknown> | undefined {
   if (parts.length !== 3) return undefined;
   try {
     const c = JSON.parse(Buffer.from(parts[1]!, "base64url").toString("utf8")) as unknown;
-    return typeof c === "object" && c !== null && !Array.isArray(c)
-      ? (c as Record<string, unknown>)
-      : undefined;
+    return isRecord(c) ? c : undefined;
   } catch {
     return undefined;
   }

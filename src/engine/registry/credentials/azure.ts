@@ -5,6 +5,7 @@
 // the answer lives until shortly before the refresh token expires. @azure/identity is loaded
 // on first use only: most configurations never need it.
 import { readFileSync } from "node:fs";
+import { errorMessage } from "../../../base/errors.js";
 import type { TokenCredential } from "../../azure/credential.js";
 import { type AzureCredentialSpec, sourceMissing } from "../../azure/spec.js";
 import { EngineError, isEngineError } from "../../errors.js";
@@ -53,7 +54,7 @@ export class AzureProvider implements CredentialProvider {
       } catch (e) {
         throw new EngineError(
           "INVALID_CONFIG",
-          `credential provider ${o.name}: cannot read ${f}: ${(e as Error).message}`,
+          `credential provider ${o.name}: cannot read ${f}: ${errorMessage(e)}`,
         );
       }
     });
@@ -85,7 +86,7 @@ export class AzureProvider implements CredentialProvider {
         tok = await this.credential.getToken(this.o.scope ?? ACR_SCOPE);
       } catch (e) {
         // AzureCredentialError messages are written to be shown (no secrets, one line).
-        throw new EngineError("REGISTRY_AUTH", `credential provider ${this.name}: ${(e as Error).message}`, {
+        throw new EngineError("REGISTRY_AUTH", `credential provider ${this.name}: ${errorMessage(e)}`, {
           details: { provider: this.name },
         });
       }
