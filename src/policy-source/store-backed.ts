@@ -1,7 +1,13 @@
 // The answers every policy source gives straight from its PolicyStore; sources differ only
 // in how they feed the store (files, informers, the on-host snapshot).
+import type { TrustMaterialResolver } from "./model.js";
 import type { PolicyStore } from "./store.js";
 import type { CompiledPolicyLike, PolicyOutcome, Selection, SourceStatus } from "./types.js";
+
+/** Change notifications of key management providers (the refKeys whose material changed). */
+export interface KeyChanges {
+  onChange(cb: (keys: Set<string>) => void): () => void;
+}
 
 export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
   protected abstract readonly store: PolicyStore<P>;
@@ -31,5 +37,13 @@ export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
   }
   policyOutcomes(): PolicyOutcome[] {
     return this.store.outcomes();
+  }
+  /**
+   * Routes Key Vault references to the key management providers and recompiles the policies
+   * that read material a provider reports as changed. Returns the unsubscribe function.
+   */
+  useKeyProviders(keys: Required<Pick<TrustMaterialResolver, "resolveKey">> & KeyChanges): () => void {
+    this.store.keys = keys;
+    return keys.onChange((changed) => void this.store.keysChanged(changed));
   }
 }

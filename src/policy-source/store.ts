@@ -3,6 +3,7 @@
 // it compiles them and decides what stays in force.
 
 import { errorMessage } from "../base/errors.js";
+import { type KeyVaultRef, keyVaultRefKey } from "../engine/policy/model.js";
 import type { CompiledPolicyLike, PolicyCompiler, TrustMaterialRef, TrustMaterialResolver } from "./model.js";
 import { refKey } from "./model.js";
 import {
@@ -53,6 +54,9 @@ export class PolicyStore<P extends CompiledPolicyLike> {
   lastSyncAt: string | undefined;
   lastError: { message: string; at: string } | undefined;
   ready = false;
+  /** Key management providers (Key Vault material); set by the agent's wiring. */
+  keys: Pick<TrustMaterialResolver, "resolveKey"> | undefined;
+  private readonly lastResolvers = new Map<string, TrustMaterialResolver>();
 
   constructor(
     private readonly sourceKind: "files" | "kubernetes",
@@ -77,6 +81,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     const n = (this.seq.get(name) ?? 0) + 1;
     this.seq.set(name, n);
     this.lastDocs.set(name, { doc, origin });
+    this.lastResolvers.set(name, resolver);
     const used = new Set<string>();
     const material: Record<string, string> = {};
     const recording: TrustMaterialResolver = {
@@ -84,6 +89,15 @@ export class PolicyStore<P extends CompiledPolicyLike> {
         used.add(refKey(ref));
         const v = await resolver.resolve(ref, signal);
         material[materialKey(ref)] =
+          typeof v === "string" ? `t:${v}` : `b:${Buffer.from(v).toString("base64")}`;
+        return v;
+      },
+      resolveKey: async (ref: KeyVaultRef, signal?: AbortSignal) => {
+        used.add(keyVaultRefKey(ref));
+        const via = resolver.resolveKey ? resolver : this.keys;
+        if (!via?.resolveKey) throw new Error("no key management providers are configured");
+        const v = await via.resolveKey(ref, signal);
+        material[`${keyVaultRefKey(ref)}#${ref.version ?? ""}`] =
           typeof v === "string" ? `t:${v}` : `b:${Buffer.from(v).toString("base64")}`;
         return v;
       },
@@ -133,6 +147,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
   remove(name: string, origin: string): void {
     this.seq.set(name, (this.seq.get(name) ?? 0) + 1);
     this.lastDocs.delete(name);
+    this.lastResolvers.delete(name);
     this.attemptDeps.delete(name);
     this.lastRejected.delete(name);
     const prev = this.entries.get(name);
@@ -171,6 +186,17 @@ export class PolicyStore<P extends CompiledPolicyLike> {
       [...names].map((n) => {
         const last = this.lastDocs.get(n);
         return last ? this.upsert(n, last.doc, last.origin, resolver) : Promise.resolve(false);
+      }),
+    );
+  }
+
+  /** Key management material changed: recompiles the policies that read it (their revision follows). */
+  async keysChanged(keys: ReadonlySet<string>): Promise<void> {
+    await Promise.all(
+      this.dependentsOf(keys).map((n) => {
+        const last = this.lastDocs.get(n);
+        const resolver = this.lastResolvers.get(n);
+        return last && resolver ? this.upsert(n, last.doc, last.origin, resolver) : Promise.resolve(false);
       }),
     );
   }
@@ -271,6 +297,12 @@ export class PolicyStore<P extends CompiledPolicyLike> {
         resolve: async (ref) => {
           const v = p.material[materialKey(ref)];
           if (v === undefined) throw new Error(`${refKey(ref)} key ${ref.key} is not in the snapshot`);
+          return v.startsWith("t:") ? v.slice(2) : new Uint8Array(Buffer.from(v.slice(2), "base64"));
+        },
+        // Key Vault material as the agent last read it: the host has no Azure credentials.
+        resolveKey: async (ref) => {
+          const v = p.material[`${keyVaultRefKey(ref)}#${ref.version ?? ""}`];
+          if (v === undefined) throw new Error(`${keyVaultRefKey(ref)} is not in the snapshot`);
           return v.startsWith("t:") ? v.slice(2) : new Uint8Array(Buffer.from(v.slice(2), "base64"));
         },
       };

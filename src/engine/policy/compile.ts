@@ -10,10 +10,13 @@ import { compileAttestationPolicy } from "./attest.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
+  DEFAULTS,
   type CompiledPolicy,
   type CompiledRego,
   type CompiledVerifier,
   type CosignConfig,
+  type KeyManagementProviderSpec,
+  type KeyVaultRef,
   type MaterialSource,
   type NotationConfig,
   type ParsedPolicy,
@@ -24,7 +27,8 @@ import {
 import { checkTufRoot, embeddedRoot, tufSource, verifyTufRoot } from "../sigstore-trust/source.js";
 import type { TufSource } from "../sigstore-trust/types.js";
 import { compilePatterns } from "./patterns.js";
-import { parseCertificateBundle, parsePublicKeyPem } from "./pem.js";
+import { parseAzureKmsUri } from "../keys/azurekms.js";
+import { parseCertificateBundle, parsePublicKeyPem, pemBlocks } from "./pem.js";
 import { loadRego } from "./rego.js";
 import { canonicalJson, revisionOf, sha256Hex } from "./revision.js";
 import { checkTrustedRoot, checkWasmBase64, parsePolicy } from "./validate.js";
@@ -39,11 +43,75 @@ const MAX_RESOLVED_BYTES = 16 << 20;
 
 class Resolver {
   readonly issues: PolicyIssue[] = [];
-  constructor(private readonly opts: CompileOptions) {}
+  constructor(
+    private readonly opts: CompileOptions,
+    private readonly providers: KeyManagementProviderSpec[] = [],
+  ) {}
+
+  /** Key Vault objects a provider-backed source names (certificates for stores, keys for cosign). */
+  private vaultRefs(src: MaterialSource, what: "certificates" | "keys"): KeyVaultRef[] {
+    const kind = what === "certificates" ? "AzureKeyVaultCertificate" : "AzureKeyVaultKey";
+    if (src.kms !== undefined) {
+      const k = parseAzureKmsUri(src.kms);
+      if ("error" in k) return [];
+      return [{ kind, ...k, refreshSeconds: DEFAULTS.keyRefreshIntervalSeconds }];
+    }
+    const p = this.providers.find((x) => x.name === src.keyManagementProvider);
+    if (!p) return [];
+    const { vaultURI, tenantID, clientID } = p.azureKeyVault;
+    return p.azureKeyVault[what].map((o) => ({
+      kind,
+      vaultURI,
+      name: o.name,
+      ...(o.version ? { version: o.version } : {}),
+      ...(tenantID ? { tenantID } : {}),
+      ...(clientID ? { clientID } : {}),
+      refreshSeconds: p.refreshIntervalSeconds,
+    }));
+  }
+
+  /** PEM text of every object a key management provider reference names, one after another. */
+  private async fromProvider(
+    src: MaterialSource,
+    path: string,
+    what: "certificates" | "keys",
+  ): Promise<{ bytes: Uint8Array; where: string } | undefined> {
+    const where = `${path}.${src.kms !== undefined ? "kms" : "keyManagementProvider"}`;
+    const refs = this.vaultRefs(src, what);
+    const resolveKey = this.opts.resolver?.resolveKey?.bind(this.opts.resolver);
+    if (!resolveKey) {
+      this.issues.push({
+        path: where,
+        message: "cannot be read: no key management providers are configured",
+      });
+      return undefined;
+    }
+    const texts: string[] = [];
+    for (const ref of refs) {
+      const label = `Key Vault ${ref.vaultURI} ${what === "keys" ? "key" : "certificate"} ${ref.name}${ref.version ? ` version ${ref.version}` : ""}`;
+      try {
+        const v = await resolveKey(ref, this.opts.signal);
+        texts.push(typeof v === "string" ? v : Buffer.from(v).toString("utf8"));
+      } catch (e) {
+        this.issues.push({
+          path: where,
+          message: `${label} cannot be read: ${(e as Error)?.message ?? String(e)}`,
+        });
+        return undefined;
+      }
+    }
+    return { bytes: Buffer.from(texts.join(""), "utf8"), where };
+  }
 
   /** Returns the material's bytes, or undefined after recording an issue. */
-  async bytes(src: MaterialSource, path: string): Promise<{ bytes: Uint8Array; where: string } | undefined> {
+  async bytes(
+    src: MaterialSource,
+    path: string,
+    what: "certificates" | "keys" = "certificates",
+  ): Promise<{ bytes: Uint8Array; where: string } | undefined> {
     if (src.inline !== undefined) return { bytes: Buffer.from(src.inline, "utf8"), where: `${path}` };
+    if (src.keyManagementProvider !== undefined || src.kms !== undefined)
+      return this.fromProvider(src, path, what);
     const kind = src.secretRef ? "Secret" : "ConfigMap";
     const ref = (src.secretRef ?? src.configMapRef)!;
     const where = `${path}.${src.secretRef ? "secretRef" : "configMapRef"}`;
@@ -73,8 +141,13 @@ class Resolver {
     }
   }
 
-  async text(src: MaterialSource, path: string, inlineKey: string) {
-    const r = await this.bytes(src, path);
+  async text(
+    src: MaterialSource,
+    path: string,
+    inlineKey: string,
+    what: "certificates" | "keys" = "certificates",
+  ) {
+    const r = await this.bytes(src, path, what);
     if (!r) return undefined;
     const where = src.inline !== undefined ? `${path}.${inlineKey}` : r.where;
     return { text: Buffer.from(r.bytes).toString("utf8"), where };
@@ -116,7 +189,7 @@ export async function compileParsed(
   opts: CompileOptions = {},
 ): Promise<CompiledPolicy> {
   const { name, spec } = parsed;
-  const res = new Resolver(opts);
+  const res = new Resolver(opts, spec.keyManagementProviders);
   const verifiers: CompiledVerifier[] = [];
   const fingerprints: unknown[] = [];
 
@@ -185,16 +258,21 @@ export async function compileParsed(
         cfg.keys = [];
         const keyFps: unknown[] = [];
         for (const [j, k] of c.keys.entries()) {
-          const t = await res.text(k.pem, `${path}.cosign.keys[${j}]`, "pem");
+          const t = await res.text(k.pem, `${path}.cosign.keys[${j}]`, "pem", "keys");
           if (!t) continue;
-          const pk = parsePublicKeyPem(t.text);
-          if ("error" in pk) {
-            res.issues.push({ path: t.where, message: pk.error });
-            continue;
+          // A key management provider may hold several keys: each is trusted on its own.
+          const texts =
+            k.pem.keyManagementProvider !== undefined ? pemBlocks(t.text).map((b) => b.text) : [t.text];
+          for (const text of texts) {
+            const pk = parsePublicKeyPem(text);
+            if ("error" in pk) {
+              res.issues.push({ path: t.where, message: pk.error });
+              continue;
+            }
+            cfg.keys.push({ ...(k.name !== undefined ? { name: k.name } : {}), pem: pk.pem });
+            const der = createPublicKey(pk.pem).export({ type: "spki", format: "der" });
+            keyFps.push({ name: k.name, spki: sha256Hex(der) });
           }
-          cfg.keys.push({ ...(k.name !== undefined ? { name: k.name } : {}), pem: pk.pem });
-          const der = createPublicKey(pk.pem).export({ type: "spki", format: "der" });
-          keyFps.push({ name: k.name, spki: sha256Hex(der) });
         }
         fp.keys = keyFps;
       }
@@ -287,6 +365,8 @@ export async function compileParsed(
       failurePolicy: spec.failurePolicy,
       cache: spec.cache,
       verifiers: fingerprints,
+      // Which providers are read from (the material itself is in the verifiers' fingerprints).
+      keyManagementProviders: spec.keyManagementProviders,
       rego: regoFp,
       attestations: spec.attestations,
       conditions: spec.conditions,

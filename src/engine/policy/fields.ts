@@ -2,6 +2,7 @@
 // records an issue with its exact path when it is wrong, and returns the value or undefined.
 import type { PolicyIssue } from "./errors.js";
 import type { MaterialSource, ObjectKeyRef } from "./model.js";
+import { checkKmsUri } from "./kmp.js";
 import { checkPattern } from "./patterns.js";
 
 export const LIMITS = {
@@ -145,16 +146,28 @@ export function material(
   inlineKey: string,
   check: ((text: string) => string | undefined) | undefined,
   maxChars: number,
+  providers: ("keyManagementProvider" | "kms")[] = [],
 ): MaterialSource | undefined {
-  const present = [inlineKey, "secretRef", "configMapRef"].filter((k) => o[k] !== undefined);
+  const fields = [inlineKey, "secretRef", "configMapRef", ...providers];
+  const present = fields.filter((k) => o[k] !== undefined);
   if (present.length !== 1) {
     ctx.add(
       path,
       present.length === 0
-        ? `one of ${inlineKey}, secretRef, configMapRef is required`
+        ? `one of ${fields.join(", ")} is required`
         : `only one of ${present.join(", ")} may be set`,
     );
     return undefined;
+  }
+  if (o.keyManagementProvider !== undefined && providers.includes("keyManagementProvider")) {
+    const r = str(ctx, o, "keyManagementProvider", path, true);
+    return r === undefined ? undefined : { keyManagementProvider: r };
+  }
+  if (o.kms !== undefined && providers.includes("kms")) {
+    const r = str(ctx, o, "kms", path, true);
+    const why = r === undefined ? "required" : checkKmsUri(r);
+    if (why) ctx.add(`${path}.kms`, why);
+    return r === undefined || why ? undefined : { kms: r };
   }
   if (o.secretRef !== undefined) {
     const r = objectKeyRef(ctx, o.secretRef, `${path}.secretRef`);

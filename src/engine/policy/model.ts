@@ -33,13 +33,45 @@ export interface TrustMaterialRef extends ObjectKeyRef {
 }
 
 /**
- * Resolves Secret/ConfigMap references to bytes. The Kubernetes policy source implements it
+ * A certificate or key in an Azure Key Vault, named by a key management provider of the policy
+ * (spec.keyManagementProviders[].azureKeyVault) or by an azurekms:// cosign key URI.
+ */
+export interface KeyVaultRef {
+  kind: "AzureKeyVaultCertificate" | "AzureKeyVaultKey";
+  /** https://<vault>.vault.azure.net: scheme, host and port, no path. */
+  vaultURI: string;
+  name: string;
+  /** A pinned version; absent = the latest version, followed on every refresh. */
+  version?: string;
+  /** Identity to use (a user-assigned or workload identity); absent = the agent's Azure credential. */
+  tenantID?: string;
+  clientID?: string;
+  refreshSeconds: number;
+}
+
+/** Everything a policy's trust material can be read from besides inline text. */
+export type MaterialRef = TrustMaterialRef | KeyVaultRef;
+
+export function isKeyVaultRef(ref: MaterialRef): ref is KeyVaultRef {
+  return ref.kind === "AzureKeyVaultCertificate" || ref.kind === "AzureKeyVaultKey";
+}
+
+/** "AzureKeyVaultKey/https://v.vault.azure.net/name": what a provider reports as changed. */
+export function keyVaultRefKey(ref: Pick<KeyVaultRef, "kind" | "vaultURI" | "name">): string {
+  return `${ref.kind}/${ref.vaultURI}/${ref.name}`;
+}
+
+/**
+ * Resolves Secret/ConfigMap references to bytes (and Key Vault references, through the key
+ * management providers, where the caller has them: resolveKey). The Kubernetes policy source implements it
  * against the API server; the file source and tests implement it with a map. It must throw
  * (anything) when the object or key does not exist: a missing reference makes the policy
  * invalid, it never means "no trust material".
  */
 export interface TrustMaterialResolver {
   resolve(ref: TrustMaterialRef, signal?: AbortSignal): Promise<Uint8Array | string>;
+  /** Key Vault material through the key management providers; absent = none configured. */
+  resolveKey?(ref: KeyVaultRef, signal?: AbortSignal): Promise<Uint8Array | string>;
 }
 
 /** Inline value or a reference: exactly one of the fields is set after validation. */
@@ -47,6 +79,30 @@ export interface MaterialSource {
   inline?: string;
   secretRef?: ObjectKeyRef;
   configMapRef?: ObjectKeyRef;
+  /** Every certificate (trust stores) or key (cosign) of the named spec.keyManagementProviders[]. */
+  keyManagementProvider?: string;
+  /** One Key Vault key (cosign keys given as azurekms://<vault host>/<key>[/<version>]). */
+  kms?: string;
+}
+
+/** A named Key Vault object, with an optional pinned version. */
+export interface KeyVaultObjectSpec {
+  name: string;
+  version?: string;
+}
+
+/** spec.keyManagementProviders[]: shaped like Ratify's KeyManagementProvider (type azurekeyvault). */
+export interface KeyManagementProviderSpec {
+  name: string;
+  /** Seconds between refreshes (a new version of an unpinned object rolls the revision). */
+  refreshIntervalSeconds: number;
+  azureKeyVault: {
+    vaultURI: string;
+    tenantID?: string;
+    clientID?: string;
+    certificates: KeyVaultObjectSpec[];
+    keys: KeyVaultObjectSpec[];
+  };
 }
 
 export type Match = "AnyOf" | "AllOf";
@@ -159,6 +215,7 @@ export interface PolicySpec {
   unmatchedImages: UnmatchedImages;
   exemptImages: string[];
   verifiers: VerifierSpec[];
+  keyManagementProviders?: KeyManagementProviderSpec[];
   match: Match;
   rego?: RegoSpec;
   attestations?: AttestationSpec[];
@@ -182,6 +239,7 @@ export const DEFAULTS = {
   failurePolicy: "Closed" as FailurePolicy,
   positiveTTLSeconds: 300,
   negativeTTLSeconds: 30,
+  keyRefreshIntervalSeconds: 300,
 } as const;
 
 /** Upper bound for configured TTLs: a verdict older than a day is not a verdict. */

@@ -110,10 +110,20 @@ export function validateCosign(ctx: Ctx, v: unknown, path: string): CosignVerifi
     const list: CosignKeySpec[] = [];
     keys.forEach((k, i) => {
       const at = `${path}.keys[${i}]`;
-      const ko = obj(ctx, k, at, ["name", "pem", "secretRef", "configMapRef"]);
+      const ko = obj(ctx, k, at, [
+        "name",
+        "pem",
+        "secretRef",
+        "configMapRef",
+        "keyManagementProvider",
+        "kms",
+      ]);
       if (!ko) return;
       const name = str(ctx, ko, "name", at, false);
-      const pem = material(ctx, ko, at, "pem", checkPublicKey, LIMITS.pemChars);
+      const pem = material(ctx, ko, at, "pem", checkPublicKey, LIMITS.pemChars, [
+        "keyManagementProvider",
+        "kms",
+      ]);
       if (pem) list.push({ ...(name !== undefined ? { name } : {}), pem });
     });
     if (keys.length === 0) ctx.add(`${path}.keys`, "must not be empty when given");

@@ -135,7 +135,14 @@ function notationStores(ctx: Ctx, o: Obj, path: string, nameRe: RegExp, nameRule
     const seen = new Set<string>();
     stores.forEach((s, i) => {
       const at = `${path}.trustStores[${i}]`;
-      const so = obj(ctx, s, at, ["type", "name", "certificates", "secretRef", "configMapRef"]);
+      const so = obj(ctx, s, at, [
+        "type",
+        "name",
+        "certificates",
+        "secretRef",
+        "configMapRef",
+        "keyManagementProvider",
+      ]);
       if (!so) return;
       const type = oneOf(ctx, so, "type", at, ["ca", "signingAuthority", "tsa"] as const, "ca");
       const name = str(ctx, so, "name", at, true);
@@ -153,7 +160,9 @@ function notationStores(ctx: Ctx, o: Obj, path: string, nameRe: RegExp, nameRule
         }
         so2.certificates = (so.certificates as string[]).join("\n");
       }
-      const certificates = material(ctx, so2, at, "certificates", checkCertificates, LIMITS.pemChars);
+      const certificates = material(ctx, so2, at, "certificates", checkCertificates, LIMITS.pemChars, [
+        "keyManagementProvider",
+      ]);
       if (type && name && certificates) trustStores.push({ type, name, certificates });
     });
   }

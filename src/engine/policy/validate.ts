@@ -32,6 +32,7 @@ import {
   type RegoSpec,
   type VerifierSpec,
 } from "./model.js";
+import { checkProviderReferences, validateKeyManagementProviders } from "./kmp.js";
 import { validateCosign } from "./validate-cosign.js";
 import { validateNotation } from "./validate-notation.js";
 
@@ -153,6 +154,7 @@ export function validatePolicy(
     "unmatchedImages",
     "exemptImages",
     "verifiers",
+    "keyManagementProviders",
     "match",
     "rego",
     "attestations",
@@ -191,6 +193,8 @@ export function validatePolicy(
     DEFAULTS.failurePolicy,
   );
   const vs = verifiers(ctx, spec);
+  const kmps = validateKeyManagementProviders(spec.keyManagementProviders, ctx.issues);
+  checkProviderReferences(kmps, vs, ctx.issues);
   const regoSpec = spec.rego === undefined ? undefined : rego(ctx, spec.rego);
   const att = validateAttestationSpecs(
     spec,
@@ -218,6 +222,7 @@ export function validatePolicy(
     unmatchedImages,
     exemptImages,
     verifiers: vs,
+    ...(kmps.length > 0 ? { keyManagementProviders: kmps } : {}),
     match,
     ...(regoSpec ? { rego: regoSpec } : {}),
     ...(att.attestations ? { attestations: att.attestations } : {}),

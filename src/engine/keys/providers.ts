@@ -1,0 +1,98 @@
+// The key management providers of one agent: routes each Key Vault reference of a policy
+// compile to the provider for its vault and identity (created on first use), fans their change
+// notifications out to the policy source, and lists every provider's status — including the
+// ones that need no refresh (inline material, Secret/ConfigMap references), so /v1/status,
+// doctor and the metrics show all trust material the same way.
+import { type AzureCredentialConfig, azureCredential, type TokenCredential } from "../azure/credential.js";
+import type { KeyVaultRef } from "../policy/model.js";
+import { AzureKeyVaultProvider, type AzureKeyVaultProviderOptions } from "./azure-keyvault.js";
+import type { KeyProviderEvents, KeyProviderStatus } from "./types.js";
+
+export interface KeyProvidersOptions {
+  azure?: {
+    /** The agent's Azure identity; a provider's tenantID/clientID override those two fields. */
+    credential?: AzureCredentialConfig;
+    maxStaleSeconds?: number;
+    disableChallengeResourceVerification?: boolean;
+  };
+  events?: KeyProviderEvents;
+  /** Builds credentials (default: azureCredential); tests and the CLI may pass their own. */
+  makeCredential?: (cfg: AzureCredentialConfig) => TokenCredential;
+}
+
+/** Status of a provider that needs no refresh (inline, Secret/ConfigMap references). */
+export interface StatusOnlyProvider {
+  status(): KeyProviderStatus;
+}
+
+export class KeyProviders {
+  private readonly azure = new Map<string, AzureKeyVaultProvider>();
+  private readonly credentials = new Map<string, TokenCredential>();
+  private readonly listeners = new Set<(keys: Set<string>) => void>();
+  private readonly passive: StatusOnlyProvider[] = [];
+
+  constructor(private readonly o: KeyProvidersOptions = {}) {
+    this.passive.push({
+      status: () => ({ provider: "inline", type: "inline", ready: true, stale: false, objects: [] }),
+    });
+  }
+
+  /** Adds a provider whose material comes with the policy source (shown in status only). */
+  register(p: StatusOnlyProvider): void {
+    this.passive.push(p);
+  }
+
+  resolveKey = (ref: KeyVaultRef): Promise<string> => this.providerFor(ref).resolve(ref);
+
+  onChange(cb: (keys: Set<string>) => void): () => void {
+    this.listeners.add(cb);
+    return () => this.listeners.delete(cb);
+  }
+
+  status(): KeyProviderStatus[] {
+    return [...this.passive.map((p) => p.status()), ...[...this.azure.values()].map((p) => p.status())];
+  }
+
+  /** Refreshes every Key Vault provider now (the CLI's doctor, tests). */
+  async refresh(): Promise<void> {
+    await Promise.all([...this.azure.values()].map((p) => p.refresh()));
+  }
+
+  stop(): void {
+    for (const p of this.azure.values()) p.stop();
+  }
+
+  private providerFor(ref: KeyVaultRef): AzureKeyVaultProvider {
+    const id = [ref.vaultURI, ref.tenantID ?? "", ref.clientID ?? ""].join("|");
+    let p = this.azure.get(id);
+    if (p) return p;
+    const a = this.o.azure ?? {};
+    const credCfg: AzureCredentialConfig = {
+      ...a.credential,
+      ...(ref.tenantID ? { tenantId: ref.tenantID } : {}),
+      ...(ref.clientID ? { clientId: ref.clientID } : {}),
+    };
+    const credKey = `${credCfg.tenantId ?? ""}|${credCfg.clientId ?? ""}`;
+    let credential = this.credentials.get(credKey);
+    if (!credential) {
+      credential = (this.o.makeCredential ?? azureCredential)(credCfg);
+      this.credentials.set(credKey, credential);
+    }
+    const host = new URL(ref.vaultURI).host;
+    const opts: AzureKeyVaultProviderOptions = {
+      vaultURI: ref.vaultURI,
+      credential,
+      name: `azurekeyvault:${host}${ref.clientID ? `/${ref.clientID}` : ""}`,
+      ...(a.maxStaleSeconds !== undefined ? { maxStaleSeconds: a.maxStaleSeconds } : {}),
+      ...(a.disableChallengeResourceVerification ? { disableChallengeResourceVerification: true } : {}),
+      ...(a.credential?.agent ? { agent: a.credential.agent } : {}),
+      ...(this.o.events ? { events: this.o.events } : {}),
+    };
+    p = new AzureKeyVaultProvider(opts);
+    p.onChange((keys) => {
+      for (const l of this.listeners) l(keys);
+    });
+    this.azure.set(id, p);
+    return p;
+  }
+}
