@@ -1,6 +1,7 @@
 // Wire types of the agent's local API (JSON over HTTP on a root-only unix socket). Types
 // only: the pull verifier imports them without pulling in any agent code.
 
+import type { KeyProviderStatus } from "../engine/keys/types.js";
 import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
 import type { TrustSourceStatus } from "../engine/index.js";
 import type { Descriptor } from "../engine/types.js";
@@ -41,6 +42,8 @@ export interface AgentStatus {
   credentialProviders?: ProviderStatus[];
   /** Sigstore trusted roots from TUF mirrors: state, fetched at, expires, last error. */
   sigstoreTrust?: TrustSourceStatus[];
+  /** Key management providers: ready, stale, last refresh, error, material revision (never material). */
+  keyProviders?: KeyProviderStatus[];
 }
 
 export interface SyncAuditSummary {

@@ -19,6 +19,7 @@ import { TagHistory } from "./binding.js";
 import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
 import { ExemptImages } from "../decision/exempt.js";
 import { Gate } from "./gate.js";
+import { createKeyProviders, sourceKeyProvider } from "./key-providers.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";
@@ -49,14 +50,17 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
   const startedAt = new Date().toISOString();
   const metrics = new AgentMetrics({ defaultMetrics: true });
   metrics.setBuildInfo(VERSION);
+  const keys = createKeyProviders(cfg, metrics.registry);
   const source: PolicySource<CompiledPolicy> = await createPolicySource(
     cfg,
     log.child({ component: "policy-source" }),
+    { keys },
   );
   const trust = new TrustedRootWatch(metrics.registry, log.child({ component: "sigstore-trust" }));
   metrics.watchPolicies(() => source.policyOutcomes?.() ?? []);
   // ImagePolicy status (one writer per cluster) and pod Events; kubernetes source only.
   let cluster: ClusterVisibility | undefined;
+  keys.register(sourceKeyProvider(source));
   const engine =
     deps.engine ??
     createAgentEngine(
@@ -154,6 +158,10 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     const notReady: string[] = [];
     if (!st.ready) notReady.push(`policy source ${st.source} not ready (${st.sync.state})`);
     if (nri && nri.state !== "registered") notReady.push(`NRI plugin ${nri.state}`);
+    const keyProviders = keys.status();
+    for (const k of keyProviders)
+      if (!k.ready && k.type === "azurekeyvault")
+        notReady.push(`key provider ${k.provider} not ready: ${k.error ?? "no material yet"}`);
     const def = source.defaultPolicy();
     return {
       version: VERSION,
@@ -174,6 +182,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       exemptImages: cfg.policy.exemptImages,
       credentialProviders: engine.credentials.status(),
       sigstoreTrust: engine.trustedRoots?.status() ?? [],
+      keyProviders,
     };
   };
   const handlers = {
@@ -221,6 +230,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       await cluster?.stop().catch(() => {});
       await source.stop().catch(() => {});
       stopTrust();
+      keys.stop();
       cachedImages.close();
       images.close();
       criImages.close();

@@ -7,6 +7,11 @@ import { errorMessage } from "../base/errors.js";
 import { readFileSync } from "node:fs";
 import { TollgateError } from "../base/errors.js";
 import {
+  DEFAULT_KEY_MANAGEMENT,
+  type KeyManagementConfig,
+  parseKeyManagementConfig,
+} from "../engine/keys/config.js";
+import {
   type CredentialProviderSpec,
   parseCredentialProviderSpecs,
 } from "../engine/registry/credentials/spec.js";
@@ -117,6 +122,8 @@ export interface AgentConfig {
     /** Deadline of one request to a TUF mirror. */
     tufFetchTimeoutMs: number;
   };
+  /** Key management providers: the Azure identity for Key Vault (docs/keys.md). */
+  keyManagement: KeyManagementConfig;
   log: { level: LogLevel };
   /**
    * Kubernetes visibility (kubernetes source only): ImagePolicy status and pod Events.
@@ -182,6 +189,7 @@ export function defaultConfig(): AgentConfig {
     },
     registry: { certsDir: "/etc/containerd/certs.d", dockerConfigs: [], credentialProviders: [] },
     sigstore: { tufCacheDir: "/var/lib/tollgate/sigstore-tuf", tufFetchTimeoutMs: 10_000 },
+    keyManagement: structuredClone(DEFAULT_KEY_MANAGEMENT),
     log: { level: "info" },
     cluster: {
       statusWriter: true,
@@ -440,6 +448,7 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
     ],
     registry: ["certsDir", "dockerConfigs", "credentialProviders"],
     sigstore: ["tufCacheDir", "tufFetchTimeoutMs"],
+    keyManagement: ["azure"],
     log: ["level"],
     cluster: ["statusWriter", "podEvents", "leaseNamespace", "leaseName", "leaseDurationSeconds", "nodeName"],
     metrics: ["listen"],
@@ -659,6 +668,11 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
         120_000,
       ),
     },
+    keyManagement: (() => {
+      const r = parseKeyManagementConfig(root.keyManagement);
+      problems.push(...r.problems);
+      return r.config;
+    })(),
     log: {
       level: oneOf(log, "log", "level", d.log.level, [
         "trace",

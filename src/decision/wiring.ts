@@ -7,7 +7,9 @@ import { VerificationLimits } from "../engine/limits.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
+import type { KeyProviders } from "../engine/keys/providers.js";
 import { FilePolicySource } from "../policy-source/files.js";
+import type { StoreBackedSource } from "../policy-source/store-backed.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";
 import type { AgentConfig } from "../config/agent.js";
 
@@ -21,7 +23,18 @@ export type AgentEngine = ReturnType<typeof createEngine> & {
 export async function createPolicySource(
   cfg: AgentConfig,
   logger: SourceLogger,
-  opts: { snapshotOnly?: boolean } = {},
+  opts: { snapshotOnly?: boolean; keys?: KeyProviders } = {},
+): Promise<PolicySource<CompiledPolicy>> {
+  const source = await createSource(cfg, logger, opts);
+  // Key Vault material is read through the providers; its changes recompile the policies.
+  if (opts.keys) (source as unknown as StoreBackedSource<CompiledPolicy>).useKeyProviders(opts.keys);
+  return source;
+}
+
+async function createSource(
+  cfg: AgentConfig,
+  logger: SourceLogger,
+  opts: { snapshotOnly?: boolean },
 ): Promise<PolicySource<CompiledPolicy>> {
   const selection = {
     defaultPolicy: cfg.policy.defaultPolicy,

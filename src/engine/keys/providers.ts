@@ -3,9 +3,12 @@
 // notifications out to the policy source, and lists every provider's status — including the
 // ones that need no refresh (inline material, Secret/ConfigMap references), so /v1/status,
 // doctor and the metrics show all trust material the same way.
-import { type AzureCredentialConfig, azureCredential, type TokenCredential } from "../azure/credential.js";
+//
+// The Azure SDKs are imported on the first Key Vault reference: an agent whose policies use
+// none never loads them (they add several MB to the process).
+import type { AzureCredentialConfig, TokenCredential } from "../azure/credential.js";
 import type { KeyVaultRef } from "../policy/model.js";
-import { AzureKeyVaultProvider, type AzureKeyVaultProviderOptions } from "./azure-keyvault.js";
+import type { AzureKeyVaultProvider, AzureKeyVaultProviderOptions } from "./azure-keyvault.js";
 import type { KeyProviderEvents, KeyProviderStatus } from "./types.js";
 
 export interface KeyProvidersOptions {
@@ -27,6 +30,7 @@ export interface StatusOnlyProvider {
 
 export class KeyProviders {
   private readonly azure = new Map<string, AzureKeyVaultProvider>();
+  private readonly creating = new Map<string, Promise<AzureKeyVaultProvider>>();
   private readonly credentials = new Map<string, TokenCredential>();
   private readonly listeners = new Set<(keys: Set<string>) => void>();
   private readonly passive: StatusOnlyProvider[] = [];
@@ -42,7 +46,7 @@ export class KeyProviders {
     this.passive.push(p);
   }
 
-  resolveKey = (ref: KeyVaultRef): Promise<string> => this.providerFor(ref).resolve(ref);
+  resolveKey = async (ref: KeyVaultRef): Promise<string> => (await this.providerFor(ref)).resolve(ref);
 
   onChange(cb: (keys: Set<string>) => void): () => void {
     this.listeners.add(cb);
@@ -62,10 +66,23 @@ export class KeyProviders {
     for (const p of this.azure.values()) p.stop();
   }
 
-  private providerFor(ref: KeyVaultRef): AzureKeyVaultProvider {
+  private providerFor(ref: KeyVaultRef): Promise<AzureKeyVaultProvider> {
     const id = [ref.vaultURI, ref.tenantID ?? "", ref.clientID ?? ""].join("|");
-    let p = this.azure.get(id);
-    if (p) return p;
+    const have = this.azure.get(id);
+    if (have) return Promise.resolve(have);
+    let p = this.creating.get(id);
+    if (!p) {
+      p = this.create(id, ref).finally(() => this.creating.delete(id));
+      this.creating.set(id, p);
+    }
+    return p;
+  }
+
+  private async create(id: string, ref: KeyVaultRef): Promise<AzureKeyVaultProvider> {
+    const [{ azureCredential }, { AzureKeyVaultProvider }] = await Promise.all([
+      import("../azure/credential.js"),
+      import("./azure-keyvault.js"),
+    ]);
     const a = this.o.azure ?? {};
     const credCfg: AzureCredentialConfig = {
       ...a.credential,
@@ -88,7 +105,7 @@ export class KeyProviders {
       ...(a.credential?.agent ? { agent: a.credential.agent } : {}),
       ...(this.o.events ? { events: this.o.events } : {}),
     };
-    p = new AzureKeyVaultProvider(opts);
+    const p = new AzureKeyVaultProvider(opts);
     p.onChange((keys) => {
       for (const l of this.listeners) l(keys);
     });
