@@ -448,7 +448,9 @@ describe.skipIf(!kubectl)("the checks above catch broken objects", () => {
     const errs = validate(schema, p).join("\n");
     expect(errs).toMatch(/duplicate list-map key/);
     expect(errs).toMatch(/verifiers\[1\]: exactly one of notation, cosign must be set/);
-    expect(errs).toMatch(/keys\[0\]: exactly one of pem, secretRef, configMapRef must be set/);
+    expect(errs).toMatch(
+      /keys\[0\]: exactly one of pem, secretRef, configMapRef, keyManagementProvider, kms must be set/,
+    );
     expect(errs).toMatch(/spec\.mode: "enforce" not in/);
     expect(errs).toMatch(/spec\.imagez: unknown field/);
     expect(errs).toMatch(/verifiers\[2\]\.name: "Bad_Name" does not match/);

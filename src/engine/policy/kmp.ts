@@ -76,14 +76,15 @@ function objects(v: unknown, path: string, issues: PolicyIssue[]): KeyVaultObjec
 export function validateKeyManagementProviders(
   v: unknown,
   issues: PolicyIssue[],
-): KeyManagementProviderSpec[] {
+): { providers: KeyManagementProviderSpec[]; declared: Map<string, number> } {
   const path = "spec.keyManagementProviders";
-  if (v === undefined) return [];
+  if (v === undefined) return { providers: [], declared: new Map() };
   if (!Array.isArray(v) || v.length > MAX_PROVIDERS) {
     issues.push({ path, message: `must be a list of at most ${MAX_PROVIDERS} providers` });
-    return [];
+    return { providers: [], declared: new Map() };
   }
   const out: KeyManagementProviderSpec[] = [];
+  const seen = new Map<string, number>();
   for (const [i, p] of v.entries()) {
     const at = `${path}[${i}]`;
     if (!isObj(p)) {
@@ -96,10 +97,12 @@ export function validateKeyManagementProviders(
       issues.push({ path: `${at}.name`, message: "required: a lower-case DNS label" });
       continue;
     }
-    if (out.some((o) => o.name === name)) {
+    if (seen.has(name)) {
       issues.push({ path: `${at}.name`, message: `duplicate provider ${name}` });
       continue;
     }
+    seen.set(name, i);
+    const before = issues.length;
     let refreshIntervalSeconds: number = DEFAULTS.keyRefreshIntervalSeconds;
     if (p.refreshInterval !== undefined) {
       try {
@@ -108,10 +111,7 @@ export function validateKeyManagementProviders(
         if (refreshIntervalSeconds < MIN_REFRESH_SECONDS || refreshIntervalSeconds > 86_400)
           throw new Error(`must be between ${MIN_REFRESH_SECONDS}s and 24h`);
       } catch (e) {
-        {
-          issues.push({ path: `${at}.refreshInterval`, message: (e as Error).message });
-          continue;
-        }
+        issues.push({ path: `${at}.refreshInterval`, message: (e as Error).message });
       }
     }
     const kv = p.azureKeyVault;
@@ -122,10 +122,7 @@ export function validateKeyManagementProviders(
     const kat = `${at}.azureKeyVault`;
     unknownFields(kv, ["vaultURI", "tenantID", "clientID", "certificates", "keys"], kat, issues);
     const uri = typeof kv.vaultURI === "string" ? parseVaultUri(kv.vaultURI) : { error: "required" };
-    if ("error" in uri) {
-      issues.push({ path: `${kat}.vaultURI`, message: uri.error });
-      continue;
-    }
+    if ("error" in uri) issues.push({ path: `${kat}.vaultURI`, message: uri.error });
     for (const k of ["tenantID", "clientID"] as const)
       if (
         kv[k] !== undefined &&
@@ -134,8 +131,10 @@ export function validateKeyManagementProviders(
         issues.push({ path: `${kat}.${k}`, message: "must be a GUID or domain name" });
     const certificates = objects(kv.certificates, `${kat}.certificates`, issues);
     const keys = objects(kv.keys, `${kat}.keys`, issues);
-    if (certificates.length === 0 && keys.length === 0)
+    if (kv.certificates === undefined && kv.keys === undefined)
       issues.push({ path: kat, message: "lists no certificates and no keys" });
+    // An invalid provider is not returned: references to it report nothing more.
+    if (issues.length > before || "error" in uri) continue;
     out.push({
       name,
       refreshIntervalSeconds,
@@ -148,12 +147,12 @@ export function validateKeyManagementProviders(
       },
     });
   }
-  return out;
+  return { providers: out, declared: seen };
 }
 
 /** Every keyManagementProvider reference names a declared provider with the right material. */
 export function checkProviderReferences(
-  providers: KeyManagementProviderSpec[],
+  { providers, declared }: { providers: KeyManagementProviderSpec[]; declared: Map<string, number> },
   verifiers: VerifierSpec[],
   issues: PolicyIssue[],
 ): void {
@@ -168,8 +167,10 @@ export function checkProviderReferences(
         used.add(ref);
         const p = byName.get(ref);
         const at = `${path}.notation.trustStores[${j}].keyManagementProvider`;
-        if (!p) issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
-        else if (p.azureKeyVault.certificates.length === 0)
+        if (!p) {
+          if (!declared.has(ref))
+            issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
+        } else if (p.azureKeyVault.certificates.length === 0)
           issues.push({ path: at, message: `provider ${ref} lists no certificates` });
       });
     else
@@ -179,15 +180,17 @@ export function checkProviderReferences(
         used.add(ref);
         const p = byName.get(ref);
         const at = `${path}.cosign.keys[${j}].keyManagementProvider`;
-        if (!p) issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
-        else if (p.azureKeyVault.keys.length === 0)
+        if (!p) {
+          if (!declared.has(ref))
+            issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
+        } else if (p.azureKeyVault.keys.length === 0)
           issues.push({ path: at, message: `provider ${ref} lists no keys` });
       });
   });
-  providers.forEach((p, i) => {
+  providers.forEach((p) => {
     if (!used.has(p.name))
       issues.push({
-        path: `spec.keyManagementProviders[${i}]`,
+        path: `spec.keyManagementProviders[${declared.get(p.name)}]`,
         message: `provider ${p.name} is not used by any trust store or cosign key`,
       });
   });

@@ -222,7 +222,7 @@ export function validatePolicy(
     unmatchedImages,
     exemptImages,
     verifiers: vs,
-    ...(kmps.length > 0 ? { keyManagementProviders: kmps } : {}),
+    ...(kmps.providers.length > 0 ? { keyManagementProviders: kmps.providers } : {}),
     match,
     ...(regoSpec ? { rego: regoSpec } : {}),
     ...(att.attestations ? { attestations: att.attestations } : {}),

@@ -5,6 +5,7 @@ import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { parse as parseYaml } from "yaml";
 import { validatePolicy } from "../../../src/engine/policy/index.js";
+import { validate as validateWithCel } from "../../deploy/schema.js";
 import { ecKeyPair, selfSignedCert, trustedRootJson } from "./material.js";
 
 type Schema = {
@@ -68,6 +69,22 @@ const full = {
     mode: "Audit",
     failurePolicy: "Open",
     cache: { positiveTTLSeconds: 600, negativeTTLSeconds: 15 },
+    keyManagementProviders: [
+      {
+        name: "release-vault",
+        refreshInterval: "10m",
+        azureKeyVault: {
+          vaultURI: "https://release.vault.azure.net",
+          tenantID: "72f988bf-86f1-41af-91ab-2d7cd011db47",
+          clientID: "0b7e2a4c-5d6f-4a8b-9c0d-1e2f3a4b5c6d",
+          certificates: [
+            { name: "release-ca" },
+            { name: "old-ca", version: "0123456789abcdef0123456789abcdef" },
+          ],
+          keys: [{ name: "cosign" }],
+        },
+      },
+    ],
     verifiers: [
       {
         name: "notary",
@@ -78,6 +95,7 @@ const full = {
           trustStores: [
             { type: "ca", name: "acme", certificates: cert },
             { type: "tsa", name: "tsa", configMapRef: { name: "tsa", namespace: "tollgate", key: "ca.crt" } },
+            { type: "ca", name: "vault", keyManagementProvider: "release-vault" },
           ],
         },
       },
@@ -109,6 +127,11 @@ const full = {
           keys: [
             { name: "k1", pem: key.publicPem },
             { secretRef: { name: "k", namespace: "tollgate", key: "cosign.pub" } },
+            { keyManagementProvider: "release-vault" },
+            {
+              name: "kms",
+              kms: "azurekms://release.vault.azure.net/cosign/0123456789abcdef0123456789abcdef",
+            },
           ],
           keyless: {
             trustedRoot: trustedRootJson,
@@ -142,6 +165,7 @@ describe("CRD schema vs validator", () => {
   it("a policy using every field passes both", () => {
     const errs: string[] = [];
     check(schema, full, "", errs);
+    errs.push(...validateWithCel(schema as never, full));
     expect(errs).toEqual([]);
     const r = validatePolicy(full);
     expect(r.ok, JSON.stringify(r)).toBe(true);
@@ -172,12 +196,45 @@ describe("CRD schema vs validator", () => {
     ],
     ["unknown condition field", (d) => Object.assign(d.spec.conditions[0]!, { expr: "true" })],
     ["condition without expression", (d) => Object.assign(d.spec, { conditions: [{ message: "m" }] })],
+    [
+      "provider without vault",
+      (d) => delete (d.spec.keyManagementProviders[0] as { azureKeyVault?: unknown }).azureKeyVault,
+    ],
+    [
+      "vault URI with a path",
+      (d) =>
+        Object.assign(d.spec.keyManagementProviders[0]!.azureKeyVault, {
+          vaultURI: "https://v.vault.azure.net/keys",
+        }),
+    ],
+    [
+      "unknown provider field",
+      (d) => Object.assign(d.spec.keyManagementProviders[0]!, { type: "azurekeyvault" }),
+    ],
+    [
+      "bad certificate name",
+      (d) => Object.assign(d.spec.keyManagementProviders[0]!.azureKeyVault.certificates[0]!, { name: "a_b" }),
+    ],
+    [
+      "kms URI of another scheme",
+      (d) => Object.assign(d.spec.verifiers[2]!.cosign!.keys![3]!, { kms: "awskms:///arn" }),
+    ],
+    [
+      "key named twice (pem and kms)",
+      (d) => Object.assign(d.spec.verifiers[2]!.cosign!.keys![3]!, { pem: "x" }),
+    ],
+    [
+      "store with provider and certificates",
+      (d) => Object.assign(d.spec.verifiers[0]!.notation!.trustStores[2]!, { certificates: "x" }),
+    ],
   ];
   it.each(bad)("%s fails both", (_t, mutate) => {
     const d = structuredClone(full);
     mutate(d);
     const errs: string[] = [];
     check(schema, d, "", errs);
+    // The structural subset plus the CRD's CEL rules and patterns, evaluated for real.
+    errs.push(...validateWithCel(schema as never, d));
     expect(errs.length).toBeGreaterThan(0);
     expect(validatePolicy(d).ok).toBe(false);
   });
