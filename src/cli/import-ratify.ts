@@ -7,6 +7,7 @@ import { errorMessage } from "../base/errors.js";
 import { stringify } from "yaml";
 import { parseTrustPolicyDocument } from "../engine/notation/policy.js";
 import { API_VERSION, KIND } from "../engine/policy/model.js";
+import { KEY_VAULT_NAME_RE, KEY_VAULT_VERSION_RE } from "../engine/keys/azurekms.js";
 import { parseCertificateBundle, parsePublicKeyPem } from "../engine/policy/pem.js";
 import { isRecord } from "../base/record.js";
 import { type CommandSpec, EXIT, type Parsed, str, UsageError } from "./args.js";
@@ -65,6 +66,20 @@ interface Res {
 interface Material {
   certificates: string[];
   keys: string[];
+  /** An azurekeyvault provider: its Tollgate spec.keyManagementProviders entry (read by the agent). */
+  vault?: VaultProvider;
+}
+
+interface VaultProvider {
+  name: string;
+  refreshInterval?: string;
+  azureKeyVault: {
+    vaultURI: string;
+    tenantID?: string;
+    clientID?: string;
+    certificates: { name: string; version?: string }[];
+    keys: { name: string; version?: string }[];
+  };
 }
 
 function baseKind(kind: string): string {
@@ -111,12 +126,21 @@ export function convertRatify(
     const src = `${r.kind}/${r.name}`;
     const type = r.kind === "CertificateStore" ? r.spec.provider : r.spec.type;
     const params = isRecord(r.spec.parameters) ? r.spec.parameters : {};
+    if (type === "azurekeyvault" && r.kind === "KeyManagementProvider") {
+      const v = vaultProvider(src, r, params, add);
+      if (v) {
+        const m: Material = { certificates: [], keys: [], vault: v };
+        material.set(r.name, m);
+        if (r.namespace) material.set(`${r.namespace}/${r.name}`, m);
+      }
+      continue;
+    }
     if (type !== "inline") {
       add(
         src,
         "not mapped",
         type === "azurekeyvault"
-          ? "Azure Key Vault providers are not imported: export the certificates/keys (or use a Tollgate key management provider) and add them to the generated policy"
+          ? "a CertificateStore of provider azurekeyvault is not imported: use a KeyManagementProvider (type azurekeyvault), which maps to spec.keyManagementProviders"
           : `provider type ${JSON.stringify(type)} is not supported`,
       );
       continue;
@@ -151,6 +175,9 @@ export function convertRatify(
     );
   }
   const lookup = (ref: string) => material.get(ref) ?? material.get(ref.slice(ref.indexOf("/") + 1));
+  // Vault providers the converted verifiers reference (the policy declares only these).
+  const providers = new Map<string, VaultProvider>();
+  const useProvider = (v: VaultProvider) => providers.set(v.name, v);
 
   const verifiers: Record<string, unknown>[] = [];
   const artifactTypes: string[] = [];
@@ -172,13 +199,13 @@ export function convertRatify(
     const type = typeof r.spec.type === "string" ? r.spec.type : r.spec.name;
     const params = isRecord(r.spec.parameters) ? r.spec.parameters : {};
     if (type === "notation") {
-      const v = notationVerifier(src, params, lookup, add);
+      const v = notationVerifier(src, params, lookup, add, useProvider);
       if (v) {
         verifiers.push({ name: verifierName(r, "notation"), notation: v });
         artifactTypes.push(typeof r.spec.artifactTypes === "string" ? r.spec.artifactTypes : NOTATION_TYPE);
       }
     } else if (type === "cosign") {
-      const v = cosignVerifier(src, params, lookup, add, opts.trustedRoot);
+      const v = cosignVerifier(src, params, lookup, add, opts.trustedRoot, useProvider);
       if (v) {
         verifiers.push({ name: verifierName(r, "cosign"), cosign: v });
         artifactTypes.push(typeof r.spec.artifactTypes === "string" ? r.spec.artifactTypes : COSIGN_TYPE);
@@ -241,7 +268,11 @@ export function convertRatify(
       apiVersion: API_VERSION,
       kind: KIND,
       metadata: { name },
-      spec: { verifiers, match },
+      spec: {
+        ...(providers.size > 0 ? { keyManagementProviders: [...providers.values()] } : {}),
+        verifiers,
+        match,
+      },
     },
     report,
   };
@@ -254,6 +285,7 @@ function notationVerifier(
   params: Record<string, unknown>,
   lookup: (ref: string) => Material | undefined,
   add: Add,
+  useProvider: (v: VaultProvider) => void,
 ): Record<string, unknown> | undefined {
   for (const k of Object.keys(params))
     if (k !== "verificationCertStores" && k !== "trustPolicyDoc")
@@ -283,7 +315,24 @@ function notationVerifier(
     for (const [store, refs] of Object.entries(stores)) {
       const field = `spec.parameters.verificationCertStores${typed ? `.${type}` : ""}.${store}`;
       const pems: string[] = [];
-      for (const ref of Array.isArray(refs) ? refs : []) {
+      const list = Array.isArray(refs) ? refs : [];
+      const vaults = list.map((ref) => (typeof ref === "string" ? lookup(ref)?.vault : undefined));
+      if (list.length === 1 && vaults[0] && vaults[0].azureKeyVault.certificates.length > 0) {
+        // One vault provider: the store reads every certificate it lists.
+        useProvider(vaults[0]);
+        trustStores.push({ type, name: store, keyManagementProvider: vaults[0].name });
+        continue;
+      }
+      for (const [i, ref] of list.entries()) {
+        if (vaults[i]) {
+          add(
+            src,
+            "not mapped",
+            `provider ${JSON.stringify(ref)} (Azure Key Vault) shares the store with other providers: a Tollgate trust store reads one provider; give it a store of its own`,
+            field,
+          );
+          continue;
+        }
         const m = typeof ref === "string" ? lookup(ref) : undefined;
         if (!m || m.certificates.length === 0) {
           add(
@@ -325,6 +374,7 @@ function cosignVerifier(
   lookup: (ref: string) => Material | undefined,
   add: Add,
   trustedRoot: unknown,
+  useProvider: (v: VaultProvider) => void,
 ): Record<string, unknown> | undefined {
   if (!Array.isArray(params.trustPolicies)) {
     add(
@@ -371,6 +421,15 @@ function cosignVerifier(
   for (const [i, k] of (Array.isArray(tp.keys) ? tp.keys : []).entries()) {
     const ref = isRecord(k) && typeof k.provider === "string" ? k.provider : undefined;
     const m = ref === undefined ? undefined : lookup(ref);
+    if (m?.vault) {
+      const v = vaultKeys(m.vault, isRecord(k) ? k : {});
+      if ("error" in v) add(src, "not mapped", v.error, `${at}.keys[${i}]`);
+      else {
+        useProvider(v);
+        keys.push({ keyManagementProvider: v.name });
+      }
+      continue;
+    }
     if (!m || m.keys.length === 0) {
       add(
         src,
@@ -414,6 +473,108 @@ function cosignVerifier(
     `cosign verifier (${keys.length} key(s)${out.keyless ? `, keyless with ${trustedRoot === undefined ? "the public-good Sigstore trusted root through TUF" : "the given trusted root"}` : ""}; transparency log ${tp.tLogVerify === false ? "not required" : "required"} for keyless)`,
   );
   return out;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dnsLabel = (s: string) =>
+  s
+    .toLowerCase()
+    .replace(/[^a-z0-9-]/g, "-")
+    .replace(/^-+|-+$/g, "")
+    .slice(0, 63)
+    .replace(/-+$/, "") || "vault";
+
+/** An azurekeyvault KeyManagementProvider → a spec.keyManagementProviders entry. */
+function vaultProvider(
+  src: string,
+  r: Res,
+  params: Record<string, unknown>,
+  add: Add,
+): VaultProvider | undefined {
+  const objects = (v: unknown, field: string) => {
+    const out: { name: string; version?: string }[] = [];
+    for (const [i, o] of (Array.isArray(v) ? v : []).entries()) {
+      if (!isRecord(o) || typeof o.name !== "string" || !KEY_VAULT_NAME_RE.test(o.name)) {
+        add(
+          src,
+          "not mapped",
+          "not a Key Vault object name (1-127 letters, digits, dashes)",
+          `spec.parameters.${field}[${i}]`,
+        );
+        continue;
+      }
+      if (
+        o.version !== undefined &&
+        o.version !== "" &&
+        (typeof o.version !== "string" || !KEY_VAULT_VERSION_RE.test(o.version))
+      ) {
+        add(
+          src,
+          "not mapped",
+          "not a Key Vault version (32 hex characters)",
+          `spec.parameters.${field}[${i}].version`,
+        );
+        continue;
+      }
+      out.push({
+        name: o.name,
+        ...(typeof o.version === "string" && o.version !== "" ? { version: o.version } : {}),
+      });
+    }
+    return out;
+  };
+  for (const k of Object.keys(params))
+    if (!["vaultURI", "certificates", "keys", "tenantID", "clientID"].includes(k))
+      add(src, "not mapped", "parameter has no Tollgate equivalent", `spec.parameters.${k}`);
+  if (typeof params.vaultURI !== "string" || params.vaultURI === "") {
+    add(src, "not mapped", "azurekeyvault provider without vaultURI", "spec.parameters.vaultURI");
+    return undefined;
+  }
+  const certificates = objects(params.certificates, "certificates");
+  const keys = objects(params.keys, "keys");
+  const v: VaultProvider = {
+    name: dnsLabel(r.name),
+    ...(typeof r.spec.refreshInterval === "string" && r.spec.refreshInterval !== ""
+      ? { refreshInterval: r.spec.refreshInterval }
+      : {}),
+    azureKeyVault: {
+      vaultURI: params.vaultURI.replace(/\/+$/, ""),
+      ...(typeof params.tenantID === "string" && params.tenantID !== "" ? { tenantID: params.tenantID } : {}),
+      ...(typeof params.clientID === "string" && params.clientID !== "" ? { clientID: params.clientID } : {}),
+      certificates,
+      keys,
+    },
+  };
+  add(
+    src,
+    "mapped",
+    `Azure Key Vault → spec.keyManagementProviders ${v.name} (${certificates.length} certificate(s), ${keys.length} key(s)); the agent reads it with its Azure identity (keyManagement.azure)`,
+  );
+  return v;
+}
+
+/** A cosign trust policy key naming a vault provider: every key of it, or the one named. */
+function vaultKeys(v: VaultProvider, k: Record<string, unknown>): VaultProvider | { error: string } {
+  if (k.name === undefined) {
+    if (v.azureKeyVault.keys.length === 0) return { error: `provider ${v.name} lists no keys` };
+    return v;
+  }
+  if (typeof k.name !== "string") return { error: "key name is not a string" };
+  const listed = v.azureKeyVault.keys.find((x) => x.name === k.name);
+  const version = typeof k.version === "string" && k.version !== "" ? k.version : listed?.version;
+  if (!listed) return { error: `key ${JSON.stringify(k.name)} is not among the keys of provider ${v.name}` };
+  // One key: a provider of its own, so only that key is trusted (with the provider's identity).
+  const name = dnsLabel(`${v.name}-${k.name}${version ? `-${version.slice(0, 8)}` : ""}`);
+  if (!DNS_LABEL.test(name)) return { error: `cannot name a provider for key ${k.name}` };
+  return {
+    ...v,
+    name,
+    azureKeyVault: {
+      ...v.azureKeyVault,
+      certificates: [],
+      keys: [{ name: k.name, ...(version ? { version } : {}) }],
+    },
+  };
 }
 
 export async function importRatify(

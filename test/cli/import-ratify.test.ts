@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertRatify, type RatifyImport } from "../../src/cli/import-ratify.js";
 import { compilePolicy, createEngine } from "../../src/engine/index.js";
 import { validatePolicy } from "../../src/engine/policy/validate.js";
+import type { KeyVaultRef } from "../../src/engine/policy/model.js";
 import { ecKeyPair, selfSignedCert, trustedRootJson } from "../engine/policy/material.js";
 import { type PushedImage, pushBusyboxImage } from "../support/images.js";
 import { cosignSign, notationSign } from "../support/signing.js";
@@ -56,9 +57,18 @@ const akv = res("KeyManagementProvider", "keymanagementprovider-akv", {
   type: "azurekeyvault",
   parameters: {
     vaultURI: "https://yourkeyvault.vault.azure.net/",
-    certificates: [{ name: "c", version: "v" }],
+    certificates: [{ name: "c", version: "3f1c0d2e4b5a69788796a5b4c3d2e1f0" }],
     tenantID: "",
     clientID: "",
+  },
+});
+const akvKeys = res("KeyManagementProvider", "kmp-akv-keys", {
+  type: "azurekeyvault",
+  refreshInterval: "1m",
+  parameters: {
+    vaultURI: "https://yourkeyvault.vault.azure.net/",
+    keys: [{ name: "release" }, { name: "old", version: "0123456789abcdef0123456789abcdef" }],
+    clientID: "0b7e2a4c-5d6f-4a8b-9c0d-1e2f3a4b5c6d",
   },
 });
 const notationVerifier = (stores: unknown, doc: unknown = trustPolicyDoc(), apiVersion = V1B1) =>
@@ -161,7 +171,44 @@ describe("Ratify sample configurations", () => {
       name: "notation with an Azure Key Vault KMP",
       docs: [akv, notationVerifier({ ca: { "ca-certs": ["keymanagementprovider-akv"] } })],
       policy: true,
-      unmapped: [/Azure Key Vault/, /keymanagementprovider-akv/, /ca:ca-certs/],
+      unmapped: [],
+    },
+    {
+      name: "cosign with Azure Key Vault keys (all of a provider, and one named key)",
+      docs: [
+        akvKeys,
+        cosignVerifier({
+          trustPolicies: [
+            {
+              name: "default",
+              scopes: ["*"],
+              keys: [{ provider: "kmp-akv-keys" }, { provider: "kmp-akv-keys", name: "release" }],
+              tLogVerify: false,
+            },
+          ],
+        }),
+      ],
+      policy: true,
+      unmapped: [],
+    },
+    {
+      name: "an Azure Key Vault KMP sharing a store with an inline one, and an unknown key name",
+      docs: [
+        akv,
+        akvKeys,
+        inlineCert("inline-ca"),
+        notationVerifier({ ca: { "ca-certs": ["keymanagementprovider-akv", "inline-ca"] } }),
+        cosignVerifier({
+          trustPolicies: [
+            { name: "default", scopes: ["*"], keys: [{ provider: "kmp-akv-keys", name: "nope" }] },
+          ],
+        }),
+      ],
+      policy: true,
+      unmapped: [
+        /shares the store with other providers/,
+        /key "nope" is not among the keys of provider kmp-akv-keys/,
+      ],
     },
     {
       name: "cosign with an inline key KMP, tlog off",
@@ -264,7 +311,9 @@ describe("Ratify sample configurations", () => {
     if (r.policy) {
       const v = validatePolicy(r.policy);
       expect(v.ok, JSON.stringify(v)).toBe(true);
-      await compilePolicy(r.policy);
+      // Key Vault material as the agent's key management providers would serve it.
+      const resolveKey = async (ref: KeyVaultRef) => (ref.kind === "AzureKeyVaultKey" ? key.publicPem : cert);
+      await compilePolicy(r.policy, { resolver: { resolve: async () => "", resolveKey } });
     }
     if (s.keylessRoot !== undefined)
       expect(JSON.stringify(r.policy)).toContain(`"trustedRoot":${JSON.stringify(s.keylessRoot)}`);
