@@ -4,6 +4,7 @@ import { errorMessage } from "../base/errors.js";
 import { isTable } from "../containerd/config.js";
 import { agentGet } from "./agent-client.js";
 import type { Add } from "./doctor-finding.js";
+import { checkKeyProviders } from "./doctor-keys.js";
 import { checkSigstoreTrust } from "./doctor-sigstore.js";
 
 export async function checkAgent(socket: string, add: Add): Promise<void> {
@@ -119,6 +120,7 @@ export async function checkAgent(socket: string, add: Add): Promise<void> {
       message: `rejected update of ${r.policy ? `policy ${r.policy}` : (r.origin ?? "a policy")}: ${r.reason ?? "?"} (the last good revision stays in force)`,
       fix: "fix the document (tollgate policy validate FILE)",
     });
+  checkKeyProviders(status, add);
   if (status.nri?.enabled === false)
     add({
       id: "agent.nri-off",
