@@ -3,11 +3,11 @@
 
 import { storedName } from "../engine/identity.js";
 import { createEngine, TufTrustedRoots, type TufTrustedRootsOptions } from "../engine/index.js";
+import type { KeyProviders } from "../engine/keys/providers.js";
 import { VerificationLimits } from "../engine/limits.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";
 import type { KubernetesPolicySource } from "../k8s/index.js";
-import type { KeyProviders } from "../engine/keys/providers.js";
 import { FilePolicySource } from "../policy-source/files.js";
 import type { StoreBackedSource } from "../policy-source/store-backed.js";
 import type { CompiledPolicy, PolicySource, SourceLogger } from "../policy-source/types.js";

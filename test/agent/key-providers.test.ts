@@ -6,9 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { Registry } from "prom-client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { validateConfig } from "../../src/agent/config.js";
+import { type ConfigError, validateConfig } from "../../src/agent/config.js";
 import { createKeyProviders } from "../../src/agent/key-providers.js";
-import { ConfigError } from "../../src/agent/config.js";
 import {
   type EntraDouble,
   makeTestTls,

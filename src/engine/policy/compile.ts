@@ -5,16 +5,17 @@
 import { errorMessage } from "../../base/errors.js";
 import { createPublicKey, X509Certificate } from "node:crypto";
 import { isEngineError } from "../errors.js";
+import { parseAzureKmsUri } from "../keys/azurekms.js";
 import { parseTrustPolicyDocument } from "../notation/policy.js";
 import { compileAttestationPolicy } from "./attest.js";
 import { type PolicyIssue, PolicyValidationError } from "./errors.js";
 import {
   API_VERSION,
-  DEFAULTS,
   type CompiledPolicy,
   type CompiledRego,
   type CompiledVerifier,
   type CosignConfig,
+  DEFAULTS,
   type KeyManagementProviderSpec,
   type KeyVaultRef,
   type MaterialSource,
@@ -27,7 +28,6 @@ import {
 import { checkTufRoot, embeddedRoot, tufSource, verifyTufRoot } from "../sigstore-trust/source.js";
 import type { TufSource } from "../sigstore-trust/types.js";
 import { compilePatterns } from "./patterns.js";
-import { parseAzureKmsUri } from "../keys/azurekms.js";
 import { parseCertificateBundle, parsePublicKeyPem, pemBlocks } from "./pem.js";
 import { loadRego } from "./rego.js";
 import { canonicalJson, revisionOf, sha256Hex } from "./revision.js";

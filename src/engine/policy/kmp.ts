@@ -2,13 +2,14 @@
 // store or cosign key names a declared provider holding that kind of material. The shape is
 // Ratify's KeyManagementProvider of type azurekeyvault (vaultURI, certificates[], keys[] with
 // optional versions, tenantID/clientID, refreshInterval), so its users recognise it.
-import { parseGoDuration } from "../registry/credentials/kubelet.js";
+
 import {
   KEY_VAULT_NAME_RE,
   KEY_VAULT_VERSION_RE,
   parseAzureKmsUri,
   parseVaultUri,
 } from "../keys/azurekms.js";
+import { parseGoDuration } from "../registry/credentials/kubelet.js";
 import type { PolicyIssue } from "./errors.js";
 import {
   DEFAULTS,
@@ -200,4 +201,15 @@ export function checkProviderReferences(
 export function checkKmsUri(text: string): string | undefined {
   const r = parseAzureKmsUri(text);
   return "error" in r ? r.error : undefined;
+}
+
+/** True when the policy reads material from a key service (only the agent can resolve it). */
+export function usesKeyVault(spec: {
+  keyManagementProviders?: unknown[];
+  verifiers: VerifierSpec[];
+}): boolean {
+  return (
+    (spec.keyManagementProviders?.length ?? 0) > 0 ||
+    spec.verifiers.some((v) => v.cosign?.keys?.some((k) => k.pem.kms !== undefined))
+  );
 }

@@ -20,6 +20,7 @@ import {
   patterns,
   str,
 } from "./fields.js";
+import { checkProviderReferences, validateKeyManagementProviders } from "./kmp.js";
 import {
   API_VERSION,
   type CacheSpec,
@@ -32,7 +33,6 @@ import {
   type RegoSpec,
   type VerifierSpec,
 } from "./model.js";
-import { checkProviderReferences, validateKeyManagementProviders } from "./kmp.js";
 import { validateCosign } from "./validate-cosign.js";
 import { validateNotation } from "./validate-notation.js";
 

@@ -24,9 +24,9 @@ import {
   type CosignKeys,
   cosignGenerateKeyPair,
   cosignSign,
+  type NotationConfig,
   notationInit,
   notationSign,
-  type NotationConfig,
 } from "../../support/signing.js";
 import { type SigningFixture, startSigningFixture } from "../../support/signing-fixture.js";
 
