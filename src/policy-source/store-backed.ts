@@ -4,8 +4,6 @@ import type { TrustMaterialResolver } from "./model.js";
 import type { PolicyStore } from "./store.js";
 import type { CompiledPolicyLike, PolicyOutcome, Selection, SourceStatus } from "./types.js";
 
-import type { CompiledPolicyLike, Selection, SourceStatus } from "./types.js";
-
 /** Change notifications of key management providers (the refKeys whose material changed). */
 export interface KeyChanges {
   onChange(cb: (keys: Set<string>) => void): () => void;
