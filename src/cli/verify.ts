@@ -3,12 +3,14 @@
 // a file or selected for a namespace through the configured policy source.
 
 import { errorMessage } from "../base/errors.js";
-import { type AgentConfig, ConfigError, loadConfig } from "../config/agent.js";
+import { type AgentConfig, ConfigError, defaultConfig, loadConfig } from "../config/agent.js";
 import { ExemptImages } from "../decision/exempt.js";
+import { createKeyProviders } from "../decision/key-providers.js";
 import { createPolicySource, startSynced } from "../decision/wiring.js";
 import { isEngineError, toEngineError } from "../engine/errors.js";
 import { classifyCriImage, storedName } from "../engine/identity.js";
 import { createEngine, TufTrustedRoots, userTufCache } from "../engine/index.js";
+import type { KeyProviders } from "../engine/keys/providers.js";
 import { compilePolicy } from "../engine/policy/compile.js";
 import { isPolicyValidationError } from "../engine/policy/errors.js";
 import type { CompiledPolicy } from "../engine/policy/model.js";
@@ -166,12 +168,14 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     trustedRoots: new TufTrustedRoots({ cacheDir: cfg?.sigstore.tufCacheDir ?? userTufCache() }),
   });
   let source: PolicySource<CompiledPolicy> | undefined;
+  // Key Vault material is read as the agent reads it (keyManagement.azure of the configuration).
+  const keys = createKeyProviders(cfg ?? defaultConfig());
   try {
     // 1. The policy.
     let policy: CompiledPolicy;
     let selection: Extract<Selection<CompiledPolicy>, { kind: "policy" }> | undefined;
     if (policyFile) {
-      policy = await loadPolicyFile(policyFile, str(p, "policy-name"));
+      policy = await loadPolicyFile(policyFile, str(p, "policy-name"), keys);
     } else {
       const c = cfg!;
       const ns = namespace;
@@ -183,7 +187,7 @@ async function verify(p: Parsed, io: Io): Promise<number> {
         );
       progress(`loading policies (${c.policy.source} source${c.policy.dir ? ` ${c.policy.dir}` : ""})`);
       try {
-        source = await createPolicySource(c, silent);
+        source = await createPolicySource(c, silent, { keys });
         await startSynced(source, 30_000);
       } catch (e) {
         throw new UsageError(`cannot load policies: ${errorMessage(e)}`);
@@ -267,12 +271,17 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     throw e;
   } finally {
     await source?.stop().catch(() => {});
+    keys.stop();
     engine.registry.close();
   }
 }
 
 /** Loads and compiles one ImagePolicy from a file (with the file's Secrets/ConfigMaps). */
-export async function loadPolicyFile(file: string, name: string | undefined): Promise<CompiledPolicy> {
+export async function loadPolicyFile(
+  file: string,
+  name: string | undefined,
+  keys?: KeyProviders,
+): Promise<CompiledPolicy> {
   const docs = readDocs(file);
   const bad = docs.find((d) => d.syntaxError);
   if (bad) throw new UsageError(`${docLabel(bad)}: ${bad.syntaxError}`);
@@ -293,7 +302,9 @@ export async function loadPolicyFile(file: string, name: string | undefined): Pr
   if (trust.problems.length > 0) throw new UsageError(trust.problems.join("; "));
   const doc = pick[0]!;
   try {
-    return await compilePolicy(doc.value, { resolver: trust.resolver });
+    return await compilePolicy(doc.value, {
+      resolver: { ...trust.resolver, ...(keys ? { resolveKey: keys.resolveKey } : {}) },
+    });
   } catch (e) {
     if (isPolicyValidationError(e))
       throw new UsageError(
