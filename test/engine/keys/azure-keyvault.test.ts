@@ -226,6 +226,33 @@ describe("Azure Key Vault provider", () => {
   });
 });
 
+describe("concurrency", () => {
+  it("50 concurrent first reads of one key: one provider, one token request, one authorized vault read", async () => {
+    vault.putKey("busy", ec());
+    const kp = new KeyProviders({
+      azure: {
+        credential: {
+          tenantId: entra.tenantId,
+          clientId: entra.clientId,
+          clientSecret: entra.clientSecret,
+          authorityHost: entra.url,
+          disableInstanceDiscovery: true,
+          agent: tls.agent,
+        },
+        disableChallengeResourceVerification: true,
+      },
+    });
+    const tokens = entra.tokenRequests.length;
+    const reads = () => vault.requests.filter((r) => r.path === "/keys/busy/" && r.authorized).length;
+    const got = await Promise.all(Array.from({ length: 50 }, () => kp.resolveKey(keyRef("busy"))));
+    expect(new Set(got).size).toBe(1);
+    expect(entra.tokenRequests.length - tokens).toBe(1);
+    expect(reads()).toBe(1);
+    expect(kp.status().filter((s) => s.type === "azurekeyvault")).toHaveLength(1);
+    kp.stop();
+  });
+});
+
 describe("azurekms:// URIs and JWKs", () => {
   it("parses cosign-style key URIs", () => {
     expect(parseAzureKmsUri("azurekms://release.vault.azure.net/cosign")).toEqual({
