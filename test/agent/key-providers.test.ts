@@ -9,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ConfigError, validateConfig } from "../../src/agent/config.js";
 import { createKeyProviders } from "../../src/agent/key-providers.js";
 import {
+  type AzureDoubles,
   type EntraDouble,
-  makeTestTls,
-  startEntraDouble,
-  startVaultDouble,
+  startAzureDoubles,
   type TestTls,
   type VaultDouble,
 } from "../support/azure-doubles.js";
@@ -21,16 +20,15 @@ let dir: string;
 let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
+let az: AzureDoubles;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-kp-"));
-  tls = makeTestTls(dir);
-  entra = await startEntraDouble(tls);
-  vault = await startVaultDouble(tls, entra);
+  az = await startAzureDoubles(dir);
+  ({ tls, entra, vault } = az);
 });
 afterAll(async () => {
-  await vault?.stop();
-  await entra?.stop();
+  await az?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 

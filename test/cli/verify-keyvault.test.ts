@@ -6,10 +6,9 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type AzureDoubles,
   type EntraDouble,
-  makeTestTls,
-  startEntraDouble,
-  startVaultDouble,
+  startAzureDoubles,
   type TestTls,
   type VaultDouble,
 } from "../support/azure-doubles.js";
@@ -26,6 +25,7 @@ let signed: PushedImage;
 let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
+let az: AzureDoubles;
 
 beforeAll(async () => {
   cli = await buildCli();
@@ -34,15 +34,13 @@ beforeAll(async () => {
   keys = await cosignGenerateKeyPair(path.join(dir, "cosign"));
   signed = pushBusyboxImage(reg.host, "kv/app", "signed", { marker: "kv-cli" });
   await cosignSign({ ref: signed.pinned, keyDir: keys });
-  tls = makeTestTls(path.join(dir, "tls"));
-  entra = await startEntraDouble(tls);
-  vault = await startVaultDouble(tls, entra);
+  az = await startAzureDoubles(path.join(dir, "tls"));
+  ({ tls, entra, vault } = az);
   vault.putKey("release", keys.publicKeyPem);
 }, 180_000);
 
 afterAll(async () => {
-  await vault?.stop();
-  await entra?.stop();
+  await az?.stop();
   await reg?.stop();
   rmSync(dir, { recursive: true, force: true });
 });

@@ -9,16 +9,13 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultConfig } from "../../src/agent/config.js";
 import { createPolicySource } from "../../src/agent/wiring.js";
-import { KeyProviders } from "../../src/engine/keys/providers.js";
 import type { KubernetesPolicySource } from "../../src/k8s/index.js";
 import { readSnapshot } from "../../src/policy-source/snapshot.js";
 import type { CompiledPolicy } from "../../src/policy-source/types.js";
 import {
-  type EntraDouble,
-  makeTestTls,
-  startEntraDouble,
-  startVaultDouble,
-  type TestTls,
+  type AzureDoubles,
+  doubleKeyProviders,
+  startAzureDoubles,
   type VaultDouble,
 } from "../support/azure-doubles.js";
 import { FakeApiServer, type KObject, kubeConfigFor } from "../support/fake-apiserver.js";
@@ -31,22 +28,19 @@ const pub = () =>
     .toString();
 
 let dir: string;
-let tls: TestTls;
-let entra: EntraDouble;
 let vault: VaultDouble;
+let az: AzureDoubles;
 let api: FakeApiServer;
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-k8s-kv-"));
-  tls = makeTestTls(path.join(dir, "tls"));
-  entra = await startEntraDouble(tls);
-  vault = await startVaultDouble(tls, entra);
+  az = await startAzureDoubles(path.join(dir, "tls"));
+  ({ vault } = az);
   api = await FakeApiServer.start();
 });
 afterAll(async () => {
   await api?.stop();
-  await vault?.stop();
-  await entra?.stop();
+  await az?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -76,19 +70,7 @@ describe("Key Vault material through the kubernetes source", () => {
       snapshotPath: path.join(dir, "state", "policy-snapshot.json"),
       snapshotMaxAgeSeconds: 3600,
     };
-    const keys = new KeyProviders({
-      azure: {
-        credential: {
-          tenantId: entra.tenantId,
-          clientId: entra.clientId,
-          clientSecret: entra.clientSecret,
-          authorityHost: entra.url,
-          disableInstanceDiscovery: true,
-          agent: tls.agent,
-        },
-        disableChallengeResourceVerification: true,
-      },
-    });
+    const keys = doubleKeyProviders(az);
     const live = (await createPolicySource(cfg, silent, { keys })) as KubernetesPolicySource<CompiledPolicy>;
     try {
       await live.start();

@@ -159,33 +159,30 @@ export function checkProviderReferences(
 ): void {
   const byName = new Map(providers.map((p) => [p.name, p]));
   const used = new Set<string>();
+  const check = (ref: string | undefined, at: string, what: "certificates" | "keys") => {
+    if (ref === undefined) return;
+    used.add(ref);
+    const p = byName.get(ref);
+    if (!p) {
+      // A declared but invalid provider already has its own issues.
+      if (!declared.has(ref))
+        issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
+    } else if (p.azureKeyVault[what].length === 0)
+      issues.push({ path: at, message: `provider ${ref} lists no ${what}` });
+  };
   verifiers.forEach((v, i) => {
     const path = `spec.verifiers[${i}]`;
     if (v.notation)
       v.notation.trustStores.forEach((s, j) => {
-        const ref = s.certificates.keyManagementProvider;
-        if (ref === undefined) return;
-        used.add(ref);
-        const p = byName.get(ref);
-        const at = `${path}.notation.trustStores[${j}].keyManagementProvider`;
-        if (!p) {
-          if (!declared.has(ref))
-            issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
-        } else if (p.azureKeyVault.certificates.length === 0)
-          issues.push({ path: at, message: `provider ${ref} lists no certificates` });
+        check(
+          s.certificates.keyManagementProvider,
+          `${path}.notation.trustStores[${j}].keyManagementProvider`,
+          "certificates",
+        );
       });
     else
       v.cosign.keys?.forEach((k, j) => {
-        const ref = k.pem.keyManagementProvider;
-        if (ref === undefined) return;
-        used.add(ref);
-        const p = byName.get(ref);
-        const at = `${path}.cosign.keys[${j}].keyManagementProvider`;
-        if (!p) {
-          if (!declared.has(ref))
-            issues.push({ path: at, message: `no spec.keyManagementProviders entry named ${ref}` });
-        } else if (p.azureKeyVault.keys.length === 0)
-          issues.push({ path: at, message: `provider ${ref} lists no keys` });
+        check(k.pem.keyManagementProvider, `${path}.cosign.keys[${j}].keyManagementProvider`, "keys");
       });
   });
   providers.forEach((p) => {

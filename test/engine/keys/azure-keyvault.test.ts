@@ -8,13 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { azureCredential } from "../../../src/engine/azure/credential.js";
 import { AzureKeyVaultProvider, jwkToSpkiPem } from "../../../src/engine/keys/azure-keyvault.js";
 import { parseAzureKmsUri } from "../../../src/engine/keys/azurekms.js";
-import { KeyProviders } from "../../../src/engine/keys/providers.js";
 import type { KeyVaultRef } from "../../../src/engine/policy/model.js";
 import {
+  type AzureDoubles,
+  doubleKeyProviders,
   type EntraDouble,
-  makeTestTls,
-  startEntraDouble,
-  startVaultDouble,
+  startAzureDoubles,
   type TestTls,
   type VaultDouble,
 } from "../../support/azure-doubles.js";
@@ -23,6 +22,7 @@ let dir: string;
 let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
+let az: AzureDoubles;
 
 const ec = () =>
   generateKeyPairSync("ec", { namedCurve: "P-256" })
@@ -31,28 +31,16 @@ const ec = () =>
 
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-akv-"));
-  tls = makeTestTls(dir);
-  entra = await startEntraDouble(tls);
-  vault = await startVaultDouble(tls, entra);
+  az = await startAzureDoubles(dir);
+  ({ tls, entra, vault } = az);
 });
 afterAll(async () => {
-  await vault?.stop();
-  await entra?.stop();
+  await az?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
 function credential(secret = entra.clientSecret) {
-  return azureCredential(
-    {
-      tenantId: entra.tenantId,
-      clientId: entra.clientId,
-      clientSecret: secret,
-      authorityHost: entra.url,
-      disableInstanceDiscovery: true,
-      agent: tls.agent,
-    },
-    {},
-  );
+  return azureCredential({ ...az.credential, clientSecret: secret }, {});
 }
 
 function provider(secret?: string, extra: { maxStaleSeconds?: number; verify?: boolean } = {}) {
@@ -196,19 +184,7 @@ describe("Azure Key Vault provider", () => {
 
   it("KeyProviders: one provider per vault and identity, changes fanned out, all statuses listed", async () => {
     vault.putKey("fan", ec());
-    const kp = new KeyProviders({
-      azure: {
-        credential: {
-          tenantId: entra.tenantId,
-          clientId: entra.clientId,
-          clientSecret: entra.clientSecret,
-          authorityHost: entra.url,
-          disableInstanceDiscovery: true,
-          agent: tls.agent,
-        },
-        disableChallengeResourceVerification: true,
-      },
-    });
+    const kp = doubleKeyProviders(az);
     const seen: string[] = [];
     kp.onChange((k) => seen.push(...k));
     await kp.resolveKey(keyRef("fan"));
@@ -229,19 +205,7 @@ describe("Azure Key Vault provider", () => {
 describe("concurrency", () => {
   it("50 concurrent first reads of one key: one provider, one token request, one authorized vault read", async () => {
     vault.putKey("busy", ec());
-    const kp = new KeyProviders({
-      azure: {
-        credential: {
-          tenantId: entra.tenantId,
-          clientId: entra.clientId,
-          clientSecret: entra.clientSecret,
-          authorityHost: entra.url,
-          disableInstanceDiscovery: true,
-          agent: tls.agent,
-        },
-        disableChallengeResourceVerification: true,
-      },
-    });
+    const kp = doubleKeyProviders(az);
     const tokens = entra.tokenRequests.length;
     const reads = () => vault.requests.filter((r) => r.path === "/keys/busy/" && r.authorized).length;
     const got = await Promise.all(Array.from({ length: 50 }, () => kp.resolveKey(keyRef("busy"))));

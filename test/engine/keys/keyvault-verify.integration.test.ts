@@ -8,15 +8,14 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createEngine } from "../../../src/engine/index.js";
-import { KeyProviders } from "../../../src/engine/keys/providers.js";
+import type { KeyProviders } from "../../../src/engine/keys/providers.js";
 import type { CompiledPolicy } from "../../../src/engine/policy/model.js";
 import { FilePolicySource } from "../../../src/policy-source/files.js";
 import {
+  type AzureDoubles,
+  doubleKeyProviders,
   type EntraDouble,
-  makeTestTls,
-  startEntraDouble,
-  startVaultDouble,
-  type TestTls,
+  startAzureDoubles,
   type VaultDouble,
 } from "../../support/azure-doubles.js";
 import { type PushedImage, pushBusyboxImage } from "../../support/images.js";
@@ -31,9 +30,9 @@ import {
 import { type SigningFixture, startSigningFixture } from "../../support/signing-fixture.js";
 
 let fx: SigningFixture;
-let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
+let az: AzureDoubles;
 let notation2: NotationConfig;
 let keys2: CosignKeys;
 let oldSigned: PushedImage;
@@ -51,9 +50,8 @@ const logger = {
 
 beforeAll(async () => {
   fx = await startSigningFixture({ notationKey: "release-1" });
-  tls = makeTestTls(path.join(fx.work, "tls"));
-  entra = await startEntraDouble(tls);
-  vault = await startVaultDouble(tls, entra);
+  az = await startAzureDoubles(path.join(fx.work, "tls"));
+  ({ entra, vault } = az);
   mkdirSync(path.join(fx.work, "notation2"));
   [notation2, keys2] = await Promise.all([
     notationInit({ configDir: path.join(fx.work, "notation2"), keyName: "release-2" }),
@@ -106,19 +104,7 @@ beforeAll(async () => {
       },
     }),
   );
-  kp = new KeyProviders({
-    azure: {
-      credential: {
-        tenantId: entra.tenantId,
-        clientId: entra.clientId,
-        clientSecret: entra.clientSecret,
-        authorityHost: entra.url,
-        disableInstanceDiscovery: true,
-        agent: tls.agent,
-      },
-      disableChallengeResourceVerification: true,
-    },
-  });
+  kp = doubleKeyProviders(az);
   source = new FilePolicySource({ dir, config: { defaultPolicy: "vaulted" }, rescanIntervalMs: 0, logger });
   source.useKeyProviders(kp);
   await source.start();
@@ -127,8 +113,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await source?.stop();
   kp?.stop();
-  await vault?.stop();
-  await entra?.stop();
+  await az?.stop();
   await fx?.stop();
 });
 
