@@ -7,6 +7,8 @@ import type { CompiledPolicyLike, PolicyOutcome, Selection, SourceStatus } from 
 /** Change notifications of key management providers (the refKeys whose material changed). */
 export interface KeyChanges {
   onChange(cb: (keys: Set<string>) => void): () => void;
+  /** Forget material no policy reads any more. */
+  retain?(keys: ReadonlySet<string>): void;
 }
 
 export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
@@ -44,6 +46,11 @@ export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
    */
   useKeyProviders(keys: Required<Pick<TrustMaterialResolver, "resolveKey">> & KeyChanges): () => void {
     this.store.keys = keys;
-    return keys.onChange((changed) => void this.store.keysChanged(changed));
+    const off = keys.onChange((changed) => void this.store.keysChanged(changed));
+    const offGc = this.store.onChange(() => keys.retain?.(this.store.referencedKeys()));
+    return () => {
+      off();
+      offGc();
+    };
   }
 }

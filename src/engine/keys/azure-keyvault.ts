@@ -43,6 +43,8 @@ export interface AzureKeyVaultProviderOptions {
 
 interface Entry {
   ref: KeyVaultRef;
+  /** Last time a compile asked for it (objects no policy reads any more are dropped). */
+  usedAt: number;
   /** The last good copy: PEM text and the version it came from. */
   good?: { pem: string; version: string; digest: string };
   error?: string;
@@ -88,9 +90,10 @@ export class AzureKeyVaultProvider implements KeyProvider {
     const k = entryKey(ref);
     let e = this.entries.get(k);
     if (!e) {
-      e = { ref };
+      e = { ref, usedAt: this.now() };
       this.entries.set(k, e);
     }
+    e.usedAt = this.now();
     this.schedule(ref.refreshSeconds * 1000);
     if (!e.good) await this.fetch(e);
     if (!e.good) throw new Error(e.error ?? "not read yet");
@@ -105,6 +108,18 @@ export class AzureKeyVaultProvider implements KeyProvider {
     for (const [k, e] of this.entries)
       if (e.good && before.get(k) !== e.good.digest) changed.add(keyVaultRefKey(e.ref));
     if (changed.size > 0 && !this.stopped) for (const l of this.listeners) l(changed);
+  }
+
+  /**
+   * Drops objects whose refKey is not in `keys` (what the policies in force read) and that no
+   * compile asked for within `graceMs` (a compile in flight has not reported its reads yet).
+   * Returns how many objects remain.
+   */
+  retain(keys: ReadonlySet<string>, graceMs = 60_000): number {
+    const now = this.now();
+    for (const [k, e] of this.entries)
+      if (!keys.has(keyVaultRefKey(e.ref)) && now - e.usedAt > graceMs) this.entries.delete(k);
+    return this.entries.size;
   }
 
   onChange(cb: (keys: Set<string>) => void): () => void {

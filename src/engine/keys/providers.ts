@@ -57,6 +57,18 @@ export class KeyProviders {
     return [...this.passive.map((p) => p.status()), ...[...this.azure.values()].map((p) => p.status())];
   }
 
+  /**
+   * Forgets vault objects the policies in force no longer read (after a grace period), and
+   * providers left with none: they are neither refreshed nor shown any more.
+   */
+  retain(keys: ReadonlySet<string>, graceMs?: number): void {
+    for (const [id, p] of this.azure)
+      if (p.retain(keys, graceMs) === 0) {
+        p.stop();
+        this.azure.delete(id);
+      }
+  }
+
   /** Refreshes every Key Vault provider now (the CLI's doctor, tests). */
   async refresh(): Promise<void> {
     await Promise.all([...this.azure.values()].map((p) => p.refresh()));

@@ -202,6 +202,24 @@ describe("Azure Key Vault provider", () => {
   });
 });
 
+describe("objects no policy reads", () => {
+  it("are dropped after the grace period, and a provider left with none is stopped and unlisted", async () => {
+    vault.putKey("kept", ec());
+    vault.putKey("gone", ec());
+    const kp = doubleKeyProviders(az);
+    await kp.resolveKey(keyRef("kept"));
+    await kp.resolveKey(keyRef("gone"));
+    const vaultStatus = () => kp.status().filter((s) => s.type === "azurekeyvault");
+    kp.retain(new Set([`AzureKeyVaultKey/${vault.url}/kept`]));
+    expect(vaultStatus()[0]?.objects).toHaveLength(2); // within the grace period
+    kp.retain(new Set([`AzureKeyVaultKey/${vault.url}/kept`]), -1);
+    expect(vaultStatus()[0]?.objects.map((o) => o.split(" ")[1])).toEqual(["kept"]);
+    kp.retain(new Set(), -1);
+    expect(vaultStatus()).toEqual([]);
+    kp.stop();
+  });
+});
+
 describe("concurrency", () => {
   it("50 concurrent first reads of one key: one provider, one token request, one authorized vault read", async () => {
     vault.putKey("busy", ec());
