@@ -1,9 +1,8 @@
 // Wire types of the agent's local API (JSON over HTTP on a root-only unix socket). Types
 // only: the pull verifier imports them without pulling in any agent code.
 
-import type { KeyProviderStatus } from "../engine/keys/types.js";
 import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
-import type { TrustSourceStatus } from "../engine/index.js";
+import type { KeyProviderStatus, TrustSourceStatus } from "../engine/index.js";
 import type { Descriptor } from "../engine/types.js";
 
 /** POST /v1/pull-verdict */

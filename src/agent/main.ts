@@ -19,7 +19,7 @@ import { TagHistory } from "./binding.js";
 import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
 import { ExemptImages } from "../decision/exempt.js";
 import { Gate } from "./gate.js";
-import { createKeyProviders, sourceKeyProvider } from "./key-providers.js";
+import { createKeyProviders, sourceKeyProvider } from "../decision/key-providers.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";

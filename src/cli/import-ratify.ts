@@ -5,7 +5,7 @@
 // listed. The mapping is documented in docs/cli.md (policy import ratify).
 import { errorMessage } from "../base/errors.js";
 import { stringify } from "yaml";
-import { KEY_VAULT_NAME_RE, KEY_VAULT_VERSION_RE } from "../engine/keys/azurekms.js";
+import { KEY_VAULT_NAME_RE, KEY_VAULT_VERSION_RE } from "../engine/index.js";
 import { parseTrustPolicyDocument } from "../engine/notation/policy.js";
 import { API_VERSION, KIND } from "../engine/policy/model.js";
 import { parseCertificateBundle, parsePublicKeyPem } from "../engine/policy/pem.js";

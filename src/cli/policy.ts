@@ -4,8 +4,8 @@
 import { errorMessage } from "../base/errors.js";
 import { compileParsed } from "../engine/policy/compile.js";
 import { isPolicyValidationError, type PolicyIssue } from "../engine/policy/errors.js";
-import { usesKeyVault } from "../engine/policy/kmp.js";
 import { API_VERSION } from "../engine/policy/model.js";
+import { usesKeyVault } from "../engine/index.js";
 import { validatePolicy } from "../engine/policy/validate.js";
 import { isRecord } from "../base/record.js";
 import { stringMap, trustObjectData } from "../policy-source/objects.js";

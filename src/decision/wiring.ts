@@ -2,8 +2,12 @@
 // agent process and the pull verifier's in-process fallback (same file, same answers).
 
 import { storedName } from "../engine/identity.js";
-import { createEngine, TufTrustedRoots, type TufTrustedRootsOptions } from "../engine/index.js";
-import type { KeyProviders } from "../engine/keys/providers.js";
+import {
+  createEngine,
+  type KeyProviders,
+  TufTrustedRoots,
+  type TufTrustedRootsOptions,
+} from "../engine/index.js";
 import { VerificationLimits } from "../engine/limits.js";
 import type { RequestEvent } from "../engine/registry/client.js";
 import { buildCredentialResolver, type CredentialResolver } from "../engine/registry/credentials/index.js";

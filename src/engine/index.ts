@@ -36,6 +36,11 @@ export function createEngine(opts: EngineOptions = {}): Engine & { registry: Reg
 
 export { CACHE_DEFAULTS, cacheKey, type VerdictCacheOptions, type VerdictCacheStats } from "./cache.js";
 export { EngineError, type ErrorCode, isEngineError, toEngineError } from "./errors.js";
+// Key management providers: the registry of providers (it loads the Azure SDKs on the first
+// Key Vault reference, so exporting it here keeps them out of callers that never read a vault).
+export { KEY_VAULT_NAME_RE, KEY_VAULT_VERSION_RE } from "./keys/azurekms.js";
+export { KeyProviders, type KeyProvidersOptions, type StatusOnlyProvider } from "./keys/providers.js";
+export type { KeyProvider, KeyProviderEvents, KeyProviderStatus, KeyProviderType } from "./keys/types.js";
 export * from "./policy/index.js";
 export * from "./sigstore-trust/index.js";
 export type * from "./types.js";

@@ -84,6 +84,8 @@ const ENGINE_ENTRY_POINTS: Record<string, string> = {
   "engine/registry/client.ts": "pending: the agent counts registry requests (RequestEvent type)",
   "engine/registry/credentials/index.ts": "pending: the credential resolver is built by the agent's wiring",
   "engine/registry/credentials/spec.ts": "pending: the agent configuration validates provider specs",
+  "engine/keys/config.ts":
+    "pending: the agent configuration validates keyManagement (a light module: the pull verifier parses the configuration, engine/index.ts would load the engine)",
   "engine/registry/credentials/resolver.ts": "pending: provider status in the agent's API types",
 };
 

@@ -1,6 +1,6 @@
 // doctor's key management provider checks, from the agent's /v1/status.
 import { describe, expect, it } from "vitest";
-import type { AgentStatus } from "../../src/agent/api-types.js";
+import type { AgentStatus } from "../../src/agent-api/types.js";
 import type { Finding } from "../../src/cli/doctor.js";
 import { checkKeyProviders } from "../../src/cli/doctor-keys.js";
 

@@ -1,6 +1,6 @@
 // `tollgate verify` (the real CLI bundle, in a child process) with a cosign key named as
 // azurekms://, read from the Key Vault double with the identity of the agent configuration's
-// keyManagement.azure (client secret from a file, authority host and CA overridden).
+// keyManagement.azure (client secret in AZURE_CLIENT_SECRET, authority host and CA overridden).
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -9,20 +9,18 @@ import {
   type AzureDoubles,
   type EntraDouble,
   startAzureDoubles,
-  type TestTls,
   type VaultDouble,
 } from "../support/azure-doubles.js";
 import { type PushedImage, pushBusyboxImage } from "../support/images.js";
 import { type LocalRegistry, startRegistry } from "../support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../support/signing.js";
-import { buildCli, runCli } from "./helpers.js";
+import { buildCli, cleanEnv, runCli } from "./helpers.js";
 
 let cli: string;
 let dir: string;
 let reg: LocalRegistry;
 let keys: CosignKeys;
 let signed: PushedImage;
-let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
 let az: AzureDoubles;
@@ -35,7 +33,7 @@ beforeAll(async () => {
   signed = pushBusyboxImage(reg.host, "kv/app", "signed", { marker: "kv-cli" });
   await cosignSign({ ref: signed.pinned, keyDir: keys });
   az = await startAzureDoubles(path.join(dir, "tls"));
-  ({ tls, entra, vault } = az);
+  ({ entra, vault } = az);
   vault.putKey("release", keys.publicKeyPem);
 }, 180_000);
 
@@ -45,22 +43,19 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function files(secret: string) {
-  writeFileSync(path.join(dir, "secret"), secret);
-  writeFileSync(path.join(dir, "ca.pem"), tls.caPem);
+function files() {
   const config = path.join(dir, "agent.yaml");
   writeFileSync(
     config,
     JSON.stringify({
       keyManagement: {
         azure: {
+          sources: ["environment"],
           tenantId: entra.tenantId,
-          clientId: entra.clientId,
-          clientSecretFile: path.join(dir, "secret"),
-          authorityHost: entra.url,
-          disableInstanceDiscovery: true,
+          clientId: az.sp.clientId,
+          authorityHost: entra.authorityHost,
           disableChallengeResourceVerification: true,
-          caFile: path.join(dir, "ca.pem"),
+          caFiles: [az.ca.caFile],
         },
       },
     }),
@@ -84,8 +79,10 @@ function files(secret: string) {
 
 describe("tollgate verify with an azurekms:// key", () => {
   it("reads the key from the vault and verifies the real cosign signature", async () => {
-    const { config, policy } = files(entra.clientSecret);
-    const r = await runCli(cli, ["verify", signed.ref, "--policy", policy, "--config", config]);
+    const { config, policy } = files();
+    const r = await runCli(cli, ["verify", signed.ref, "--policy", policy, "--config", config], {
+      env: { ...cleanEnv(), AZURE_CLIENT_SECRET: az.sp.secret },
+    });
     expect(r.stdout + r.stderr).toMatch(/^Answer: +ALLOWED$/m);
     expect(r.code).toBe(0);
     expect(vault.requests.some((q) => q.path === "/keys/release/" && q.authorized)).toBe(true);
@@ -93,13 +90,15 @@ describe("tollgate verify with an azurekms:// key", () => {
 
   it("wrong client secret: a usage error saying authentication failed, the secret not shown", async () => {
     const wrong = "tg~not-the-secret-0123456789";
-    const { config, policy } = files(wrong);
-    const r = await runCli(cli, ["verify", signed.ref, "--policy", policy, "--config", config]);
+    const { config, policy } = files();
+    const r = await runCli(cli, ["verify", signed.ref, "--policy", policy, "--config", config], {
+      env: { ...cleanEnv(), AZURE_CLIENT_SECRET: wrong },
+    });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
       /kms: Key Vault https:\/\/127\.0\.0\.1:\d+ key release cannot be read: key release: Azure authentication failed/,
     );
     expect(r.stdout + r.stderr).not.toContain(wrong);
-    expect(r.stdout + r.stderr).not.toContain(entra.clientSecret);
+    expect(r.stdout + r.stderr).not.toContain(az.sp.secret);
   });
 });

@@ -1,15 +1,19 @@
-// Local doubles of the Azure services the azure credential provider talks to, speaking their
-// real protocols on loopback: a test CA; Microsoft Entra's token endpoint (OpenID metadata,
+// Local doubles of the Azure services Tollgate talks to (the azure registry credential
+// provider, the Azure Key Vault key management provider), speaking their real protocols on
+// loopback: a test CA; Microsoft Entra's token endpoint (OpenID metadata,
 // client_credentials with a client secret or a certificate-signed client assertion, and
 // workload identity's federated token as the assertion); the managed identity endpoints
 // (IMDS and the App Service style IDENTITY_ENDPOINT/IDENTITY_HEADER, plain HTTP as the real
 // ones are); a fake `az` that prints what `az account get-access-token -o json` prints; and
 // an ACR front (/oauth2/exchange, /oauth2/token, /v2/ proxied to a real docker-registry with
-// token auth). The libraries are pointed here the way their users redirect them: authority
-// host, AZURE_POD_IDENTITY_AUTHORITY_HOST, IDENTITY_ENDPOINT, PATH, the registry host.
+// token auth); Azure Key Vault (certificates and keys by name/version; a request without a
+// valid bearer token gets 401 and the challenge the SDK authenticates from). The libraries are
+// pointed here the way their users redirect them: authority host,
+// AZURE_POD_IDENTITY_AUTHORITY_HOST, IDENTITY_ENDPOINT, PATH, the registry host, the vault URI.
 import { execFileSync } from "node:child_process";
 import {
   constants,
+  createPublicKey,
   generateKeyPairSync,
   type KeyObject,
   randomBytes,
@@ -21,8 +25,10 @@ import {
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import path from "node:path";
+import type { AzureCredentialSpec } from "../../src/engine/azure/spec.js";
+import { KeyProviders, type KeyProvidersOptions } from "../../src/engine/keys/providers.js";
 import { startTokenRegistry, type TokenRegistry } from "./token-registry.js";
 
 const b64url = (b: Buffer | string) => Buffer.from(b).toString("base64url");
@@ -695,4 +701,236 @@ export async function startAzureWorld(dir: string): Promise<AzureWorld> {
       await entra.stop();
     },
   };
+}
+
+// ---- Key Vault ----------------------------------------------------------------------------
+
+interface Served {
+  url: string;
+  server: https.Server;
+  sockets: Set<Socket>;
+}
+
+/** An HTTPS server on loopback that knows its open sockets (to drop them, as an outage does). */
+async function serveTracked(
+  tls: TestCa,
+  handler: (req: http.IncomingMessage, res: http.ServerResponse) => void,
+): Promise<Served> {
+  const server = https.createServer({ cert: tls.cert, key: tls.key }, handler);
+  const sockets = new Set<Socket>();
+  server.on("connection", (s: Socket) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  const port = await listen(server);
+  return { url: `https://127.0.0.1:${port}`, server, sockets };
+}
+
+
+interface Version<T> {
+  version: string;
+  value: T;
+  enabled: boolean;
+  created: number;
+}
+
+export interface VaultDouble {
+  url: string;
+  /** Adds a new (latest) version of a certificate from its PEM; returns the version id. */
+  putCertificate(name: string, pem: string): string;
+  /** Adds a new (latest) version of a key from its public PEM; returns the version id. */
+  putKey(name: string, publicPem: string): string;
+  disable(kind: "certificates" | "keys", name: string, version: string): void;
+  /** While down, every connection is reset (the vault unreachable). */
+  setDown(down: boolean): void;
+  requests: { method: string; path: string; apiVersion: string | null; authorized: boolean }[];
+  stop(): Promise<void>;
+}
+
+export async function startVaultDouble(
+  tls: TestCa,
+  entra: EntraDouble,
+  o: { resource?: string } = {},
+): Promise<VaultDouble> {
+  const resource = o.resource ?? "https://vault.azure.net";
+  const certs = new Map<string, Version<Buffer>[]>();
+  const keys = new Map<string, Version<Record<string, unknown>>[]>();
+  const requests: VaultDouble["requests"] = [];
+  let down = false;
+  let base = "";
+  const s = await serveTracked(tls, (req, res) => {
+    const u = new URL(req.url ?? "/", base);
+    const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
+    // Entra's tokens for the vault: signed by the Entra double, for the vault's resource, unexpired.
+    const claims = auth ? verifyJwt(auth, entra.publicKey) : undefined;
+    const authorized =
+      claims !== undefined &&
+      claims.aud === resource &&
+      typeof claims.exp === "number" &&
+      claims.exp * 1000 > Date.now();
+    requests.push({
+      method: req.method ?? "",
+      path: u.pathname,
+      apiVersion: u.searchParams.get("api-version"),
+      authorized,
+    });
+    if (!authorized)
+      return json(
+        res,
+        401,
+        { error: { code: "Unauthorized", message: "AKV10000: Request is missing a Bearer or PoP token." } },
+        {
+          "www-authenticate": `Bearer authorization="${entra.authorityHost}/${entra.tenantId}", resource="${resource}"`,
+        },
+      );
+    if (!u.searchParams.get("api-version"))
+      return json(res, 400, {
+        error: {
+          code: "MissingApiVersionParameter",
+          message: "The api-version query parameter (?api-version=) is required for all requests.",
+        },
+      });
+    const m = /^\/(certificates|keys)\/([^/]+)\/?([^/]*)$/.exec(u.pathname);
+    if (req.method !== "GET" || !m)
+      return json(res, 404, { error: { code: "NotFound", message: "not served by this double" } });
+    const [, kind, name, version] = m as unknown as [string, "certificates" | "keys", string, string];
+    const list: Version<unknown>[] = (kind === "certificates" ? certs : keys).get(name) ?? [];
+    const v = version ? list.find((x) => x.version === version) : list.at(-1);
+    if (!v)
+      return json(res, 404, {
+        error: {
+          code: kind === "keys" ? "KeyNotFound" : "CertificateNotFound",
+          message: `A ${kind.slice(0, -1)} with (name/id) ${name}${version ? `/${version}` : ""} was not found in this key vault.`,
+        },
+      });
+    const attributes = {
+      enabled: v.enabled,
+      created: v.created,
+      updated: v.created,
+      recoveryLevel: "Recoverable+Purgeable",
+    };
+    if (kind === "certificates") {
+      const der = v.value as Buffer;
+      return json(res, 200, {
+        id: `${base}/certificates/${name}/${v.version}`,
+        kid: `${base}/keys/${name}/${v.version}`,
+        sid: `${base}/secrets/${name}/${v.version}`,
+        x5t: Buffer.from(new X509Certificate(der).fingerprint.replace(/:/g, ""), "hex").toString("base64url"),
+        cer: der.toString("base64"),
+        attributes,
+      });
+    }
+    return json(res, 200, {
+      key: { kid: `${base}/keys/${name}/${v.version}`, ...(v.value as object), key_ops: ["verify"] },
+      attributes,
+    });
+  });
+  base = s.url;
+  s.server.prependListener("connection", (sock: Socket) => {
+    if (down) sock.destroy();
+  });
+  const newVersion = () => randomBytes(16).toString("hex");
+  return {
+    url: s.url,
+    putCertificate(name, pem) {
+      const version = newVersion();
+      const list = certs.get(name) ?? [];
+      list.push({
+        version,
+        value: Buffer.from(new X509Certificate(pem).raw),
+        enabled: true,
+        created: Math.floor(Date.now() / 1000),
+      });
+      certs.set(name, list);
+      return version;
+    },
+    putKey(name, publicPem) {
+      const version = newVersion();
+      const jwk = createPublicKey(publicPem).export({ format: "jwk" }) as Record<string, unknown>;
+      const list = keys.get(name) ?? [];
+      list.push({ version, value: jwk, enabled: true, created: Math.floor(Date.now() / 1000) });
+      keys.set(name, list);
+      return version;
+    },
+    disable(kind, name, version) {
+      const v = ((kind === "certificates" ? certs : keys).get(name) ?? []).find((x) => x.version === version);
+      if (v) v.enabled = false;
+    },
+    setDown(d) {
+      down = d;
+      if (d) for (const k of s.sockets) k.destroy();
+    },
+    requests,
+    stop: () => close(s.server),
+  };
+}
+
+// ---- together ------------------------------------------------------------------------------
+
+// ---- Entra + Key Vault for the key management providers -------------------------------------
+
+export interface AzureDoubles {
+  ca: TestCa;
+  entra: EntraDouble;
+  vault: VaultDouble;
+  /** The service principal the vault reads are made as (its secret goes in AZURE_CLIENT_SECRET). */
+  sp: { clientId: string; secret: string };
+  /** The credential spec pointing @azure/identity at the doubles (authority host, test CA). */
+  credential: AzureCredentialSpec;
+  /** The environment the `environment` source reads (the service principal's secret). */
+  env: Record<string, string>;
+  /** An HTTPS agent trusting the test CA (for a vault provider built directly). */
+  agent: https.Agent;
+  /** Every secret value the doubles know or issued (for the secret scan). */
+  secrets(): string[];
+  stop(): Promise<void>;
+}
+
+/** Test CA under `dir`, the Entra double with one service principal, and a vault trusting its tokens. */
+export async function startAzureDoubles(dir: string): Promise<AzureDoubles> {
+  const ca = makeTestCa(dir);
+  const tenantId = randomUUID();
+  const sp = { clientId: randomUUID(), secret: `kv~${randomBytes(18).toString("base64url")}` };
+  const entra = await startEntraDouble({
+    tls: ca,
+    tenantId,
+    apps: [{ clientId: sp.clientId, objectId: randomUUID(), secret: sp.secret }],
+  });
+  const vault = await startVaultDouble(ca, entra);
+  return {
+    ca,
+    entra,
+    vault,
+    sp,
+    credential: {
+      sources: ["environment"],
+      tenantId,
+      clientId: sp.clientId,
+      authorityHost: entra.authorityHost,
+      caFiles: [ca.caFile],
+      timeoutMs: 10_000,
+    },
+    env: { AZURE_CLIENT_SECRET: sp.secret },
+    agent: new https.Agent({ ca: readFileSync(ca.caFile, "utf8"), keepAlive: false }),
+    secrets: () => [sp.secret, ...entra.issued],
+    stop: async () => {
+      await vault.stop();
+      await entra.stop();
+    },
+  };
+}
+
+/**
+ * Key management providers reading the doubles. The vault listens on 127.0.0.1, which is in no
+ * domain of the challenge's resource (vault.azure.net): resource verification is turned off as
+ * for a vault reached by another name.
+ */
+export function doubleKeyProviders(
+  d: AzureDoubles,
+  o: Omit<KeyProvidersOptions, "azure"> = {},
+): KeyProviders {
+  return new KeyProviders({
+    ...o,
+    azure: { credential: d.credential, env: d.env, disableChallengeResourceVerification: true },
+  });
 }

@@ -240,9 +240,10 @@ function describe(err: unknown, ref: KeyVaultRef): string {
   const what = `${ref.kind === "AzureKeyVaultKey" ? "key" : "certificate"} ${ref.name}${ref.version ? ` version ${ref.version}` : ""}`;
   const e = err as { name?: string; message?: string; statusCode?: number; code?: string };
   const first = (e?.message ?? String(err)).split("\n")[0]!.slice(0, 300);
-  // @azure/identity's error classes, or MSAL's server errors it passes through (AADSTS codes).
+  // Our credential chain's error (engine/azure/credential.ts), @azure/identity's error classes,
+  // or MSAL's server errors it passes through (AADSTS codes).
   if (
-    /^(AuthenticationError|CredentialUnavailableError|AggregateAuthenticationError|ServerError|ClientAuthError)$/.test(
+    /^(AzureCredentialError|AuthenticationError|CredentialUnavailableError|AggregateAuthenticationError|ServerError|ClientAuthError)$/.test(
       e?.name ?? "",
     ) ||
     /\bAADSTS\d+|^(invalid_client|unauthorized_client|invalid_grant|invalid_request)\b/.test(first)

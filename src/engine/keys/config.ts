@@ -1,81 +1,62 @@
 // The agent configuration's `keyManagement` section: the node's Azure identity for Key Vault
-// and how long stale material may serve. No secret values here: a client secret comes from a
-// file (clientSecretFile) or the AZURE_CLIENT_SECRET environment variable.
-import type { AzureCredentialConfig } from "../azure/credential.js";
+// (the same credential keys as an azure registry credential provider: sources, tenant/client
+// ids, authority host, CA files…) and how long stale material may serve. No secret values in
+// the file: a service principal's secret or certificate comes from the AZURE_* environment
+// variables (from a Secret), as for the registry provider.
+import { isRecord } from "../../base/record.js";
+import { AZURE_CREDENTIAL_KEYS, type AzureCredentialSpec, parseAzureCredentialSpec } from "../azure/spec.js";
 
 export interface KeyManagementConfig {
   azure: {
-    credential: Omit<AzureCredentialConfig, "clientSecret" | "agent">;
+    credential: AzureCredentialSpec;
     /** Serving stale Key Vault material longer than this makes the agent not ready. */
     maxStaleSeconds: number;
     disableChallengeResourceVerification: boolean;
-    /** Extra CA bundle (PEM file) for the vault and Entra endpoints (private endpoints, proxies). */
-    caFile?: string;
   };
 }
 
-export const DEFAULT_KEY_MANAGEMENT: KeyManagementConfig = {
-  azure: { credential: {}, maxStaleSeconds: 86_400, disableChallengeResourceVerification: false },
-};
+export function defaultKeyManagement(): KeyManagementConfig {
+  return {
+    azure: {
+      credential: parseAzureCredentialSpec({}, "keyManagement.azure", []),
+      maxStaleSeconds: 86_400,
+      disableChallengeResourceVerification: false,
+    },
+  };
+}
 
-const STRINGS = [
-  "tenantId",
-  "clientId",
-  "clientSecretFile",
-  "federatedTokenFile",
-  "authorityHost",
-  "caFile",
-] as const;
-const BOOLS = [
-  "disableInstanceDiscovery",
-  "managedIdentity",
-  "azureCli",
-  "disableChallengeResourceVerification",
-] as const;
+export const DEFAULT_KEY_MANAGEMENT: KeyManagementConfig = defaultKeyManagement();
 
 /** Parses `keyManagement`; every problem is a "keyManagement.<path>: sentence". */
 export function parseKeyManagementConfig(v: unknown): { config: KeyManagementConfig; problems: string[] } {
   const problems: string[] = [];
-  const config: KeyManagementConfig = structuredClone(DEFAULT_KEY_MANAGEMENT);
+  const config = defaultKeyManagement();
   if (v === undefined || v === null) return { config, problems };
-  const isObj = (x: unknown): x is Record<string, unknown> =>
-    typeof x === "object" && x !== null && !Array.isArray(x);
-  if (!isObj(v)) return { config, problems: ["keyManagement: must be a mapping"] };
+  if (!isRecord(v)) return { config, problems: ["keyManagement: must be a mapping"] };
   for (const k of Object.keys(v)) if (k !== "azure") problems.push(`keyManagement.${k}: unknown key`);
   const a = v.azure;
   if (a === undefined || a === null) return { config, problems };
-  if (!isObj(a)) return { config, problems: [...problems, "keyManagement.azure: must be a mapping"] };
-  const known: string[] = [...STRINGS, ...BOOLS, "maxStaleSeconds"];
+  if (!isRecord(a)) return { config, problems: [...problems, "keyManagement.azure: must be a mapping"] };
+  const known = [...AZURE_CREDENTIAL_KEYS, "maxStaleSeconds", "disableChallengeResourceVerification"];
   for (const k of Object.keys(a)) {
-    if (k === "clientSecret")
+    if (k === "clientSecret" || k === "clientSecretFile")
       problems.push(
-        "keyManagement.azure.clientSecret: not accepted in the file; use clientSecretFile or AZURE_CLIENT_SECRET",
+        `keyManagement.azure.${k}: not accepted; give the secret in AZURE_CLIENT_SECRET (or a certificate in AZURE_CLIENT_CERTIFICATE_PATH) from a Secret`,
       );
     else if (!known.includes(k)) problems.push(`keyManagement.azure.${k}: unknown key`);
   }
-  const cred: Record<string, unknown> = {};
-  for (const k of STRINGS) {
-    if (a[k] === undefined) continue;
-    if (typeof a[k] !== "string" || a[k] === "")
-      problems.push(`keyManagement.azure.${k}: must be a non-empty string`);
-    else if (k === "caFile") config.azure.caFile = a[k];
-    else cred[k] = a[k];
+  config.azure.credential = parseAzureCredentialSpec(a, "keyManagement.azure", problems);
+  const d = a.disableChallengeResourceVerification;
+  if (d !== undefined) {
+    if (typeof d !== "boolean")
+      problems.push("keyManagement.azure.disableChallengeResourceVerification: must be true or false");
+    else config.azure.disableChallengeResourceVerification = d;
   }
-  for (const k of BOOLS) {
-    if (a[k] === undefined) continue;
-    if (typeof a[k] !== "boolean") problems.push(`keyManagement.azure.${k}: must be true or false`);
-    else if (k === "disableChallengeResourceVerification")
-      config.azure.disableChallengeResourceVerification = a[k];
-    else cred[k] = a[k];
-  }
-  if (cred.authorityHost !== undefined && !/^https:\/\/[^/]+\/?$/.test(cred.authorityHost as string))
-    problems.push("keyManagement.azure.authorityHost: must be https://<host>");
   if (a.maxStaleSeconds !== undefined) {
     const n = a.maxStaleSeconds;
     if (typeof n !== "number" || !Number.isInteger(n) || n < 60 || n > 30 * 86_400)
       problems.push("keyManagement.azure.maxStaleSeconds: an integer from 60 to 2592000");
     else config.azure.maxStaleSeconds = n;
   }
-  config.azure.credential = cred as KeyManagementConfig["azure"]["credential"];
   return { config, problems };
 }

@@ -6,21 +6,31 @@
 //
 // The Azure SDKs are imported on the first Key Vault reference: an agent whose policies use
 // none never loads them (they add several MB to the process).
-import type { AzureCredentialConfig, TokenCredential } from "../azure/credential.js";
+import { readFileSync } from "node:fs";
+import https from "node:https";
+import tls from "node:tls";
+import type { Env, TokenCredential } from "../azure/credential.js";
+import type { AzureCredentialSpec } from "../azure/spec.js";
 import type { KeyVaultRef } from "../policy/model.js";
 import type { AzureKeyVaultProvider, AzureKeyVaultProviderOptions } from "./azure-keyvault.js";
 import type { KeyProviderEvents, KeyProviderStatus } from "./types.js";
 
 export interface KeyProvidersOptions {
   azure?: {
-    /** The agent's Azure identity; a provider's tenantID/clientID override those two fields. */
-    credential?: AzureCredentialConfig;
+    /**
+     * The agent's Azure identity (default: every source, as DefaultAzureCredential); a
+     * provider's tenantID/clientID override those two fields. Its caFiles are trusted for the
+     * vault too.
+     */
+    credential?: AzureCredentialSpec;
+    /** Where the credential sources read AZURE_* variables (default process.env; tests pass their own). */
+    env?: Env;
     maxStaleSeconds?: number;
     disableChallengeResourceVerification?: boolean;
   };
   events?: KeyProviderEvents;
-  /** Builds credentials (default: azureCredential); tests and the CLI may pass their own. */
-  makeCredential?: (cfg: AzureCredentialConfig) => TokenCredential;
+  /** Builds credentials (default: createAzureCredential); tests may pass their own. */
+  makeCredential?: (spec: AzureCredentialSpec) => TokenCredential;
 }
 
 /** Status of a provider that needs no refresh (inline, Secret/ConfigMap references). */
@@ -91,22 +101,32 @@ export class KeyProviders {
   }
 
   private async create(id: string, ref: KeyVaultRef): Promise<AzureKeyVaultProvider> {
-    const [{ azureCredential }, { AzureKeyVaultProvider }] = await Promise.all([
-      import("../azure/credential.js"),
-      import("./azure-keyvault.js"),
-    ]);
+    const [{ createAzureCredential }, { AzureKeyVaultProvider }, { parseAzureCredentialSpec }] =
+      await Promise.all([
+        import("../azure/credential.js"),
+        import("./azure-keyvault.js"),
+        import("../azure/spec.js"),
+      ]);
     const a = this.o.azure ?? {};
-    const credCfg: AzureCredentialConfig = {
-      ...a.credential,
-      ...(ref.tenantID ? { tenantId: ref.tenantID } : {}),
-      ...(ref.clientID ? { clientId: ref.clientID } : {}),
-    };
-    const credKey = `${credCfg.tenantId ?? ""}|${credCfg.clientId ?? ""}`;
+    const base = a.credential ?? parseAzureCredentialSpec({}, "keyManagement.azure", []);
+    const spec: AzureCredentialSpec = { ...base };
+    if (ref.tenantID) spec.tenantId = ref.tenantID;
+    if (ref.clientID) {
+      // The provider names its identity by client id: that replaces a resource id too.
+      spec.clientId = ref.clientID;
+      delete spec.managedIdentityResourceId;
+    }
+    const credKey = `${spec.tenantId ?? ""}|${spec.clientId ?? ""}`;
     let credential = this.credentials.get(credKey);
     if (!credential) {
-      credential = (this.o.makeCredential ?? azureCredential)(credCfg);
+      credential = this.o.makeCredential
+        ? this.o.makeCredential(spec)
+        : createAzureCredential(spec, a.env ?? process.env);
       this.credentials.set(credKey, credential);
     }
+    // The vault is reached with the same extra CAs as Entra (private endpoints, proxies).
+    const ca = (base.caFiles ?? []).map((f) => readFileSync(f, "utf8"));
+    const agent = ca.length > 0 ? new https.Agent({ ca: [...tls.rootCertificates, ...ca] }) : undefined;
     const host = new URL(ref.vaultURI).host;
     const opts: AzureKeyVaultProviderOptions = {
       vaultURI: ref.vaultURI,
@@ -114,7 +134,7 @@ export class KeyProviders {
       name: `azurekeyvault:${host}${ref.clientID ? `/${ref.clientID}` : ""}`,
       ...(a.maxStaleSeconds !== undefined ? { maxStaleSeconds: a.maxStaleSeconds } : {}),
       ...(a.disableChallengeResourceVerification ? { disableChallengeResourceVerification: true } : {}),
-      ...(a.credential?.agent ? { agent: a.credential.agent } : {}),
+      ...(agent ? { agent } : {}),
       ...(this.o.events ? { events: this.o.events } : {}),
     };
     const p = new AzureKeyVaultProvider(opts);

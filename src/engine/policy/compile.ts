@@ -95,7 +95,7 @@ class Resolver {
       } catch (e) {
         this.issues.push({
           path: where,
-          message: `${label} cannot be read: ${(e as Error)?.message ?? String(e)}`,
+          message: `${label} cannot be read: ${errorMessage(e)}`,
         });
         return undefined;
       }
@@ -135,7 +135,7 @@ class Resolver {
     } catch (e) {
       this.issues.push({
         path: where,
-        message: `${label} cannot be read: ${(e as Error)?.message ?? String(e)}`,
+        message: `${label} cannot be read: ${errorMessage(e)}`,
       });
       return undefined;
     }

@@ -9,7 +9,8 @@ import {
   parseAzureKmsUri,
   parseVaultUri,
 } from "../keys/azurekms.js";
-import { parseGoDuration } from "../registry/credentials/kubelet.js";
+import { parseGoDuration } from "../../base/duration.js";
+import { isRecord } from "../../base/record.js";
 import type { PolicyIssue } from "./errors.js";
 import {
   DEFAULTS,
@@ -25,7 +26,6 @@ export const MIN_REFRESH_SECONDS = 10;
 const NAME_RE = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 
 type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function unknownFields(o: Obj, allowed: string[], path: string, issues: PolicyIssue[]): void {
   for (const k of Object.keys(o))
@@ -42,7 +42,7 @@ function objects(v: unknown, path: string, issues: PolicyIssue[]): KeyVaultObjec
   const out: KeyVaultObjectSpec[] = [];
   for (const [i, e] of v.entries()) {
     const at = `${path}[${i}]`;
-    if (!isObj(e)) {
+    if (!isRecord(e)) {
       issues.push({ path: at, message: "must be an object {name, version?}" });
       continue;
     }
@@ -88,7 +88,7 @@ export function validateKeyManagementProviders(
   const seen = new Map<string, number>();
   for (const [i, p] of v.entries()) {
     const at = `${path}[${i}]`;
-    if (!isObj(p)) {
+    if (!isRecord(p)) {
       issues.push({ path: at, message: "must be an object" });
       continue;
     }
@@ -106,17 +106,25 @@ export function validateKeyManagementProviders(
     const before = issues.length;
     let refreshIntervalSeconds: number = DEFAULTS.keyRefreshIntervalSeconds;
     if (p.refreshInterval !== undefined) {
-      try {
-        if (typeof p.refreshInterval !== "string") throw new Error("must be a duration such as 5m");
-        refreshIntervalSeconds = Math.round(parseGoDuration(p.refreshInterval) / 1000);
-        if (refreshIntervalSeconds < MIN_REFRESH_SECONDS || refreshIntervalSeconds > 86_400)
-          throw new Error(`must be between ${MIN_REFRESH_SECONDS}s and 24h`);
-      } catch (e) {
-        issues.push({ path: `${at}.refreshInterval`, message: (e as Error).message });
-      }
+      const ms = typeof p.refreshInterval === "string" ? parseGoDuration(p.refreshInterval) : undefined;
+      const seconds = ms === undefined ? undefined : Math.round(ms / 1000);
+      if (ms === undefined || ms < 0)
+        issues.push({
+          path: `${at}.refreshInterval`,
+          message:
+            typeof p.refreshInterval === "string"
+              ? `invalid duration ${JSON.stringify(p.refreshInterval)} (a duration such as 5m)`
+              : "must be a duration such as 5m",
+        });
+      else if (seconds === undefined || seconds < MIN_REFRESH_SECONDS || seconds > 86_400)
+        issues.push({
+          path: `${at}.refreshInterval`,
+          message: `must be between ${MIN_REFRESH_SECONDS}s and 24h`,
+        });
+      else refreshIntervalSeconds = seconds;
     }
     const kv = p.azureKeyVault;
-    if (!isObj(kv)) {
+    if (!isRecord(kv)) {
       issues.push({ path: `${at}.azureKeyVault`, message: "required (the only provider type today)" });
       continue;
     }

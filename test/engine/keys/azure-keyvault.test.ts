@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { azureCredential } from "../../../src/engine/azure/credential.js";
+import { createAzureCredential } from "../../../src/engine/azure/credential.js";
 import { AzureKeyVaultProvider, jwkToSpkiPem } from "../../../src/engine/keys/azure-keyvault.js";
 import { parseAzureKmsUri } from "../../../src/engine/keys/azurekms.js";
 import type { KeyVaultRef } from "../../../src/engine/policy/model.js";
@@ -14,12 +14,10 @@ import {
   doubleKeyProviders,
   type EntraDouble,
   startAzureDoubles,
-  type TestTls,
   type VaultDouble,
 } from "../../support/azure-doubles.js";
 
 let dir: string;
-let tls: TestTls;
 let entra: EntraDouble;
 let vault: VaultDouble;
 let az: AzureDoubles;
@@ -32,23 +30,25 @@ const ec = () =>
 beforeAll(async () => {
   dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-akv-"));
   az = await startAzureDoubles(dir);
-  ({ tls, entra, vault } = az);
+  ({ entra, vault } = az);
 });
 afterAll(async () => {
   await az?.stop();
   rmSync(dir, { recursive: true, force: true });
 });
 
-function credential(secret = entra.clientSecret) {
-  return azureCredential({ ...az.credential, clientSecret: secret }, {});
+function credential(secret = az.sp.secret) {
+  return createAzureCredential(az.credential, { AZURE_CLIENT_SECRET: secret });
 }
+
+const tokenRequests = () => entra.requests.filter((r) => r.kind === "token");
 
 function provider(secret?: string, extra: { maxStaleSeconds?: number; verify?: boolean } = {}) {
   return new AzureKeyVaultProvider({
     vaultURI: vault.url,
     credential: credential(secret),
     disableChallengeResourceVerification: !extra.verify,
-    agent: tls.agent,
+    agent: az.agent,
     ...(extra.maxStaleSeconds !== undefined ? { maxStaleSeconds: extra.maxStaleSeconds } : {}),
   });
 }
@@ -72,7 +72,7 @@ describe("Azure Key Vault provider", () => {
     expect(reqs[0]).toMatchObject({ path: "/keys/k1/", authorized: false });
     expect(reqs.at(-1)).toMatchObject({ path: "/keys/k1/", authorized: true });
     expect(reqs.every((r) => r.apiVersion)).toBe(true);
-    expect(entra.tokenRequests.at(-1)).toMatchObject({ scope: "https://vault.azure.net/.default", ok: true });
+    expect(tokenRequests().at(-1)).toMatchObject({ scope: "https://vault.azure.net/.default", ok: true });
     expect(p.status()).toMatchObject({ type: "azurekeyvault", ready: true, stale: false });
     p.stop();
   });
@@ -128,7 +128,7 @@ describe("Azure Key Vault provider", () => {
       vaultURI: vault.url,
       credential: credential(),
       disableChallengeResourceVerification: true,
-      agent: tls.agent,
+      agent: az.agent,
       maxStaleSeconds: 60,
       now: () => now,
     });
@@ -160,7 +160,7 @@ describe("Azure Key Vault provider", () => {
     expect(st).toMatchObject({ ready: false, stale: false });
     const text = `${err?.message} ${JSON.stringify(st)}`;
     expect(text).not.toContain(wrong);
-    expect(text).not.toContain(entra.clientSecret);
+    expect(text).not.toContain(az.sp.secret);
     p.stop();
   });
 
@@ -188,12 +188,12 @@ describe("Azure Key Vault provider", () => {
     const seen: string[] = [];
     kp.onChange((k) => seen.push(...k));
     await kp.resolveKey(keyRef("fan"));
-    await kp.resolveKey({ ...keyRef("fan"), clientID: entra.clientId });
+    await kp.resolveKey({ ...keyRef("fan"), clientID: az.sp.clientId });
     const st = kp.status();
     expect(st.map((s) => s.provider)).toEqual([
       "inline",
       `azurekeyvault:${new URL(vault.url).host}`,
-      `azurekeyvault:${new URL(vault.url).host}/${entra.clientId}`,
+      `azurekeyvault:${new URL(vault.url).host}/${az.sp.clientId}`,
     ]);
     vault.putKey("fan", ec());
     await kp.refresh();
@@ -224,11 +224,11 @@ describe("concurrency", () => {
   it("50 concurrent first reads of one key: one provider, one token request, one authorized vault read", async () => {
     vault.putKey("busy", ec());
     const kp = doubleKeyProviders(az);
-    const tokens = entra.tokenRequests.length;
+    const tokens = tokenRequests().length;
     const reads = () => vault.requests.filter((r) => r.path === "/keys/busy/" && r.authorized).length;
     const got = await Promise.all(Array.from({ length: 50 }, () => kp.resolveKey(keyRef("busy"))));
     expect(new Set(got).size).toBe(1);
-    expect(entra.tokenRequests.length - tokens).toBe(1);
+    expect(tokenRequests().length - tokens).toBe(1);
     expect(reads()).toBe(1);
     expect(kp.status().filter((s) => s.type === "azurekeyvault")).toHaveLength(1);
     kp.stop();

@@ -4,21 +4,20 @@
 //   tollgate_key_provider_ready{provider,type}          1 when every object has a good copy
 //   tollgate_key_provider_stale{provider,type}          1 while a failed refresh leaves old material
 //   tollgate_key_provider_refreshes_total{provider,result}  refresh attempts per object (ok|error)
-import { readFileSync } from "node:fs";
-import https from "node:https";
+//
+// Here, with the policy source's wiring, because the CLI (`tollgate verify`) reads vaults with
+// the same configuration as the agent.
 import { Counter, Gauge, type Registry } from "prom-client";
-import { KeyProviders } from "../engine/keys/providers.js";
-import type { KeyProviderStatus } from "../engine/keys/types.js";
+import type { AgentConfig } from "../config/agent.js";
+import { KeyProviders, type KeyProviderStatus } from "../engine/index.js";
 import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
-import type { AgentConfig } from "./config.js";
 
 export function createKeyProviders(cfg: AgentConfig, registry?: Registry): KeyProviders {
   const a = cfg.keyManagement.azure;
-  const agent = a.caFile ? new https.Agent({ ca: readFileSync(a.caFile, "utf8") }) : undefined;
   let refreshes: Counter<"provider" | "result"> | undefined;
   const kp = new KeyProviders({
     azure: {
-      credential: { ...a.credential, ...(agent ? { agent } : {}) },
+      credential: a.credential,
       maxStaleSeconds: a.maxStaleSeconds,
       disableChallengeResourceVerification: a.disableChallengeResourceVerification,
     },
