@@ -56,11 +56,11 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     log.child({ component: "policy-source" }),
     { keys },
   );
+  keys.register(sourceKeyProvider(source));
   const trust = new TrustedRootWatch(metrics.registry, log.child({ component: "sigstore-trust" }));
   metrics.watchPolicies(() => source.policyOutcomes?.() ?? []);
   // ImagePolicy status (one writer per cluster) and pod Events; kubernetes source only.
   let cluster: ClusterVisibility | undefined;
-  keys.register(sourceKeyProvider(source));
   const engine =
     deps.engine ??
     createAgentEngine(
