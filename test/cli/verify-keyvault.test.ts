@@ -48,16 +48,7 @@ function files() {
   writeFileSync(
     config,
     JSON.stringify({
-      keyManagement: {
-        azure: {
-          sources: ["environment"],
-          tenantId: entra.tenantId,
-          clientId: az.sp.clientId,
-          authorityHost: entra.authorityHost,
-          disableChallengeResourceVerification: true,
-          caFiles: [az.ca.caFile],
-        },
-      },
+      keyManagement: { azure: az.keyManagementAzure },
     }),
   );
   const policy = path.join(dir, "policy.yaml");

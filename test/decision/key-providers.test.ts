@@ -96,16 +96,7 @@ describe("status and metrics", () => {
     // The secret as a Secret-backed environment variable; the CA for Entra and the vault.
     vi.stubEnv("AZURE_CLIENT_SECRET", az.sp.secret);
     const cfg = validateConfig({
-      keyManagement: {
-        azure: {
-          sources: ["environment"],
-          tenantId: entra.tenantId,
-          clientId: az.sp.clientId,
-          authorityHost: entra.authorityHost,
-          disableChallengeResourceVerification: true,
-          caFiles: [az.ca.caFile],
-        },
-      },
+      keyManagement: { azure: az.keyManagementAzure },
     });
     const registry = new Registry();
     const kp = createKeyProviders(cfg, registry);

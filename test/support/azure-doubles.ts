@@ -879,6 +879,8 @@ export interface AzureDoubles {
   credential: AzureCredentialSpec;
   /** The environment the `environment` source reads (the service principal's secret). */
   env: Record<string, string>;
+  /** `keyManagement.azure` of an agent configuration reading the vault through the doubles. */
+  keyManagementAzure: Record<string, unknown>;
   /** An HTTPS agent trusting the test CA (for a vault provider built directly). */
   agent: https.Agent;
   /** Every secret value the doubles know or issued (for the secret scan). */
@@ -911,6 +913,15 @@ export async function startAzureDoubles(dir: string): Promise<AzureDoubles> {
       timeoutMs: 10_000,
     },
     env: { AZURE_CLIENT_SECRET: sp.secret },
+    keyManagementAzure: {
+      sources: ["environment"],
+      tenantId,
+      clientId: sp.clientId,
+      authorityHost: entra.authorityHost,
+      // the vault double is 127.0.0.1, in no domain of the challenge's resource
+      disableChallengeResourceVerification: true,
+      caFiles: [ca.caFile],
+    },
     agent: new https.Agent({ ca: readFileSync(ca.caFile, "utf8"), keepAlive: false }),
     secrets: () => [sp.secret, ...entra.issued],
     stop: async () => {
