@@ -173,10 +173,11 @@ export class Gate<P extends PolicyRef = PolicyRef> {
             ? { allowed: true, reason: "exempt" }
             : { allowed: false, reason: "it matches no exempt image pattern" };
         if (!policy) return { allowed: false, reason: "no policy applies" };
-        const c = this.o.engine.cached({ reference: d.image, digest: other }, policy);
+        const otherSubject: Subject = { reference: d.image, digest: other, namespace: input.namespace };
+        const c = this.o.engine.cached(otherSubject, policy);
         const v = c
           ? ({ kind: "verdict", verdict: c } as const)
-          : await this.bounded({ reference: d.image, digest: other }, policy, answerBy);
+          : await this.bounded(otherSubject, policy, answerBy);
         if (v.kind === "verdict") {
           const j = judge(v.verdict, policy, undefined, this.now());
           return { allowed: j.allowed, reason: j.reason };
@@ -341,7 +342,8 @@ export class Gate<P extends PolicyRef = PolicyRef> {
 
     // Verdict: name-dependent parts for this reference + cached signature results, else a
     // verification bounded by what is left of the budget.
-    const subject: Subject = { reference, digest };
+    // The namespace too: CEL conditions may read it (judged per request over cached results).
+    const subject: Subject = { reference, digest, namespace: input.namespace };
     let verdict = this.o.engine.cached(subject, policy);
     let source: VerdictSource = "cache";
     if (verdict) this.o.metrics?.cache.inc({ result: "hit" });

@@ -11,6 +11,7 @@ import type { Descriptor, Subject, Verdict } from "../engine/types.js";
 import { type Decision, type DecisionKind, type DecisionSink, formatMessage, judge, judgeFailure, oneLine } from "./decision.js";
 import type { ExemptImages } from "./exempt.js";
 import type { PolicyRef, PolicySelector, VerifyEngine } from "./ports.js";
+import { forSomeNamespace } from "./pull-namespaces.js";
 import type { PullScope } from "./pull-scope.js";
 
 export interface PullRequest {
@@ -190,13 +191,16 @@ export class PullDecider<P extends PolicyRef = PolicyRef> {
   }
 
   private run(subject: Subject, p: P): Promise<Outcome> {
-    const c = this.o.engine.cached(subject, p);
-    if (c) return Promise.resolve({ kind: "verdict", verdict: c });
     try {
-      return this.o.engine.verify(subject, p).then(
-        (verdict): Outcome => ({ kind: "verdict", verdict }),
-        (e: unknown): Outcome => ({ kind: "error", message: errorMessage(e) }),
-      );
+      const c = this.o.engine.cached(subject, p);
+      const v = c ? Promise.resolve(c) : this.o.engine.verify(subject, p);
+      // A verdict a `request.namespace` condition decided is asked again for the namespaces using p.
+      return v
+        .then((x) => forSomeNamespace(this.o.engine, this.o.selector, subject, p, x, new Date(this.now())))
+        .then(
+          (verdict): Outcome => ({ kind: "verdict", verdict }),
+          (e: unknown): Outcome => ({ kind: "error", message: errorMessage(e) }),
+        );
     } catch (e) {
       return Promise.resolve({ kind: "error", message: errorMessage(e) });
     }

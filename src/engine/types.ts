@@ -15,6 +15,11 @@ export interface Subject {
   digest: string;
   /** The top-level descriptor when known (the pull verifier gets it on stdin). */
   descriptor?: Descriptor;
+  /**
+   * The namespace asking (create time); absent for a pull or the CLI. Only CEL conditions
+   * read it (`request.namespace`, "" when absent); it never selects a policy here.
+   */
+  namespace?: string;
 }
 
 /** An OCI image manifest as far as signature artifacts need it. */
@@ -148,4 +153,9 @@ export interface Verdict {
   attestations?: AttestationResult[];
   /** ISO time a time-dependent condition stops holding: the verdict is not served past it. */
   expiresAt?: string;
+  /**
+   * A condition reading `request.namespace` decided this verdict: another namespace may get another
+   * answer for the same image (the pull path asks each namespace using the policy).
+   */
+  namespaceDependent?: boolean;
 }

@@ -28,6 +28,9 @@ export abstract class StoreBackedSource<P extends CompiledPolicyLike> {
   defaultPolicy(): P | undefined {
     return this.store.defaultPolicy();
   }
+  namespacesUsing(policy: { name: string; revision: string }, now: Date = new Date()): string[] {
+    return this.store.namespacesUsing(policy, now);
+  }
   activeBreakGlass(now: Date = new Date()): Array<{ namespace: string; until: number; reason?: string }> {
     return this.store.activeBreakGlass(now);
   }

@@ -404,6 +404,20 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     return [...names].map((n) => this.get(n)).filter((p): p is P => p !== undefined);
   }
 
+  /**
+   * The known namespaces that `policy` (this revision) decides for at `now`, sorted. A pull
+   * asks them when the policy's conditions read `namespace` (docs/pull-semantics.md).
+   */
+  namespacesUsing(policy: { name: string; revision: string }, now: Date): string[] {
+    const out: string[] = [];
+    for (const meta of this.namespaces.values()) {
+      const sel = this.select(meta.name, now, "unknown");
+      if (sel.kind === "policy" && sel.policy.name === policy.name && sel.policy.revision === policy.revision)
+        out.push(meta.name);
+    }
+    return out.sort();
+  }
+
   get(name: string): P | undefined {
     return this.entries.get(name)?.policy;
   }

@@ -94,6 +94,8 @@ export interface PolicySource<P extends CompiledPolicyLike = CompiledPolicy> {
   /** The default policy and every policy a non-exempt namespace names. */
   policiesInUse(): P[];
   defaultPolicy(): P | undefined;
+  /** Known namespaces this policy decides for (pull-time `namespace` conditions). */
+  namespacesUsing?(policy: { name: string; revision: string }, now?: Date): string[];
   /** Namespaces under a valid break-glass at `now` (for pull-time admission). */
   activeBreakGlass?(now?: Date): Array<{ namespace: string; until: number; reason?: string }>;
   /** Called after any change that can change a selection or a revision. Returns unsubscribe. */

@@ -9,6 +9,10 @@ export interface CompiledConditionSpec {
   /** The policy author's sentence for a false condition (defaults to the expression). */
   message?: string;
   condition: CompiledCondition;
+  /** Reads a per-request variable (namespace, the image's name): evaluated per request. */
+  perRequest: boolean;
+  /** Reads `request.namespace` (a pull, which has none, asks every namespace using the policy). */
+  readsNamespace: boolean;
 }
 
 export interface CompiledAttestation {
@@ -23,6 +27,10 @@ export interface CompiledAttestation {
 export interface CompiledAttestationPolicy {
   attestations: CompiledAttestation[];
   conditions: CompiledConditionSpec[];
+  /** Some condition reads a per-request variable: the cache keeps evidence, not a judgement. */
+  perRequest: boolean;
+  /** Some condition reads `request.namespace`. */
+  readsNamespace: boolean;
 }
 
 /** One attestation requirement's outcome (plain data: it is part of the cached verdict). */
@@ -46,10 +54,38 @@ export interface VerifiedStatement {
   signer?: string;
 }
 
+/**
+ * What verification established for one requirement, before any condition: the envelopes
+ * that have the predicate type, verify with the verifier's trust and name the digest
+ * (discovery order), and — for when none does — the furthest any other got. Plain data: it
+ * is what the verdict cache keeps for policies whose conditions are evaluated per request.
+ */
+export interface RequirementEvidence {
+  name: string;
+  candidates: Candidate[];
+  /** The answer when no candidate exists (no candidate → no condition to evaluate). */
+  miss: { result: "failed" | "error"; reason: string; artifactDigest?: string; format?: "bundle" | "legacy" };
+}
+
+export interface Candidate {
+  artifactDigest: string;
+  format: "bundle" | "legacy";
+  signer: string;
+  issuer?: string;
+  predicateType: string;
+  predicate: unknown;
+}
+
+export interface AttestationEvidence {
+  requirements: RequirementEvidence[];
+}
+
 export interface AttestationOutcome {
   results: AttestationResult[];
   /** name → verified statement (only for passed requirements). */
   statements: Map<string, VerifiedStatement>;
   /** Earliest time a time-dependent attestation condition stops holding (within the horizon). */
   expiresAt?: Date;
+  /** A condition reading `request.namespace` was evaluated (another namespace may be answered otherwise). */
+  readNamespace: boolean;
 }

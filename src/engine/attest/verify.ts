@@ -1,8 +1,10 @@
 // Verifying attestations against the policy's requirements. An envelope counts for a
 // requirement only if (in this order) its statement has the required predicate type, its
-// DSSE signature verifies with the required cosign verifier's keys (or keyless identities,
-// bundle format), its statement's subject names the image digest, and the requirement's
-// conditions hold. The denial names the requirement and the furthest check any candidate
+// DSSE signature verifies with the required cosign verifier's keys (or keyless identities),
+// its statement's subject names the image digest, and the requirement's conditions hold.
+// The first three are verification (gatherEvidence: digest-bound, cacheable); conditions
+// are a separate, synchronous step (chooseAttestations), so conditions that read the
+// namespace or the image's name can run per request over cached evidence. The denial names the requirement and the furthest check any candidate
 // reached, so "signed by someone else" and "built elsewhere" read differently.
 import type { CompiledCondition } from "../cel/index.js";
 import { type ParsedBundle, pae, parseBundle } from "../cosign/bundle.js";
@@ -16,10 +18,13 @@ import type { CosignConfig } from "../policy/model.js";
 import type { AttestationSource, EnvelopeRef } from "./discover.js";
 import { earliest, firstChange } from "./expiry.js";
 import type {
+  AttestationEvidence,
   AttestationOutcome,
   AttestationResult,
+  Candidate,
   CompiledAttestation,
   CompiledConditionSpec,
+  RequirementEvidence,
   VerifiedStatement,
 } from "./types.js";
 
@@ -55,8 +60,10 @@ export function conditionLabel(c: CompiledConditionSpec): string {
 export function firstFailing(
   conds: CompiledConditionSpec[],
   vars: Record<string, unknown>,
+  evaluated?: (c: CompiledConditionSpec) => void,
 ): { cond: CompiledConditionSpec; why: string } | undefined {
   for (const c of conds) {
+    evaluated?.(c);
     const r = c.condition.evaluate(vars);
     // JSON quoting keeps an expression's own quotes readable in the one-line reason.
     const label = JSON.stringify(conditionLabel(c));
@@ -174,36 +181,45 @@ function signerOf(
   return `it is not signed by any key of verifier ${verifier} (${keys.map((k) => k.name).join(", ")})`;
 }
 
-export async function verifyAttestations(
+export interface GatherOptions {
+  signal?: AbortSignal;
+}
+
+/**
+ * Everything about the requirements that does not depend on a condition: per requirement,
+ * the candidates (predicate type, signature and subject checked) and the answer when there
+ * is none. Requirements without conditions keep only their first candidate.
+ */
+export async function gatherEvidence(
   source: AttestationSource,
   reqs: CompiledAttestation[],
   verifiers: ReadonlyMap<string, CosignConfig>,
-  opts: AttestVerifyOptions,
-): Promise<AttestationOutcome> {
+  opts: GatherOptions = {},
+): Promise<AttestationEvidence> {
   const parsed: Parsed[] = [];
   for (const ref of source.envelopes) parsed.push(await parseEnvelope(source, ref, opts.signal));
-  const results: AttestationResult[] = [];
-  const statements = new Map<string, VerifiedStatement>();
-  let expiresAt: Date | undefined;
   const digestParts = splitDigest(source.subject.digest);
+  const requirements: RequirementEvidence[] = [];
 
   for (const req of reqs) {
-    const base = { name: req.name, predicateType: req.predicateType, verifier: req.verifier };
     const cfg = verifiers.get(req.verifier);
     if (!cfg) {
-      results.push({
-        ...base,
-        result: "failed",
-        reason: `verifier ${req.verifier} is not a cosign verifier of this policy`,
+      requirements.push({
+        name: req.name,
+        candidates: [],
+        miss: {
+          result: "failed",
+          reason: `verifier ${req.verifier} is not a cosign verifier of this policy`,
+        },
       });
       continue;
     }
-    // Best failure so far: a higher rank means the candidate got further.
+    // Best failure so far: a higher rank means the envelope got further.
     let best: { rank: number; reason: string; ref?: EnvelopeRef } | undefined;
     const note = (rank: number, reason: string, ref?: EnvelopeRef) => {
       if (!best || rank > best.rank) best = { rank, reason, ...(ref ? { ref } : {}) };
     };
-    let passed: AttestationResult | undefined;
+    const candidates: Candidate[] = [];
     let transient: string | undefined;
     for (const p of parsed) {
       if (!p.ok) {
@@ -232,51 +248,117 @@ export async function verifyAttestations(
         );
         continue;
       }
-      const vars = (at: Date) => ({
-        ...opts.baseVars,
-        now: at,
-        predicateType: env.statement.predicateType,
-        predicate: env.statement.predicate,
-        signer: who.signer,
-      });
-      const bad = firstFailing(req.conditions, vars(opts.now));
-      if (bad) {
-        note(3, bad.why, env.ref);
-        continue;
-      }
-      passed = {
-        ...base,
-        result: "passed",
-        reason: `${req.predicateType} attestation signed by ${who.signer}`,
+      candidates.push({
         artifactDigest: env.ref.artifactDigest,
         format: env.ref.format,
         signer: who.signer,
         ...(who.issuer ? { issuer: who.issuer } : {}),
-      };
-      statements.set(req.name, {
         predicateType: env.statement.predicateType,
         predicate: env.statement.predicate,
-        signer: who.signer,
       });
+      if (req.conditions.length === 0) break;
+    }
+    const b = best as { rank: number; reason: string; ref?: EnvelopeRef } | undefined;
+    // A transient fetch error outranks only failures that got nowhere (rank 0).
+    const miss: RequirementEvidence["miss"] =
+      transient && (!b || b.rank < 1)
+        ? { result: "error", reason: transient }
+        : {
+            result: "failed",
+            reason:
+              b?.reason ??
+              `no ${req.predicateType} attestation found${source.truncated ? " (discovery was capped)" : ""}`,
+            ...(b?.ref ? { artifactDigest: b.ref.artifactDigest, format: b.ref.format } : {}),
+          };
+    requirements.push({ name: req.name, candidates, miss });
+  }
+  return { requirements };
+}
+
+export interface ChooseOptions {
+  now: Date;
+  /** Variables every condition sees besides the statement's (image, request, signatures…). */
+  baseVars: Record<string, unknown>;
+  /** Horizon for expiry search (the positive cache TTL). */
+  horizonMs: number;
+}
+
+/**
+ * Per requirement, the first candidate whose conditions hold for these variables; the
+ * denial names the first candidate's false condition, or the miss when there is none.
+ */
+export function chooseAttestations(
+  evidence: AttestationEvidence,
+  reqs: CompiledAttestation[],
+  opts: ChooseOptions,
+): AttestationOutcome {
+  const results: AttestationResult[] = [];
+  const statements = new Map<string, VerifiedStatement>();
+  let expiresAt: Date | undefined;
+  let readNamespace = false;
+  reqs.forEach((req, i) => {
+    const base = { name: req.name, predicateType: req.predicateType, verifier: req.verifier };
+    const ev = evidence.requirements[i];
+    if (!ev || ev.name !== req.name)
+      throw new Error(`attestation evidence does not match requirement ${req.name}`);
+    let firstBad: { why: string; c: Candidate } | undefined;
+    let passed: Candidate | undefined;
+    for (const c of ev.candidates) {
+      const vars = (at: Date) => ({
+        ...opts.baseVars,
+        now: at,
+        predicateType: c.predicateType,
+        predicate: c.predicate,
+        signer: c.signer,
+      });
+      const bad = firstFailing(req.conditions, vars(opts.now), (x) => {
+        readNamespace ||= x.readsNamespace;
+      });
+      if (bad) {
+        firstBad ??= { why: bad.why, c };
+        continue;
+      }
+      passed = c;
       expiresAt = earliest(expiresAt, conditionsExpiry(req.conditions, vars, opts.now, opts.horizonMs));
       break;
     }
-    if (passed) results.push(passed);
-    else if (transient && (!best || best.rank < 1))
-      results.push({ ...base, result: "error", reason: transient });
-    else {
-      const b = best as { rank: number; reason: string; ref?: EnvelopeRef } | undefined;
+    if (passed) {
+      results.push({
+        ...base,
+        result: "passed",
+        reason: `${req.predicateType} attestation signed by ${passed.signer}`,
+        artifactDigest: passed.artifactDigest,
+        format: passed.format,
+        signer: passed.signer,
+        ...(passed.issuer ? { issuer: passed.issuer } : {}),
+      });
+      statements.set(req.name, {
+        predicateType: passed.predicateType,
+        predicate: passed.predicate,
+        signer: passed.signer,
+      });
+    } else if (firstBad)
       results.push({
         ...base,
         result: "failed",
-        reason:
-          b?.reason ??
-          `no ${req.predicateType} attestation found${source.truncated ? " (discovery was capped)" : ""}`,
-        ...(b?.ref ? { artifactDigest: b.ref.artifactDigest, format: b.ref.format } : {}),
+        reason: firstBad.why,
+        artifactDigest: firstBad.c.artifactDigest,
+        format: firstBad.c.format,
       });
-    }
-  }
-  return { results, statements, ...(expiresAt ? { expiresAt } : {}) };
+    else results.push({ ...base, ...ev.miss });
+  });
+  return { results, statements, readNamespace, ...(expiresAt ? { expiresAt } : {}) };
+}
+
+/** gatherEvidence then chooseAttestations: one verification, conditions included. */
+export async function verifyAttestations(
+  source: AttestationSource,
+  reqs: CompiledAttestation[],
+  verifiers: ReadonlyMap<string, CosignConfig>,
+  opts: AttestVerifyOptions,
+): Promise<AttestationOutcome> {
+  const evidence = await gatherEvidence(source, reqs, verifiers, opts.signal ? { signal: opts.signal } : {});
+  return chooseAttestations(evidence, reqs, opts);
 }
 
 export type { CompiledCondition };

@@ -54,6 +54,8 @@ export interface CompiledCondition {
   expression: string;
   /** True when the expression reads `now` (its result can change as time passes). */
   usesNow: boolean;
+  /** The variables it reads, as dotted paths ("namespace", "image.tag"; see readPaths). */
+  reads: ReadonlySet<string>;
   /** Evaluates against `vars` (JSON-like values, Dates, Maps); never throws. */
   evaluate(vars: Record<string, unknown>, opts?: { costLimit?: number }): ConditionResult;
 }
@@ -109,6 +111,7 @@ export function compileCondition(
   return {
     expression,
     usesNow: c.usesNow,
+    reads: c.reads,
     evaluate(input, opts = {}) {
       const r = c.evaluate(input, opts);
       if (!r.ok) return r;
@@ -121,6 +124,7 @@ export function compileCondition(
 export interface CompiledExpression {
   expression: string;
   usesNow: boolean;
+  reads: ReadonlySet<string>;
   /** The static type the checker derived (dyn when checking was off). */
   type: CelCheckType;
   evaluate(
@@ -162,6 +166,7 @@ export function compileExpression(
     return { message: `expression must evaluate to bool, but has type ${typeName(result)}` };
 
   const usesNow = "now" in vars && mentions(parsed.expr, "now");
+  const reads = readPaths(parsed.expr, new Set(Object.keys(vars)));
   instrument(parsed.expr, { next: maxId(parsed.expr) + 1n });
   let program: ReturnType<typeof plan>;
   try {
@@ -172,6 +177,7 @@ export function compileExpression(
   return {
     expression,
     usesNow,
+    reads,
     type: result,
     evaluate(input, opts = {}) {
       const mine = { left: opts.costLimit ?? DEFAULT_COST_LIMIT, exceeded: false };
@@ -208,6 +214,13 @@ export function formatIssue(i: CelIssue): string {
 }
 
 /**
+ * Conversions of objects already seen. Conditions are evaluated per request over predicates
+ * kept in the verdict cache (the same objects every time, never mutated), so each is
+ * converted once; entries go when the cache drops the predicate.
+ */
+const converted = new WeakMap<object, CelInput>();
+
+/**
  * JSON-like data (and Dates) → CEL input: plain objects become maps, Dates timestamps;
  * values that already are CEL inputs (bigint, Uint8Array, messages, CelUint) pass through.
  */
@@ -216,12 +229,19 @@ function toCel(v: unknown, depth: number): CelInput {
   if (v === null || v === undefined) return null;
   if (v instanceof Uint8Array || isPassThrough(v)) return v as CelInput;
   if (v instanceof Date) return timestampFromDate(v) as unknown as CelInput;
-  if (Array.isArray(v)) return v.map((x) => toCel(x, depth + 1));
-  if (v instanceof Map) return new Map([...v].map(([k, x]) => [k, toCel(x, depth + 1)])) as CelInput;
   if (typeof v === "object") {
-    const m = new Map<string, CelInput>();
-    for (const [k, x] of Object.entries(v as Record<string, unknown>)) m.set(k, toCel(x, depth + 1));
-    return m as CelInput;
+    const seen = converted.get(v);
+    if (seen !== undefined) return seen;
+    let out: CelInput;
+    if (Array.isArray(v)) out = v.map((x) => toCel(x, depth + 1));
+    else if (v instanceof Map) out = new Map([...v].map(([k, x]) => [k, toCel(x, depth + 1)])) as CelInput;
+    else {
+      const m = new Map<string, CelInput>();
+      for (const [k, x] of Object.entries(v as Record<string, unknown>)) m.set(k, toCel(x, depth + 1));
+      out = m as CelInput;
+    }
+    converted.set(v, out);
+    return out;
   }
   if (typeof v === "number" || typeof v === "string" || typeof v === "boolean" || typeof v === "bigint")
     return v;
@@ -257,6 +277,38 @@ function children(e: Expr): Expr[] {
     default:
       return [];
   }
+}
+
+/**
+ * The declared variables an expression reads, each as the longest field selection made on it
+ * ("image.tag"; just "image" when the record itself is used, e.g. `image["tag"]`). A
+ * comprehension variable that shadows a declared name counts as a read of it: the answer
+ * may over-report, never under-report, which is what callers deciding "does this condition
+ * depend on X" need.
+ */
+function readPaths(e: Expr, declared: ReadonlySet<string>): ReadonlySet<string> {
+  const out = new Set<string>();
+  const walk = (x: Expr) => {
+    const path = selectPath(x);
+    if (path !== undefined) {
+      if (declared.has(path.split(".")[0] ?? "")) out.add(path);
+      return;
+    }
+    for (const c of children(x)) walk(c);
+  };
+  walk(e);
+  return out;
+}
+
+/** "a.b.c" for a chain of field selections on an identifier (has() tests included). */
+function selectPath(e: Expr): string | undefined {
+  const k = e.exprKind;
+  if (k.case === "identExpr") return k.value.name.replace(/^\./, "");
+  if (k.case === "selectExpr" && k.value.operand) {
+    const inner = selectPath(k.value.operand);
+    return inner === undefined ? undefined : `${inner}.${k.value.field}`;
+  }
+  return undefined;
 }
 
 function mentions(e: Expr, name: string): boolean {

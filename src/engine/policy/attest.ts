@@ -2,17 +2,22 @@
 // compiled and type-checked here, so a typo is a policy error with line:column, never a
 // surprise denial) and compilation into what the engine evaluates.
 //
-// Variables (docs/policy.md "Attestations and conditions"):
+// Variables (docs/policy-guide.md "Attestations and conditions"):
 //   in spec.attestations[].conditions:
 //     predicate      dyn        the statement's predicate (JSON)
 //     predicateType  string
 //     signer         string     key name or certificate identity that signed it
-//     image          {digest}
+//     image          {digest, reference, name, registry, repository, tag}
+//     request        {namespace}  the pod's namespace ("" when the request has none); not a
+//                    top-level `namespace`: that word is reserved in CEL (Kubernetes'
+//                    ValidatingAdmissionPolicy has request.namespace too)
 //     now            timestamp  the verification time
 //   in spec.conditions (after every attestation requirement passed):
-//     image, now     as above
+//     image, request, now       as above
 //     signatures     list of {verifier, kind, signer, issuer, artifactDigest} (accepted ones)
 //     attestations   {<name>: {predicateType, predicate, signer}} for every spec.attestations entry
+// `request` and every `image` field but `digest` differ per request for one digest: a
+// condition reading them is marked perRequest and evaluated per request (attest/index.ts).
 import type { CompiledAttestationPolicy, CompiledConditionSpec } from "../attest/types.js";
 import {
   type CelCheckType,
@@ -42,16 +47,43 @@ export const PREDICATE_ALIASES: Readonly<Record<string, string>> = {
 const LIMITS = { attestations: 16, conditions: 32, messageChars: 512 };
 const NAME_RE = /^[a-z][a-z0-9_]{0,62}$/;
 
-const IMAGE = record("image", { digest: T.string });
+const IMAGE = record("image", {
+  digest: T.string,
+  reference: T.string,
+  name: T.string,
+  registry: T.string,
+  repository: T.string,
+  tag: T.string,
+});
+const REQUEST = record("request", { namespace: T.string });
 
 export function attestationConditionVars(): Record<string, CelCheckType> {
-  return { predicate: T.dyn, predicateType: T.string, signer: T.string, image: IMAGE, now: T.timestamp };
+  return {
+    predicate: T.dyn,
+    predicateType: T.string,
+    signer: T.string,
+    image: IMAGE,
+    request: REQUEST,
+    now: T.timestamp,
+  };
+}
+
+/** Whether a condition reading these paths depends on the request (not only on the digest). */
+function readsRequest(reads: ReadonlySet<string>): boolean {
+  for (const p of reads)
+    if (p.startsWith("request") || (p.startsWith("image") && p !== "image.digest")) return true;
+  return false;
+}
+
+function readsNamespace(reads: ReadonlySet<string>): boolean {
+  return reads.has("request") || [...reads].some((p) => p.startsWith("request.namespace"));
 }
 
 export function policyConditionVars(names: string[]): Record<string, CelCheckType> {
   const one = record("attestation", { predicateType: T.string, predicate: T.dyn, signer: T.string });
   return {
     image: IMAGE,
+    request: REQUEST,
     now: T.timestamp,
     signatures: list(
       record("signature", {
@@ -111,9 +143,14 @@ function conditions(
     }
     const compiled = compileCondition(c.expression, vars);
     if (isCelIssue(compiled)) {
+      // `namespace` is a reserved word in CEL: say where the namespace is.
+      const hint =
+        /reserved identifier/.test(compiled.message) && /(^|[^.\w])namespace\b/.test(c.expression)
+          ? " (namespace is reserved in CEL: the pod's namespace is request.namespace)"
+          : "";
       issues.push({
         path: `${p}.expression`,
-        message: `${formatIssue(compiled)} in ${JSON.stringify(c.expression.length > 200 ? `${c.expression.slice(0, 200)}…` : c.expression)}`,
+        message: `${formatIssue(compiled)}${hint} in ${JSON.stringify(c.expression.length > 200 ? `${c.expression.slice(0, 200)}…` : c.expression)}`,
       });
       return;
     }
@@ -210,6 +247,8 @@ function compileAll(
       expression: c.expression,
       ...(c.message ? { message: c.message } : {}),
       condition,
+      perRequest: readsRequest(condition.reads),
+      readsNamespace: readsNamespace(condition.reads),
     };
   });
 }
@@ -218,13 +257,18 @@ export function compileAttestationPolicy(spec: PolicySpec): CompiledAttestationP
   const atts = spec.attestations ?? [];
   const conds = spec.conditions ?? [];
   if (atts.length === 0 && conds.length === 0) return undefined;
+  const attestations = atts.map((a, i) => ({
+    name: a.name,
+    predicateType: a.predicateType,
+    verifier: a.verifier,
+    conditions: compileAll(a.conditions, `spec.attestations[${i}].conditions`, attestationConditionVars()),
+  }));
+  const conditions = compileAll(conds, "spec.conditions", policyConditionVars(atts.map((a) => a.name)));
+  const all = [...attestations.flatMap((a) => a.conditions), ...conditions];
   return {
-    attestations: atts.map((a, i) => ({
-      name: a.name,
-      predicateType: a.predicateType,
-      verifier: a.verifier,
-      conditions: compileAll(a.conditions, `spec.attestations[${i}].conditions`, attestationConditionVars()),
-    })),
-    conditions: compileAll(conds, "spec.conditions", policyConditionVars(atts.map((a) => a.name))),
+    attestations,
+    conditions,
+    perRequest: all.some((c) => c.perRequest),
+    readsNamespace: all.some((c) => c.readsNamespace),
   };
 }

@@ -1,6 +1,9 @@
 // Step: the per-request judgement. Cached, name-independent signature results become this
 // caller's verdict: the AnyOf / AllOf combination with its reasons, the optional Rego gate
-// (its input carries this caller's reference), then the cached attestation judgement.
+// (its input carries this caller's reference), then the cached attestation judgement — or,
+// when a condition reads a per-request variable, the conditions judged over the cached
+// evidence for this caller's namespace and name.
+import { judgeEvidence, requestVars } from "../attest/index.js";
 import { EngineError, toEngineError } from "../errors.js";
 import type { RegoInput } from "../policy/model.js";
 import type { SignatureCheck, Verdict } from "../types.js";
@@ -24,6 +27,13 @@ export function judgeSignatures(j: Judging, sig: SignatureResult): Verdict {
     v = decide(j, summariseAll(j.policy, per), per.flat());
     if (v.outcome === "verified" && sig.attestation)
       v = withAttestations(j, v, sig.attestation, sig.expiresAt);
+    else if (v.outcome === "verified" && sig.attestationEvidence) {
+      // Conditions reading the namespace or the image's name: judged for this request.
+      const a = judgeEvidence(sig.attestationEvidence, j.policy, per.flat(), requestVars(j.subject), j.now());
+      const until = a.state === "passed" ? a.expiresAt?.toISOString() : undefined;
+      v = withAttestations(j, v, a, until);
+      if (a.readNamespace) v = { ...v, namespaceDependent: true };
+    }
   }
   return { ...v, cached: sig.cached, decidedAt: sig.decidedAt };
 }

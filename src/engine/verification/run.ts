@@ -1,7 +1,7 @@
 // The shared verification (one per digest × result revision, whoever asked): discover the
 // signature artifacts once, run every verifier over them, combine, and — when the signatures
 // passed — judge spec.attestations / spec.conditions. Name-independent, so it is cacheable.
-import { type AttestationSource, judgeAttestations } from "../attest/index.js";
+import { type AttestationSource, judgeAttestations, requestVars } from "../attest/index.js";
 import { abortable } from "../abortable.js";
 import { EngineError, toEngineError } from "../errors.js";
 import type { CompiledPolicy } from "../policy/model.js";
@@ -64,10 +64,13 @@ export async function verifySignatures(
     if (result.outcome === "verified" && policy.attest) {
       const discover = (s: Subject, o: { signal?: AbortSignal }) => discoverAttestations(deps, s, o);
       const j = await abortable(
-        judgeAttestations(discover, subject, policy, results.flat(), now(), ac.signal),
+        judgeAttestations(discover, subject, policy, results.flat(), requestVars(subject), now(), ac.signal),
         ac.signal,
       );
-      if (j.state === "passed") {
+      if (j.state === "per-request") {
+        result.attestationEvidence = j.evidence;
+        result.outcome = j.outcome;
+      } else if (j.state === "passed") {
         result.attestation = { state: j.state, results: j.results, reasons: j.reasons };
         if (j.expiresAt) result.expiresAt = j.expiresAt.toISOString();
       } else {

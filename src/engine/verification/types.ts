@@ -1,5 +1,5 @@
 // Types shared by the verification steps (verification/*.ts) and the orchestrator (../verify.ts).
-import type { AttestationResult, AttestationSource } from "../attest/index.js";
+import type { AttestationEvidence, AttestationResult, AttestationSource } from "../attest/index.js";
 import type { CosignConfig, NotationConfig } from "../policy/model.js";
 import type { ArtifactKind, ArtifactSource, SignatureCheck, Subject } from "../types.js";
 
@@ -40,6 +40,11 @@ export interface SignatureResult {
    * here; `expiresAt` is when a time-dependent condition stops holding.
    */
   attestation?: StoredJudgement;
+  /**
+   * Instead of `attestation` when a condition reads a per-request variable (namespace, the
+   * image's name): what verification established, judged per request (judgeSignatures).
+   */
+  attestationEvidence?: AttestationEvidence;
   expiresAt?: string;
   decidedAt: string;
   durationMs: number;

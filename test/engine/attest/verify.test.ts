@@ -92,7 +92,7 @@ function req(conditions: string[] = []): CompiledAttestation {
     conditions: conditions.map((expression, i) => {
       const condition = compileCondition(expression, attestationConditionVars());
       if (isCelIssue(condition)) throw new Error(condition.message);
-      return { path: `c[${i}]`, expression, condition };
+      return { path: `c[${i}]`, expression, condition, perRequest: false, readsNamespace: false };
     }),
   };
 }

@@ -52,7 +52,7 @@ describe("spec.attestations and spec.conditions validation", () => {
     ).toEqual([
       {
         path: "spec.attestations[0].conditions[1].expression",
-        message: `1:1: undeclared reference to 'predicat' (variables: image, now, predicate, predicateType, signer) in "predicat.x == 1"`,
+        message: `1:1: undeclared reference to 'predicat' (variables: image, now, predicate, predicateType, request, signer) in "predicat.x == 1"`,
       },
       {
         path: "spec.conditions[0].expression",
