@@ -1,7 +1,9 @@
 // Attestation policies end to end on a real containerd 2.1.9 + runc: the pull verifier in
 // bin_dir and the agent's NRI gate, a real registry, images signed and attested with the real
 // `cosign attest` 3.1.1 (key-based; bundle referrers and the legacy .att tag), the file
-// policy source. Two namespaces ask for different builders.
+// policy source. Two namespaces ask for different builders; a third policy's condition reads
+// request.namespace (one verification, allowed in one namespace and denied in another, and a
+// pull admitted only while a namespace that could run the image uses the policy).
 // (A cached allow expiring with the scan age is shown with an injected clock in
 // test/engine/attest.integration.test.ts.)
 import { execFileSync } from "node:child_process";
@@ -23,6 +25,7 @@ import { CriError, type Pod } from "./lib/cri.js";
 
 const BUILDER_A = "https://ci.team-a.example/builder";
 const BUILDER_B = "https://ci.team-b.example/builder";
+const BUILDER_C = "https://ci.team-c.example/builder";
 const DAY = 86_400_000;
 
 let work: string;
@@ -32,12 +35,30 @@ let agent: Daemon | undefined;
 let key: CosignKeys;
 let apiSocket: string;
 let img: Record<ScenarioImage, PushedImage>;
+/** Built by BUILDER_C: only the per-namespace policy can allow them. */
+let imgC: Record<"bundle" | "legacy", PushedImage>;
+let policyDir: string;
 let seq = 0;
 
 function writeYaml(dir: string, file: string, docs: unknown[]) {
   const tmp = path.join(dir, `.${file}.tmp`);
   writeFileSync(tmp, docs.map((d) => stringify(d)).join("---\n"));
   execFileSync("mv", [tmp, path.join(dir, file)]);
+}
+
+/** team-a/b use builder-a/b; team-c's policy is `teamC`, team-d's always per-namespace. */
+function writeNamespaces(teamC: string) {
+  const ns = (name: string, policy: string) => ({
+    apiVersion: "v1",
+    kind: "Namespace",
+    metadata: { name, annotations: { "tollgate.dev/policy": policy } },
+  });
+  writeYaml(policyDir, "namespaces.yaml", [
+    ns("team-a", "builder-a"),
+    ns("team-b", "builder-b"),
+    ns("team-c", teamC),
+    ns("team-d", "per-namespace"),
+  ]);
 }
 
 async function pullError(ref: string): Promise<string | undefined> {
@@ -82,25 +103,26 @@ beforeAll(async () => {
     builder: BUILDER_A,
     scanAt: new Date(Date.now() - DAY),
   })) as Record<ScenarioImage, PushedImage>;
+  imgC = await pushAttestedImages({
+    registryHost: registry.host,
+    place: (n) => [`attest-ns/${n}`, "v1"],
+    key,
+    rogue: key,
+    builder: BUILDER_C,
+    scanAt: new Date(Date.now() - DAY),
+    only: ["bundle", "legacy"],
+  });
 
-  const policyDir = path.join(work, "policies");
+  policyDir = path.join(work, "policies");
   mkdirSync(policyDir);
   writeYaml(policyDir, "policies.yaml", [
     attestationPolicy("builder-a", key.publicKeyPem, BUILDER_A),
     attestationPolicy("builder-b", key.publicKeyPem, BUILDER_B),
+    attestationPolicy("per-namespace", key.publicKeyPem, BUILDER_C, {
+      conditions: [{ expression: `request.namespace == "team-c"`, message: "runs only in team-c" }],
+    }),
   ]);
-  writeYaml(policyDir, "namespaces.yaml", [
-    {
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: { name: "team-a", annotations: { "tollgate.dev/policy": "builder-a" } },
-    },
-    {
-      apiVersion: "v1",
-      kind: "Namespace",
-      metadata: { name: "team-b", annotations: { "tollgate.dev/policy": "builder-b" } },
-    },
-  ]);
+  writeNamespaces("per-namespace");
   const node = await startAgentNode({
     work,
     policyDir,
@@ -113,7 +135,7 @@ beforeAll(async () => {
   agent = await startAgentProcess(node, work);
   await waitFor(
     "policies loaded",
-    async () => (await agentStatus(node.apiSocket)).policies.length === 2,
+    async () => (await agentStatus(node.apiSocket)).policies.length === 3,
     30_000,
   );
 }, 300_000);
@@ -169,5 +191,43 @@ describe("attestation policies on containerd", () => {
     const b = await create("team-b", ref);
     expect(b.error).toContain(`in namespace "team-b" by policy "builder-b"`);
     expect(b.error).toContain(`${P}condition "built by ${BUILDER_B}" is false`);
+  });
+
+  it("request.namespace: one verification, allowed in team-c and denied in team-d (cached in between); the pull is admitted because team-c could run it", async () => {
+    const ref = imgC.bundle.ref;
+    // Neither builder-a nor builder-b allows it; per-namespace does, for team-c only.
+    expect(await pullError(ref)).toBeUndefined();
+    const c = await create("team-c", ref);
+    expect(c.error).toBeUndefined();
+    await ctrd.cri.startContainer(c.id!);
+    await ctrd.cri.waitForLog(c.id!, "hello from attest-ns/bundle:v1");
+    const d = await create("team-d", ref);
+    expect(d.error).toContain("PermissionDenied");
+    expect(d.error).toContain(`in namespace "team-d" by policy "per-namespace"`);
+    expect(d.error).toContain('spec.conditions[0]: condition "runs only in team-c" is false');
+    expect((await create("team-c", ref)).error).toBeUndefined();
+  });
+
+  it("request.namespace at pull: denied once no namespace that could run the image uses the policy", async () => {
+    // team-c moves to builder-a; only team-d (which the condition refuses) uses per-namespace.
+    writeNamespaces("builder-a");
+    await waitFor(
+      "team-c switched to builder-a",
+      async () => (await create("team-c", imgC.bundle.ref)).error?.includes('by policy "builder-a"') === true,
+      30_000,
+    );
+    const ref = imgC.legacy.ref;
+    const pulled = await pullError(ref);
+    expect(pulled).toContain(`tollgate: denied ${ref} (${imgC.legacy.digest})`);
+    expect(pulled).not.toContain("team-d");
+    expect(await ctrd.cri.imageStatus(ref)).toBeUndefined();
+    // Back on team-c, the same image pulls (its verification is cached: only the namespaces asked change).
+    writeNamespaces("per-namespace");
+    await waitFor(
+      "team-c back on per-namespace",
+      async () => (await create("team-c", imgC.bundle.ref)).error === undefined,
+      30_000,
+    );
+    expect(await pullError(ref)).toBeUndefined();
   });
 });
