@@ -6,13 +6,15 @@
 // are a separate, synchronous step (chooseAttestations), so conditions that read the
 // namespace or the image's name can run per request over cached evidence. The denial names the requirement and the furthest check any candidate
 // reached, so "signed by someone else" and "built elsewhere" read differently.
+import type { Bundle } from "@sigstore/bundle";
 import type { CompiledCondition } from "../cel/index.js";
 import { type ParsedBundle, pae, parseBundle } from "../cosign/bundle.js";
 import { asArray, asObject, asString, decodeBase64, parseJsonBytes } from "../cosign/json.js";
-import { prepareKeyless, verifyKeyless } from "../cosign/keyless.js";
+import { prepareKeyless, verifyKeylessBundle } from "../cosign/keyless.js";
 import { findSigner, loadKeys } from "../cosign/keys.js";
+import { legacyKeylessDsseBundle } from "../cosign/legacy-keyless.js";
 import { splitDigest } from "../cosign/payload.js";
-import { LIMITS, MT_IN_TOTO } from "../cosign/types.js";
+import { ANN_CERTIFICATE, LIMITS, MT_IN_TOTO } from "../cosign/types.js";
 import { EngineError, toEngineError } from "../errors.js";
 import type { CosignConfig } from "../policy/model.js";
 import type { AttestationSource, EnvelopeRef } from "./discover.js";
@@ -36,6 +38,8 @@ interface Envelope {
   payload: Buffer;
   signatures: { sig: Buffer; hint?: string }[];
   bundle?: ParsedBundle;
+  /** A legacy layer with certificate annotations: its keyless bundle, or why it is malformed. */
+  legacyKeyless?: { bundle: Bundle } | { error: string };
   statement: { predicateType: string; subjects: Record<string, string>[]; predicate: unknown };
 }
 
@@ -126,6 +130,15 @@ async function parseEnvelope(
       }));
       if (signatures.length === 0) throw new EngineError("MALFORMED", "DSSE envelope has no signature");
     }
+    let legacyKeyless: Envelope["legacyKeyless"];
+    const ann = ref.layer.annotations ?? {};
+    if (ref.format === "legacy" && typeof ann[ANN_CERTIFICATE] === "string") {
+      try {
+        legacyKeyless = { bundle: legacyKeylessDsseBundle(ann, { payloadType, payload, signatures }) };
+      } catch (e) {
+        legacyKeyless = { error: toEngineError(e, "MALFORMED").message };
+      }
+    }
     if (payloadType !== MT_IN_TOTO)
       return fail(`DSSE payload type is ${payloadType.slice(0, 100)}, not ${MT_IN_TOTO}`);
     const st = asObject(parseJsonBytes(payload, "in-toto statement"), "in-toto statement");
@@ -145,6 +158,7 @@ async function parseEnvelope(
         payload,
         signatures,
         ...(bundle ? { bundle } : {}),
+        ...(legacyKeyless ? { legacyKeyless } : {}),
         statement: {
           predicateType: asString(st.predicateType, "in-toto predicateType"),
           subjects,
@@ -166,9 +180,14 @@ function signerOf(
   verifier: string,
 ): { signer: string; issuer?: string } | string {
   const keys = loadKeys(cfg.keys);
-  if (env.bundle?.material === "certificate") {
+  // Keyless: a bundle with a certificate, or a legacy layer with certificate annotations
+  // (as for legacy .sig, those are judged keyless only when the verifier has keyless trust).
+  const legacy = cfg.keyless || keys.length === 0 ? env.legacyKeyless : undefined;
+  if (env.bundle?.material === "certificate" || legacy) {
     if (!cfg.keyless) return `it is signed keylessly, but verifier ${verifier} has no keyless trust`;
-    const r = verifyKeyless(prepareKeyless(cfg.keyless), env.bundle);
+    if (legacy && "error" in legacy) return `its keyless signature cannot be checked: ${legacy.error}`;
+    const b = env.bundle?.bundle ?? (legacy as { bundle: Bundle }).bundle;
+    const r = verifyKeylessBundle(prepareKeyless(cfg.keyless), b);
     if (!r.ok) return `its keyless signature is not trusted by verifier ${verifier}: ${r.reason}`;
     return { signer: r.subject, ...(r.issuer ? { issuer: r.issuer } : {}) };
   }

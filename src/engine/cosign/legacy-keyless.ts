@@ -1,8 +1,9 @@
-// Legacy keyless cosign signatures (`sha256-<hex>.sig`, cosign before v3): the Fulcio
-// certificate, its chain, the Rekor bundle (signed entry timestamp) and an optional RFC 3161
-// timestamp travel as annotations of the simple-signing layer. They are restated as the
-// Sigstore bundle they are equivalent to (v0.1: message signature over the payload, tlog
-// entry with its inclusion promise) so one verifier — @sigstore/verify, offline, through
+// Legacy keyless cosign signatures and attestations (`sha256-<hex>.sig` / `.att`, cosign
+// before v3): the Fulcio certificate, its chain, the Rekor bundle (signed entry timestamp)
+// and an optional RFC 3161 timestamp travel as annotations of the layer (simple-signing
+// payload, or the DSSE envelope). They are restated as the Sigstore bundle they are
+// equivalent to (v0.1: message signature over the payload, or the DSSE envelope; tlog entry
+// with its inclusion promise) so one verifier — @sigstore/verify, offline, through
 // keyless.ts — judges chain, SCT, SET, timestamps and the certificate at the logged time.
 import { errorMessage } from "../../base/errors.js";
 import { createHash, X509Certificate } from "node:crypto";
@@ -75,15 +76,8 @@ function tlogEntry(text: string): Record<string, unknown> {
   };
 }
 
-/**
- * The Sigstore bundle a legacy keyless simple-signing layer stands for. `signature` is the
- * raw signature (decoded from dev.cosignproject.cosign/signature), `payload` the layer bytes.
- */
-export function legacyKeylessBundle(
-  annotations: Record<string, string>,
-  payload: Uint8Array,
-  signature: Buffer,
-): Bundle {
+/** The verification material (certificate, chain, Rekor entry, timestamp) of legacy annotations. */
+function verificationMaterial(annotations: Record<string, string>): Record<string, unknown> {
   const certText = annotations[ANN_CERTIFICATE];
   if (typeof certText !== "string") throw malformed(`no ${ANN_CERTIFICATE} annotation`);
   const leaf = pemCertificates(certText, "certificate annotation");
@@ -107,14 +101,10 @@ export function legacyKeylessBundle(
       throw malformed("RFC 3161 annotation has no SignedRFC3161Timestamp");
     vm.timestampVerificationData = { rfc3161Timestamps: [{ signedTimestamp: ts }] };
   }
-  const json = {
-    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
-    verificationMaterial: vm,
-    messageSignature: {
-      messageDigest: { algorithm: "SHA2_256", digest: createHash("sha256").update(payload).digest("base64") },
-      signature: signature.toString("base64"),
-    },
-  };
+  return vm;
+}
+
+function toBundle(json: Record<string, unknown>): Bundle {
   try {
     return bundleFromJSON(json);
   } catch (e) {
@@ -123,4 +113,45 @@ export function legacyKeylessBundle(
       `its annotations do not form a valid Sigstore bundle${Array.isArray(fields) ? `: ${fields.slice(0, 5).join(", ")}` : e instanceof Error ? `: ${e.message.slice(0, 160)}` : ""}`,
     );
   }
+}
+
+/**
+ * The Sigstore bundle a legacy keyless simple-signing layer stands for. `signature` is the
+ * raw signature (decoded from dev.cosignproject.cosign/signature), `payload` the layer bytes.
+ */
+export function legacyKeylessBundle(
+  annotations: Record<string, string>,
+  payload: Uint8Array,
+  signature: Buffer,
+): Bundle {
+  return toBundle({
+    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    verificationMaterial: verificationMaterial(annotations),
+    messageSignature: {
+      messageDigest: { algorithm: "SHA2_256", digest: createHash("sha256").update(payload).digest("base64") },
+      signature: signature.toString("base64"),
+    },
+  });
+}
+
+/**
+ * The Sigstore bundle a legacy keyless attestation (`sha256-<hex>.att` layer: the DSSE
+ * envelope itself, with the same certificate / chain / Rekor bundle annotations; cosign
+ * before v3 logs it as an intoto v0.0.2 entry) stands for: the envelope as a DSSE bundle.
+ */
+export function legacyKeylessDsseBundle(
+  annotations: Record<string, string>,
+  envelope: { payloadType: string; payload: Buffer; signatures: { sig: Buffer }[] },
+): Bundle {
+  if (envelope.signatures.length !== 1)
+    throw malformed(`a keyless DSSE envelope has one signature, this one ${envelope.signatures.length}`);
+  return toBundle({
+    mediaType: "application/vnd.dev.sigstore.bundle+json;version=0.1",
+    verificationMaterial: verificationMaterial(annotations),
+    dsseEnvelope: {
+      payload: envelope.payload.toString("base64"),
+      payloadType: envelope.payloadType,
+      signatures: envelope.signatures.map((s) => ({ sig: s.sig.toString("base64"), keyid: "" })),
+    },
+  });
 }

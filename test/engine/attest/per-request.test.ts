@@ -5,15 +5,15 @@
 // is the engine fakes'.
 import crypto from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { requestVars } from "../../../src/engine/attest/index.js";
+import { ExemptImages } from "../../../src/decision/exempt.js";
+import type { PolicySelector, Selection } from "../../../src/decision/ports.js";
+import { PullDecider } from "../../../src/decision/pull.js";
 import type { AttestationSource } from "../../../src/engine/attest/discover.js";
+import { requestVars } from "../../../src/engine/attest/index.js";
 import { validatePolicy } from "../../../src/engine/policy/index.js";
 import type { CompiledPolicy } from "../../../src/engine/policy/model.js";
 import type { Descriptor, Subject } from "../../../src/engine/types.js";
 import { createEngineCore } from "../../../src/engine/verify.js";
-import { ExemptImages } from "../../../src/decision/exempt.js";
-import type { PolicySelector, Selection } from "../../../src/decision/ports.js";
-import { PullDecider } from "../../../src/decision/pull.js";
 import { digestN, fakeDeps, key, manualClock, pass, policy } from "../policy/engine-fakes.js";
 
 const D = digestN(42);

@@ -347,3 +347,90 @@ async function stampSignature(s: MockSigstore, sig: Buffer): Promise<Buffer> {
     vi.useRealTimers();
   }
 }
+
+export interface LegacyAttestOptions {
+  /** sha256:<hex> the statement names. */
+  digest: string;
+  subject: string;
+  issuer: string;
+  predicateType: string;
+  predicate: unknown;
+  /** Attach the Rekor bundle annotation (default true). */
+  rekorBundle?: boolean;
+  ca?: CA;
+}
+
+export interface LegacyAttestation {
+  /** The layer: the DSSE envelope JSON. */
+  envelope: Buffer;
+  /** The layer annotations cosign 2 writes for a keyless attestation. */
+  annotations: Record<string, string>;
+}
+
+/**
+ * A legacy keyless `.att` layer as cosign 2 writes it: the DSSE envelope (in-toto statement
+ * v0.1), the Fulcio certificate + chain, and the Rekor bundle of an intoto v0.0.2 entry (as
+ * Rekor stores it: the envelope without payload, the signature base64-encoded twice, the
+ * certificate PEM as public key, hashes of the envelope and of the payload).
+ */
+export async function legacyKeylessAttestation(
+  s: MockSigstore,
+  o: LegacyAttestOptions,
+): Promise<LegacyAttestation> {
+  const statement = {
+    _type: "https://in-toto.io/Statement/v0.1",
+    predicateType: o.predicateType,
+    subject: [{ name: "image", digest: { sha256: o.digest.replace(/^sha256:/, "") } }],
+    predicate: o.predicate,
+  };
+  const payload = Buffer.from(JSON.stringify(statement));
+  const payloadType = "application/vnd.in-toto+json";
+  const pae = Buffer.concat([
+    Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `),
+    payload,
+  ]);
+  const { publicKey, privateKey } = ec();
+  const ca = o.ca ?? s.ca;
+  const cert = await ca.issueCertificate({ publicKey, subjectAltName: o.subject, issuer: o.issuer });
+  const pem = (d: Buffer) =>
+    `-----BEGIN CERTIFICATE-----\n${b64(d).replace(/.{64}/g, "$&\n")}\n-----END CERTIFICATE-----\n`;
+  const sig = crypto.sign("sha256", pae, { key: privateKey, dsaEncoding: "der" });
+  const envelope = Buffer.from(
+    JSON.stringify({ payloadType, payload: b64(payload), signatures: [{ keyid: "", sig: b64(sig) }] }),
+  );
+  const annotations: Record<string, string> = {
+    "dev.cosignproject.cosign/signature": "",
+    predicateType: o.predicateType,
+    "dev.sigstore.cosign/certificate": pem(cert),
+    "dev.sigstore.cosign/chain": pem(ca.rootCertificate),
+  };
+  if (o.rekorBundle ?? true) {
+    const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
+    const entry = await s.tlog.log({
+      apiVersion: "0.0.2",
+      kind: "intoto",
+      spec: {
+        content: {
+          envelope: {
+            payloadType,
+            signatures: [{ publicKey: b64(Buffer.from(pem(cert))), sig: b64(Buffer.from(b64(sig))) }],
+          },
+          hash: { algorithm: "sha256", value: sha(envelope) },
+          payloadHash: { algorithm: "sha256", value: sha(payload) },
+        },
+      },
+    });
+    const e = Object.values(entry)[0] as unknown as {
+      body: string;
+      integratedTime: number;
+      logID: string;
+      logIndex: number;
+      verification: { signedEntryTimestamp: string };
+    };
+    annotations["dev.sigstore.cosign/bundle"] = JSON.stringify({
+      SignedEntryTimestamp: e.verification.signedEntryTimestamp,
+      Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
+    });
+  }
+  return { envelope, annotations };
+}
