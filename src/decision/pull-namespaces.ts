@@ -19,10 +19,18 @@ export async function forSomeNamespace<P extends PolicyRef>(
   const names = selector.namespacesUsing(policy, now);
   if (names.length === 0) return verdict;
   let denial: Verdict | undefined;
+  let verified = false;
   for (const namespace of names) {
     const s: Subject = { ...subject, namespace };
-    // Cached after the first verification; a verify only if the entry was dropped meanwhile.
-    const v = engine.cached(s, policy) ?? (await engine.verify(s, policy));
+    // Cached after the first verification. If the entry is gone (evicted, or a cache that
+    // keeps nothing) one verification answers its namespace; the others are then judged
+    // from the cache only, so a long namespace list never means as many verifications.
+    let v = engine.cached(s, policy);
+    if (!v && !verified) {
+      verified = true;
+      v = await engine.verify(s, policy);
+    }
+    if (!v) continue;
     if (v.allowed) return v;
     denial ??= v;
   }

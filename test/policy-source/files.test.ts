@@ -89,6 +89,24 @@ describe("FilePolicySource", () => {
     ).toEqual(["baseline", "strict"]);
   });
 
+  it("lists the known namespaces each policy decides for (pull-time request.namespace conditions)", async () => {
+    writeDocs(dir, "namespaces.yaml", [
+      namespaceDoc("team-b", { "tollgate.dev/policy": "strict" }),
+      namespaceDoc("team-a", { "tollgate.dev/policy": "strict" }),
+      namespaceDoc("plain", {}),
+      namespaceDoc("kube-system", { "tollgate.dev/policy": "strict" }),
+      namespaceDoc("broken", { "tollgate.dev/policy": "missing" }),
+    ]);
+    source = new FilePolicySource({ dir, config, rescanIntervalMs: 0 });
+    await source.start();
+    const byName = (n: string) => source!.policies().find((p) => p.name === n)!;
+    // Sorted; exempt namespaces and namespaces whose selection fails decide nothing.
+    expect(source.namespacesUsing(byName("strict"))).toEqual(["team-a", "team-b"]);
+    expect(source.namespacesUsing(byName("baseline"))).toEqual(["plain"]);
+    // Another revision of a policy is not the one in use.
+    expect(source.namespacesUsing({ name: "strict", revision: "other" })).toEqual([]);
+  });
+
   it("hot-reloads a policy edit (new revision, no restart) via fs.watch", async () => {
     source = new FilePolicySource({ dir, config, rescanIntervalMs: 0, debounceMs: 50 });
     await source.start();

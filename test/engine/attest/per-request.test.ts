@@ -41,7 +41,7 @@ function envelope(builder: string, extra: Record<string, unknown> = {}): Uint8Ar
 }
 
 /** Engine over fakes whose attestation discovery serves `blobs` as legacy `.att` layers. */
-function engineWith(blobs: Uint8Array[], now?: () => Date) {
+function engineWith(blobs: Uint8Array[], now?: () => Date, cache?: { maxBytes: number }) {
   const { deps, calls } = fakeDeps({ cosign: pass("cosign-key", "cosign") });
   let attestationLookups = 0;
   deps.attestations = async (subject): Promise<AttestationSource> => {
@@ -65,7 +65,7 @@ function engineWith(blobs: Uint8Array[], now?: () => Date) {
       fetchBlob: async (d) => blobs[layers.findIndex((l) => l.digest === d.digest)]!,
     };
   };
-  const engine = createEngineCore(deps, now ? { now } : {});
+  const engine = createEngineCore(deps, { ...(now ? { now } : {}), ...(cache ? { cache } : {}) });
   return { engine, calls, lookups: () => attestationLookups };
 }
 
@@ -272,6 +272,14 @@ describe("pull time: `request.namespace` conditions are asked of the namespaces 
     expect(await pull(p, engine, []).decide(req)).toMatchObject({ allowed: false });
     expect(await pull(p, engine).decide(req)).toMatchObject({ allowed: false });
     expect(calls.discover).toBe(1);
+  });
+
+  it("with a cache that keeps nothing, a long namespace list costs one more verification, not one each (later namespaces go unasked)", async () => {
+    const { engine, calls } = engineWith([envelope("https://ci.acme")], undefined, { maxBytes: 10 });
+    const p = await policy({ ...attest([]), conditions: [{ expression: `request.namespace == "ns-9"` }] });
+    const names = Array.from({ length: 10 }, (_, i) => `ns-${i}`);
+    expect(await pull(p, engine, names).decide(req)).toMatchObject({ allowed: false });
+    expect(calls.discover).toBe(2);
   });
 
   it("the empty namespace never stands in for a namespace that exists", async () => {
