@@ -12,6 +12,7 @@ import type { CompiledPolicy, CosignConfig } from "../policy/model.js";
 import type { SignatureCheck, Subject } from "../types.js";
 import type { AttestationSource } from "./discover.js";
 import { earliest } from "./expiry.js";
+import { memoised } from "./memo.js";
 import type { RequestVars } from "./request.js";
 import type { AttestationEvidence, AttestationResult } from "./types.js";
 import { chooseAttestations, conditionsExpiry, firstFailing, gatherEvidence } from "./verify.js";
@@ -61,6 +62,21 @@ export async function judgeAttestations(
   const misses = evidence.requirements.filter((r) => r.candidates.length === 0).map((r) => r.miss.result);
   const outcome = misses.includes("failed") ? "rejected" : misses.includes("error") ? "failed" : "verified";
   return { state: "per-request", evidence, outcome };
+}
+
+/** judgeEvidence for a request, remembered while it provably holds (memo.ts). */
+export function judgeRequest(
+  evidence: AttestationEvidence,
+  policy: CompiledPolicy,
+  checks: SignatureCheck[],
+  request: RequestVars,
+  now: Date,
+): Judgement {
+  const o = {
+    usesNow: policy.attest?.usesNow ?? false,
+    horizonMs: policy.cache.positiveTTLSeconds * 1000,
+  };
+  return memoised(evidence, request, now, o, () => judgeEvidence(evidence, policy, checks, request, now));
 }
 
 /** The conditions over `evidence` for one request (synchronous: no I/O). */

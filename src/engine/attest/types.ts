@@ -31,6 +31,8 @@ export interface CompiledAttestationPolicy {
   perRequest: boolean;
   /** Some condition reads `request.namespace`. */
   readsNamespace: boolean;
+  /** Some condition reads `now`. */
+  usesNow: boolean;
 }
 
 /** One attestation requirement's outcome (plain data: it is part of the cached verdict). */

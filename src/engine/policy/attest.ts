@@ -270,5 +270,6 @@ export function compileAttestationPolicy(spec: PolicySpec): CompiledAttestationP
     conditions,
     perRequest: all.some((c) => c.perRequest),
     readsNamespace: all.some((c) => c.readsNamespace),
+    usesNow: all.some((c) => c.condition.usesNow),
   };
 }

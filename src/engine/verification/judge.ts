@@ -3,7 +3,7 @@
 // (its input carries this caller's reference), then the cached attestation judgement — or,
 // when a condition reads a per-request variable, the conditions judged over the cached
 // evidence for this caller's namespace and name.
-import { judgeEvidence, requestVars } from "../attest/index.js";
+import { judgeRequest, requestVars } from "../attest/index.js";
 import { EngineError, toEngineError } from "../errors.js";
 import type { RegoInput } from "../policy/model.js";
 import type { SignatureCheck, Verdict } from "../types.js";
@@ -29,7 +29,7 @@ export function judgeSignatures(j: Judging, sig: SignatureResult): Verdict {
       v = withAttestations(j, v, sig.attestation, sig.expiresAt);
     else if (v.outcome === "verified" && sig.attestationEvidence) {
       // Conditions reading the namespace or the image's name: judged for this request.
-      const a = judgeEvidence(sig.attestationEvidence, j.policy, per.flat(), requestVars(j.subject), j.now());
+      const a = judgeRequest(sig.attestationEvidence, j.policy, per.flat(), requestVars(j.subject), j.now());
       const until = a.state === "passed" ? a.expiresAt?.toISOString() : undefined;
       v = withAttestations(j, v, a, until);
       if (a.readNamespace) v = { ...v, namespaceDependent: true };
