@@ -248,7 +248,10 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     progress(
       `verifying ${reference}@${digest} against ImagePolicy ${policy.name} (rev ${shortDigest(policy.revision)})`,
     );
-    let verdict = await engine.verify({ reference, digest }, policy, { timeoutMs });
+    // The namespace that selected the policy is also what CEL's request.namespace reads.
+    let verdict = await engine.verify({ reference, digest, ...(namespace ? { namespace } : {}) }, policy, {
+      timeoutMs,
+    });
     const bg = selection?.breakGlass;
     if (bg && !verdict.allowed && bg.until.getTime() > Date.now()) {
       verdict = {

@@ -187,6 +187,10 @@ describe("tollgate verify --namespace NS --config agent.yaml", () => {
     mkdirSync(policies);
     writeFileSync(path.join(policies, "release.yaml"), policyYaml("release"));
     writeFileSync(path.join(policies, "watch.yaml"), policyYaml("watch", "  mode: Audit\n"));
+    writeFileSync(
+      path.join(policies, "by-namespace.yaml"),
+      `${policyYaml("by-namespace")}  conditions:\n    - expression: request.namespace == "team-ns"\n      message: runs only in team-ns\n`,
+    );
     const until = new Date(Date.now() + 3600_000).toISOString();
     writeFileSync(
       path.join(policies, "namespaces.yaml"),
@@ -194,6 +198,8 @@ describe("tollgate verify --namespace NS --config agent.yaml", () => {
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-audit\n  annotations:\n    tollgate.dev/policy: watch\n",
         `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-bg\n  annotations:\n    tollgate.dev/break-glass: "${until}"\n    tollgate.dev/break-glass-reason: incident 42\n`,
         "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-lost\n  annotations:\n    tollgate.dev/policy: does-not-exist\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-ns\n  annotations:\n    tollgate.dev/policy: by-namespace\n",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team-other\n  annotations:\n    tollgate.dev/policy: by-namespace\n",
       ].join("---\n"),
     );
     agentConfig = path.join(dir, "agent.yaml");
@@ -215,6 +221,17 @@ describe("tollgate verify --namespace NS --config agent.yaml", () => {
     // Without --namespace: the default policy (what the pull verifier asks in default-policy mode).
     const c = await run([unsigned.ref]);
     expect(c.code).toBe(1);
+  });
+
+  it("--namespace is also CEL's request.namespace", async () => {
+    const ok = await run([signed.ref, "--namespace", "team-ns"]);
+    expect(ok.code).toBe(0);
+    expect((JSON.parse(ok.stdout) as Verdict).policy.name).toBe("by-namespace");
+    const no = await run([signed.ref, "--namespace", "team-other"]);
+    expect(no.code).toBe(1);
+    const v = JSON.parse(no.stdout) as Verdict;
+    expect(v).toMatchObject({ allowed: false, namespaceDependent: true });
+    expect(v.reasons[0]).toContain('spec.conditions[0]: condition "runs only in team-ns" is false');
   });
 
   it("the namespace annotation selects the policy (Audit here)", async () => {
