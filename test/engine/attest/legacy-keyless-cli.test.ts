@@ -5,12 +5,10 @@
 // `cosign verify-attestation --trusted-root … --certificate-identity … --certificate-oidc-issuer …`
 // (3.1.1) with the same trusted root, on pass / wrong identity / wrong issuer / tampered
 // statement / no Rekor bundle / untrusted CA.
-import { execFile } from "node:child_process";
 import crypto from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { discoverAttestations } from "../../../src/engine/attest/discover.js";
 import { verifyAttestations } from "../../../src/engine/attest/verify.js";
@@ -18,28 +16,26 @@ import type { CosignConfig } from "../../../src/engine/policy/model.js";
 import { createRegistryClient } from "../../../src/engine/registry/index.js";
 import { type PushedImage, pushBusyboxImage } from "../../support/images.js";
 import { type LocalRegistry, startRegistry } from "../../support/registry.js";
-import { tools } from "../../support/tools.js";
+import {
+  type AgreementCase,
+  agreement,
+  attachLegacyLayer,
+  cosignOffline,
+  identityCases,
+} from "../cosign/legacy-push.js";
 import {
   type LegacyAttestation,
   legacyKeylessAttestation,
   type MockSigstore,
   startMockSigstore,
 } from "../cosign/mock-sigstore.js";
-import { putManifest } from "../cosign/registry-source.js";
 
-const run = promisify(execFile);
 const SUBJECT = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 const ISSUER = "https://token.actions.githubusercontent.com";
 const SLSA1 = "https://slsa.dev/provenance/v1";
 const PREDICATE = { runDetails: { builder: { id: "https://ci.acme.example/builder" } } };
 
-interface Case {
-  name: string;
-  image: PushedImage;
-  identity: string;
-  issuer: string;
-  expect: "pass" | "fail";
-}
+type Case = AgreementCase;
 
 let dir: string;
 let reg: LocalRegistry;
@@ -47,93 +43,32 @@ let sigstore: MockSigstore;
 let rootFile: string;
 const cases: Case[] = [];
 
-const sha256 = (b: Uint8Array) => `sha256:${crypto.createHash("sha256").update(b).digest("hex")}`;
-
-async function putBlob(repo: string, bytes: Uint8Array): Promise<string> {
-  const digest = sha256(bytes);
-  const start = await fetch(`${reg.url}/v2/${repo}/blobs/uploads/`, { method: "POST" });
-  if (start.status !== 202) throw new Error(`blob upload start: ${start.status}`);
-  await start.body?.cancel();
-  const loc = new URL(start.headers.get("location")!, reg.url);
-  loc.searchParams.set("digest", digest);
-  const put = await fetch(loc, {
-    method: "PUT",
-    headers: { "content-type": "application/octet-stream" },
-    body: bytes,
+/** The `.att` manifest cosign 2 writes: one DSSE envelope layer with annotations. */
+function attachLegacyAtt(img: PushedImage, att: LegacyAttestation): Promise<void> {
+  return attachLegacyLayer(reg, img, "att", {
+    mediaType: "application/vnd.dsse.envelope.v1+json",
+    bytes: att.envelope,
+    annotations: att.annotations,
   });
-  if (put.status !== 201) throw new Error(`blob upload: ${put.status} ${await put.text()}`);
-  return digest;
 }
 
-/** The `.att` manifest cosign 2 writes: OCI manifest, one DSSE envelope layer with annotations. */
-async function attachLegacyAtt(img: PushedImage, att: LegacyAttestation): Promise<void> {
-  const repo = img.repo.slice(reg.host.length + 1);
-  const config = Buffer.from(
-    JSON.stringify({
-      architecture: "",
-      created: "0001-01-01T00:00:00Z",
-      history: [{ created: "0001-01-01T00:00:00Z" }],
-      os: "",
-      rootfs: { type: "layers", diff_ids: [sha256(att.envelope)] },
-      config: {},
-    }),
-  );
-  const manifest = {
-    schemaVersion: 2,
-    mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: {
-      mediaType: "application/vnd.oci.image.config.v1+json",
-      size: config.length,
-      digest: await putBlob(repo, config),
-    },
-    layers: [
-      {
-        mediaType: "application/vnd.dsse.envelope.v1+json",
-        size: att.envelope.length,
-        digest: await putBlob(repo, att.envelope),
-        annotations: att.annotations,
-      },
+function cosignVerifyAttestation(c: Case): Promise<{ ok: boolean; out: string }> {
+  return cosignOffline(
+    [
+      "verify-attestation",
+      "--trusted-root",
+      rootFile,
+      "--allow-http-registry",
+      "--type",
+      "slsaprovenance1",
+      "--certificate-identity",
+      c.identity,
+      "--certificate-oidc-issuer",
+      c.issuer,
+      c.image.pinned,
     ],
-  };
-  await putManifest(reg.url, repo, `${img.digest.replace(":", "-")}.att`, manifest, manifest.mediaType);
-}
-
-async function cosignVerifyAttestation(c: Case): Promise<{ ok: boolean; out: string }> {
-  // --rekor-url and the proxy keep any online lookup on a closed loopback port.
-  const args = [
-    "verify-attestation",
-    "--trusted-root",
-    rootFile,
-    "--allow-http-registry",
-    "--rekor-url",
-    "http://127.0.0.1:9",
-    "--type",
-    "slsaprovenance1",
-    "--certificate-identity",
-    c.identity,
-    "--certificate-oidc-issuer",
-    c.issuer,
-    c.image.pinned,
-  ];
-  try {
-    const r = await run(tools.cosign, args, {
-      env: {
-        PATH: "/usr/bin:/bin",
-        HOME: dir,
-        DOCKER_CONFIG: path.join(dir, ".docker"),
-        HTTPS_PROXY: "http://127.0.0.1:9",
-        HTTP_PROXY: "http://127.0.0.1:9",
-        NO_PROXY: reg.host.split(":")[0]!,
-      },
-      cwd: dir,
-      timeout: 120_000,
-    });
-    return { ok: true, out: r.stderr };
-  } catch (e) {
-    const err = e as { stderr?: string; code?: unknown };
-    if (typeof err.code !== "number") throw e;
-    return { ok: false, out: (err.stderr ?? "").trim().split("\n").pop() ?? "" };
-  }
+    { dir, reg },
+  );
 }
 
 async function ours(c: Case, cfg?: CosignConfig) {
@@ -199,15 +134,7 @@ beforeAll(async () => {
   const noRekor = await attested("no-rekor", { rekorBundle: false });
   const untrusted = await attested("untrusted-ca", { untrusted: true });
   cases.push(
-    { name: "pass", image: good, identity: SUBJECT, issuer: ISSUER, expect: "pass" },
-    { name: "wrong identity", image: good, identity: `${SUBJECT}x`, issuer: ISSUER, expect: "fail" },
-    {
-      name: "wrong issuer",
-      image: good,
-      identity: SUBJECT,
-      issuer: "https://accounts.example.com",
-      expect: "fail",
-    },
+    ...identityCases(good, SUBJECT, ISSUER),
     { name: "tampered statement", image: tampered, identity: SUBJECT, issuer: ISSUER, expect: "fail" },
     { name: "missing Rekor bundle", image: noRekor, identity: SUBJECT, issuer: ISSUER, expect: "fail" },
     { name: "untrusted CA", image: untrusted, identity: SUBJECT, issuer: ISSUER, expect: "fail" },
@@ -221,25 +148,10 @@ afterAll(async () => {
 
 describe("legacy keyless .att: ours vs `cosign verify-attestation` with the same trusted root", () => {
   it("agrees on pass / wrong identity / wrong issuer / tampered / missing Rekor bundle / untrusted CA", async () => {
-    const rows: string[] = [];
-    const problems: string[] = [];
-    for (const c of cases) {
-      const cli = await cosignVerifyAttestation(c);
+    const problems = await agreement(cases, cosignVerifyAttestation, async (c) => {
       const mine = await ours(c);
-      const v = (ok: boolean) => (ok ? "pass" : "fail");
-      rows.push(
-        `${c.name.padEnd(24)} ${v(cli.ok).padEnd(7)} ${v(mine.ok).padEnd(6)} ${mine.result.reason.slice(0, 120)} || cosign: ${cli.out.slice(0, 160)}`,
-      );
-      if (v(cli.ok) !== c.expect)
-        problems.push(`${c.name}: cosign=${v(cli.ok)}, expected ${c.expect}: ${cli.out}`);
-      if (cli.ok !== mine.ok)
-        problems.push(`${c.name}: ours=${v(mine.ok)} cosign=${v(cli.ok)} (${mine.result.reason})`);
-    }
-    console.log(
-      [`${"case".padEnd(24)} ${"cosign".padEnd(7)} ${"ours".padEnd(6)} our reason || cosign`, ...rows].join(
-        "\n",
-      ),
-    );
+      return { ok: mine.ok, why: mine.result.reason };
+    });
     expect(problems).toEqual([]);
   }, 120_000);
 

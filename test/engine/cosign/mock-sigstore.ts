@@ -164,10 +164,7 @@ export async function keylessBundle(
   };
   const payload = Buffer.from(JSON.stringify(statement));
   const payloadType = "application/vnd.in-toto+json";
-  const pae = Buffer.concat([
-    Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `),
-    payload,
-  ]);
+  const pae = dssePae(payloadType, payload);
   const { publicKey, privateKey } = ec();
   const cert = await (o.ca ?? s.ca).issueCertificate({
     publicKey,
@@ -294,7 +291,7 @@ export async function legacyKeylessSignature(
     "dev.sigstore.cosign/chain": pem(ca.rootCertificate),
   };
   if (o.rekorBundle ?? true) {
-    const entry = await s.tlog.log({
+    annotations["dev.sigstore.cosign/bundle"] = await rekorBundleAnnotation(s, {
       apiVersion: "0.0.1",
       kind: "hashedrekord",
       spec: {
@@ -303,17 +300,6 @@ export async function legacyKeylessSignature(
         },
         signature: { content: b64(sig), publicKey: { content: b64(Buffer.from(pem(cert))) } },
       },
-    });
-    const e = Object.values(entry)[0] as unknown as {
-      body: string;
-      integratedTime: number;
-      logID: string;
-      logIndex: number;
-      verification: { signedEntryTimestamp: string };
-    };
-    annotations["dev.sigstore.cosign/bundle"] = JSON.stringify({
-      SignedEntryTimestamp: e.verification.signedEntryTimestamp,
-      Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
     });
   }
   if (o.tsa) {
@@ -385,10 +371,7 @@ export async function legacyKeylessAttestation(
   };
   const payload = Buffer.from(JSON.stringify(statement));
   const payloadType = "application/vnd.in-toto+json";
-  const pae = Buffer.concat([
-    Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `),
-    payload,
-  ]);
+  const pae = dssePae(payloadType, payload);
   const { publicKey, privateKey } = ec();
   const ca = o.ca ?? s.ca;
   const cert = await ca.issueCertificate({ publicKey, subjectAltName: o.subject, issuer: o.issuer });
@@ -406,7 +389,7 @@ export async function legacyKeylessAttestation(
   };
   if (o.rekorBundle ?? true) {
     const sha = (b: Buffer) => crypto.createHash("sha256").update(b).digest("hex");
-    const entry = await s.tlog.log({
+    annotations["dev.sigstore.cosign/bundle"] = await rekorBundleAnnotation(s, {
       apiVersion: "0.0.2",
       kind: "intoto",
       spec: {
@@ -420,17 +403,30 @@ export async function legacyKeylessAttestation(
         },
       },
     });
-    const e = Object.values(entry)[0] as unknown as {
-      body: string;
-      integratedTime: number;
-      logID: string;
-      logIndex: number;
-      verification: { signedEntryTimestamp: string };
-    };
-    annotations["dev.sigstore.cosign/bundle"] = JSON.stringify({
-      SignedEntryTimestamp: e.verification.signedEntryTimestamp,
-      Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
-    });
   }
   return { envelope, annotations };
+}
+
+/** Logs `entry` in the mock Rekor; the `dev.sigstore.cosign/bundle` annotation cosign 2 writes for it. */
+async function rekorBundleAnnotation(s: MockSigstore, entry: unknown): Promise<string> {
+  const logged = await s.tlog.log(entry as Parameters<MockSigstore["tlog"]["log"]>[0]);
+  const e = Object.values(logged)[0] as unknown as {
+    body: string;
+    integratedTime: number;
+    logID: string;
+    logIndex: number;
+    verification: { signedEntryTimestamp: string };
+  };
+  return JSON.stringify({
+    SignedEntryTimestamp: e.verification.signedEntryTimestamp,
+    Payload: { body: e.body, integratedTime: e.integratedTime, logIndex: e.logIndex, logID: e.logID },
+  });
+}
+
+/** DSSE pre-authentication encoding: what a DSSE signature signs. */
+function dssePae(payloadType: string, payload: Buffer): Buffer {
+  return Buffer.concat([
+    Buffer.from(`DSSEv1 ${payloadType.length} ${payloadType} ${payload.length} `),
+    payload,
+  ]);
 }
