@@ -33,7 +33,7 @@ export interface PolicySelector<P extends PolicyRef = PolicyRef> {
   /** Compiled policies in use (the default and those a namespace names). */
   policiesInUse(): P[];
   defaultPolicy(): P | undefined;
-  /** Known namespaces this policy decides for at `now` (pull-time `namespace` conditions). */
+  /** Known namespaces this policy decides for at `now` (pull-time `request.namespace` conditions). */
   namespacesUsing?(policy: P, now: Date): string[];
   /** Namespaces under a valid break-glass at `now` (for pull-time admission). */
   activeBreakGlass?(now: Date): Array<{ namespace: string; until: number; reason?: string }>;

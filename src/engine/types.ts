@@ -154,8 +154,8 @@ export interface Verdict {
   /** ISO time a time-dependent condition stops holding: the verdict is not served past it. */
   expiresAt?: string;
   /**
-   * A condition reading `request.namespace` decided this verdict: another namespace may get another
-   * answer for the same image (the pull path asks each namespace using the policy).
+   * A condition reading `request.namespace` decided this verdict: another namespace may get
+   * another answer for the same image (the pull path asks each namespace using the policy).
    */
   namespaceDependent?: boolean;
 }

@@ -406,7 +406,7 @@ export class PolicyStore<P extends CompiledPolicyLike> {
 
   /**
    * The known namespaces that `policy` (this revision) decides for at `now`, sorted. A pull
-   * asks them when the policy's conditions read `namespace` (docs/pull-semantics.md).
+   * asks them when the policy's conditions read `request.namespace` (docs/pull-semantics.md).
    */
   namespacesUsing(policy: { name: string; revision: string }, now: Date): string[] {
     const out: string[] = [];

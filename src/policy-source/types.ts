@@ -94,7 +94,7 @@ export interface PolicySource<P extends CompiledPolicyLike = CompiledPolicy> {
   /** The default policy and every policy a non-exempt namespace names. */
   policiesInUse(): P[];
   defaultPolicy(): P | undefined;
-  /** Known namespaces this policy decides for (pull-time `namespace` conditions). */
+  /** Known namespaces this policy decides for (pull-time `request.namespace` conditions). */
   namespacesUsing?(policy: { name: string; revision: string }, now?: Date): string[];
   /** Namespaces under a valid break-glass at `now` (for pull-time admission). */
   activeBreakGlass?(now?: Date): Array<{ namespace: string; until: number; reason?: string }>;

@@ -4,8 +4,9 @@
 // its statement's subject names the image digest, and the requirement's conditions hold.
 // The first three are verification (gatherEvidence: digest-bound, cacheable); conditions
 // are a separate, synchronous step (chooseAttestations), so conditions that read the
-// namespace or the image's name can run per request over cached evidence. The denial names the requirement and the furthest check any candidate
-// reached, so "signed by someone else" and "built elsewhere" read differently.
+// namespace or the image's name can run per request over cached evidence. The denial names
+// the requirement and the furthest check any candidate reached, so "signed by someone else"
+// and "built elsewhere" read differently.
 import type { Bundle } from "@sigstore/bundle";
 import type { CompiledCondition } from "../cel/index.js";
 import { type ParsedBundle, pae, parseBundle } from "../cosign/bundle.js";

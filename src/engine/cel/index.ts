@@ -54,7 +54,7 @@ export interface CompiledCondition {
   expression: string;
   /** True when the expression reads `now` (its result can change as time passes). */
   usesNow: boolean;
-  /** The variables it reads, as dotted paths ("namespace", "image.tag"; see readPaths). */
+  /** The variables it reads, as dotted paths ("request.namespace", "image.tag"; see readPaths). */
   reads: ReadonlySet<string>;
   /** Evaluates against `vars` (JSON-like values, Dates, Maps); never throws. */
   evaluate(vars: Record<string, unknown>, opts?: { costLimit?: number }): ConditionResult;
