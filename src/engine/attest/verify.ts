@@ -320,7 +320,7 @@ export function chooseAttestations(
     const base = { name: req.name, predicateType: req.predicateType, verifier: req.verifier };
     const ev = evidence.requirements[i];
     if (!ev || ev.name !== req.name)
-      throw new Error(`attestation evidence does not match requirement ${req.name}`);
+      throw new EngineError("INTERNAL", `attestation evidence does not match requirement ${req.name}`);
     let firstBad: { why: string; c: Candidate } | undefined;
     let passed: Candidate | undefined;
     for (const c of ev.candidates) {
