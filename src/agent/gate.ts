@@ -346,9 +346,9 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const subject: Subject = { reference, digest, namespace: input.namespace };
     let verdict = this.o.engine.cached(subject, policy);
     let source: VerdictSource = "cache";
-    if (verdict) this.o.metrics?.cache.inc({ result: "hit" });
+    if (verdict) this.o.metrics?.cacheLookup("hit");
     else {
-      this.o.metrics?.cache.inc({ result: "miss" });
+      this.o.metrics?.cacheLookup("miss");
       const r = await this.bounded(subject, policy, input.answerBy);
       if (r.kind === "timeout") {
         this.o.metrics?.budgetExhausted.inc();

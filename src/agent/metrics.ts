@@ -4,20 +4,55 @@ import type { Decision } from "../decision/decision.js";
 import type { ProviderStatus } from "../engine/registry/credentials/resolver.js";
 import type { PolicyOutcome } from "../policy-source/types.js";
 
+/**
+ * Counts per label set kept as plain numbers and copied into the prom-client counter when it is
+ * scraped: a decision costs one Map lookup instead of prom-client's label validation and
+ * hashing on every call (the create path's hot spot).
+ */
+class LabelCounts<L extends string> {
+  private readonly counts = new Map<string, { labels: Record<L, string>; n: number }>();
+
+  add(key: string, labels: () => Record<L, string>): void {
+    const e = this.counts.get(key);
+    if (e) e.n++;
+    else this.counts.set(key, { labels: labels(), n: 1 });
+  }
+
+  copyInto(c: Counter<L>): void {
+    c.reset();
+    for (const e of this.counts.values()) c.inc(e.labels, e.n);
+  }
+}
+
+type DecisionLabel = "event" | "result" | "kind" | "mode" | "policy" | "source";
+
 export class AgentMetrics {
   readonly registry = new Registry();
-  readonly decisions = new Counter({
+  private readonly decisionCounts = new LabelCounts<DecisionLabel>();
+  readonly decisions: Counter<DecisionLabel> = new Counter({
     name: "tollgate_decisions_total",
     help: "Decisions by event (create|pull|sync), result (allow|deny), kind, mode, policy and verdict source.",
     labelNames: ["event", "result", "kind", "mode", "policy", "source"] as const,
     registers: [this.registry],
+    collect: (): void => this.decisionCounts.copyInto(this.decisions),
   });
-  readonly cache = new Counter({
+  private readonly cacheCounts = { hit: 0, miss: 0 };
+  readonly cache: Counter<"result"> = new Counter({
     name: "tollgate_verdict_cache_total",
     help: "Verdict cache lookups made by the create-time gate, by result (hit|miss).",
     labelNames: ["result"] as const,
     registers: [this.registry],
+    collect: (): void => {
+      this.cache.reset();
+      for (const result of ["hit", "miss"] as const)
+        if (this.cacheCounts[result] > 0) this.cache.inc({ result }, this.cacheCounts[result]);
+    },
   });
+
+  /** One create-time verdict cache lookup. */
+  cacheLookup(result: "hit" | "miss"): void {
+    this.cacheCounts[result]++;
+  }
   readonly verifyLatency = new Histogram({
     name: "tollgate_verification_duration_seconds",
     help: "Time to a verdict as seen by the caller (cache hits excluded), by event.",
@@ -178,14 +213,17 @@ export class AgentMetrics {
   }
 
   recordDecision(d: Decision): void {
-    this.decisions.inc({
+    const result = d.allowed ? "allow" : "deny";
+    const mode = d.mode ?? "";
+    const policy = d.policy?.name ?? "";
+    this.decisionCounts.add(`${d.event}\0${result}\0${d.kind}\0${mode}\0${policy}\0${d.source}`, () => ({
       event: d.event,
-      result: d.allowed ? "allow" : "deny",
+      result,
       kind: d.kind,
-      mode: d.mode ?? "",
-      policy: d.policy?.name ?? "",
+      mode,
+      policy,
       source: d.source,
-    });
+    }));
     if (d.source === "verify" || d.source === "budget")
       this.verifyLatency.observe({ event: d.event }, d.durationMs / 1000);
     if (d.verdict?.outcome === "failed" && d.verdict.failure)

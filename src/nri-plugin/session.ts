@@ -11,7 +11,7 @@ import {
   type PodSandbox,
   RuntimeDefinition,
 } from "../gen/nri.js";
-import type { ConfigureInfo, NriHandlers, NriLogger } from "./api.js";
+import type { ConfigureInfo, NriHandlers, NriLogger, RequestContext } from "./api.js";
 import { EVENT_NUMBER, eventFromNumber, type NriEvent } from "./events.js";
 import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
 import { createClient, TtrpcClient, type TypedClient } from "./ttrpc/client.js";
@@ -162,13 +162,21 @@ export class Session {
     if (!pod || !container) {
       throw new TtrpcStatusError(Code.INVALID_ARGUMENT, "CreateContainer request without pod or container");
     }
-    let deadline = ctx.deadline;
-    let signal = ctx.signal;
-    if (deadline === undefined) {
-      deadline = Date.now() + this.requestTimeoutMs;
-      signal = AbortSignal.any([signal, AbortSignal.timeout(this.requestTimeoutMs)]);
+    let rc: RequestContext;
+    if (ctx.deadline === undefined) {
+      const signal = AbortSignal.any([ctx.signal, AbortSignal.timeout(this.requestTimeoutMs)]);
+      rc = { deadline: Date.now() + this.requestTimeoutMs, signal, metadata: ctx.metadata };
+    } else {
+      // The signal is built only if the handler reads it (ttrpc/server.ts).
+      rc = {
+        deadline: ctx.deadline,
+        get signal() {
+          return ctx.signal;
+        },
+        metadata: ctx.metadata,
+      };
     }
-    const res = await handler(pod, container, { deadline, signal, metadata: ctx.metadata });
+    const res = await handler(pod, container, rc);
     if (!res) return EMPTY_CREATE_RESPONSE;
     // The common "allow, no changes" answer costs no copy; anything else is normalised so that
     // encoding never throws on a missing field (a throw here would deny the container).

@@ -227,6 +227,59 @@ describe("ttrpc client + server", () => {
     });
   });
 
+  it("server answers each call at its own deadline, earliest first, whatever the arrival order", async () => {
+    const { a, b } = await pair();
+    const seen: ServerCallContext[] = [];
+    new TtrpcServer()
+      .registerRaw(SVC, "Hang", (_p, ctx) => {
+        seen.push(ctx);
+        return new Promise<Uint8Array>(() => {});
+      })
+      .registerRaw(SVC, "Echo", (p) => p)
+      .serve(b);
+    const r = new FrameReader(a);
+    // a late deadline first, then an earlier one: the later request must not wait for the first
+    a.write(rawRequest(1, SVC, "Hang", Buffer.alloc(0), { timeoutNano: 400e6 }));
+    a.write(rawRequest(3, SVC, "Hang", Buffer.alloc(0), { timeoutNano: 40e6 }));
+    a.write(rawRequest(5, SVC, "Echo", Buffer.from("x")));
+    const f5 = await r.next();
+    expect(f5.streamId).toBe(5);
+    const f3 = await r.next();
+    expect(f3.streamId).toBe(3);
+    expect(statusOf(f3.payload).code).toBe(Code.DEADLINE_EXCEEDED);
+    const f1 = await r.next();
+    expect(f1.streamId).toBe(1);
+    expect(statusOf(f1.payload).code).toBe(Code.DEADLINE_EXCEEDED);
+    // a signal first read after its call expired is already aborted, with the deadline as reason
+    expect(seen).toHaveLength(2);
+    for (const ctx of seen) {
+      expect(ctx.signal.aborted).toBe(true);
+      expect((ctx.signal.reason as TtrpcStatusError).code).toBe(Code.DEADLINE_EXCEEDED);
+    }
+  });
+
+  it("aborts a signal read before the connection closes, and one read after", async () => {
+    const { a, b } = await pair();
+    const seen: ServerCallContext[] = [];
+    let early: AbortSignal | undefined;
+    new TtrpcServer()
+      .registerRaw(SVC, "Hang", (_p, ctx) => {
+        seen.push(ctx);
+        if (seen.length === 1) early = ctx.signal;
+        return new Promise<Uint8Array>(() => {});
+      })
+      .serve(b);
+    a.write(rawRequest(1, SVC, "Hang", Buffer.alloc(0)));
+    a.write(rawRequest(3, SVC, "Hang", Buffer.alloc(0)));
+    while (seen.length < 2) await new Promise((res) => setTimeout(res, 5));
+    expect(early?.aborted).toBe(false);
+    a.destroy();
+    await new Promise<void>((res) => early?.addEventListener("abort", () => res()));
+    expect((early!.reason as TtrpcStatusError).code).toBe(Code.CANCELLED);
+    expect(seen[1]!.signal.aborted).toBe(true);
+    expect((seen[1]!.signal.reason as TtrpcStatusError).code).toBe(Code.CANCELLED);
+  });
+
   it("cancels a call through an AbortSignal", async () => {
     const { a, b } = await pair();
     new TtrpcServer().registerRaw(SVC, "Hang", () => new Promise<Uint8Array>(() => {})).serve(b);

@@ -99,16 +99,47 @@ export class TtrpcServer {
   }
 }
 
-interface Call {
-  readonly ctrl: AbortController;
-  timer: NodeJS.Timeout | undefined;
-  done: boolean;
+// Per call: no AbortController and no timer unless needed. The controller is made when a
+// handler first reads ctx.signal (most never do); deadlines share one timer per connection,
+// armed for the earliest one (sequential calls finish long before it fires).
+class Call implements ServerCallContext {
+  done = false;
+  private ctrl: AbortController | undefined;
+  private reason: unknown;
+
+  constructor(
+    readonly service: string,
+    readonly method: string,
+    readonly streamId: number,
+    readonly metadata: Record<string, string>,
+    readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.ctrl) {
+      this.ctrl = new AbortController();
+      if (this.reason !== undefined) this.ctrl.abort(this.reason);
+    }
+    return this.ctrl.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.reason !== undefined) return;
+    this.reason = reason;
+    this.ctrl?.abort(reason);
+  }
 }
+
+// setTimeout caps at 2^31-1 ms; a longer deadline is effectively none.
+const MAX_TIMER_MS = 0x7fffffff;
 
 export class ServerConnection {
   private readonly channel: Channel;
   private readonly calls = new Map<number, Call>();
   private lastStreamId = 0;
+  /** The one deadline timer of this connection and the deadline it is armed for. */
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
 
   constructor(
     private readonly server: TtrpcServer,
@@ -180,33 +211,19 @@ export class ServerConnection {
   }
 
   private dispatch(id: number, req: Request, handler: RawHandler): void {
-    const call: Call = { ctrl: new AbortController(), timer: undefined, done: false };
-    this.calls.set(id, call);
     const metadata: Record<string, string> = {};
     for (const kv of req.metadata) metadata[kv.key.toLowerCase()] = kv.value;
     let deadline: number | undefined;
     if (req.timeoutNano > 0) {
       const ms = req.timeoutNano / 1e6;
       deadline = Date.now() + ms;
-      // setTimeout caps at 2^31-1 ms; a longer deadline is effectively none.
-      if (ms < 0x7fffffff) {
-        call.timer = setTimeout(() => {
-          call.ctrl.abort(new TtrpcStatusError(Code.DEADLINE_EXCEEDED, "context deadline exceeded"));
-          this.finish(id, call, new TtrpcStatusError(Code.DEADLINE_EXCEEDED, "context deadline exceeded"));
-        }, Math.ceil(ms));
-      }
+      if (ms < MAX_TIMER_MS && deadline < this.timerAt) this.armTimer(deadline);
     }
-    const ctx: ServerCallContext = {
-      service: req.service,
-      method: req.method,
-      streamId: id,
-      metadata,
-      deadline,
-      signal: call.ctrl.signal,
-    };
+    const call = new Call(req.service, req.method, id, metadata, deadline);
+    this.calls.set(id, call);
     let result: Uint8Array | Promise<Uint8Array>;
     try {
-      result = handler(req.payload, ctx);
+      result = handler(req.payload, call);
     } catch (err) {
       this.finish(id, call, err);
       return;
@@ -219,10 +236,35 @@ export class ServerConnection {
       );
   }
 
+  private armTimer(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(at - Date.now())));
+    // The socket keeps the process alive while calls are open; the timer need not.
+    this.timer.unref();
+  }
+
+  /** Answers DEADLINE_EXCEEDED for every call past its deadline; re-arms for the next one. */
+  private expire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [id, call] of [...this.calls]) {
+      const d = call.deadline;
+      if (d === undefined || d - now >= MAX_TIMER_MS) continue;
+      if (d <= now) {
+        const err = new TtrpcStatusError(Code.DEADLINE_EXCEEDED, "context deadline exceeded");
+        call.abort(err);
+        this.finish(id, call, err);
+      } else if (d < next) next = d;
+    }
+    if (next < Infinity && !this.channel.isClosed) this.armTimer(next);
+  }
+
   private finish(id: number, call: Call, err: unknown, payload?: Uint8Array): void {
     if (call.done) return;
     call.done = true;
-    if (call.timer) clearTimeout(call.timer);
     this.calls.delete(id);
     if (this.channel.isClosed) return;
     if (err !== undefined) {
@@ -255,10 +297,11 @@ export class ServerConnection {
   }
 
   private onClosed(err: Error | undefined): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     for (const call of this.calls.values()) {
       call.done = true;
-      if (call.timer) clearTimeout(call.timer);
-      call.ctrl.abort(new TtrpcStatusError(Code.CANCELLED, "ttrpc: connection closed"));
+      call.abort(new TtrpcStatusError(Code.CANCELLED, "ttrpc: connection closed"));
     }
     this.calls.clear();
     this.onClose(this, err);

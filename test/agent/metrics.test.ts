@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import type { Decision } from "../../src/agent/decision.js";
+import { AgentMetrics } from "../../src/agent/metrics.js";
+
+function decision(over: Partial<Decision> = {}): Decision {
+  return {
+    event: "create",
+    allowed: true,
+    kind: "verified",
+    message: "",
+    reason: "signed",
+    image: "registry.test/app:v1",
+    namespace: "team-a",
+    policy: { name: "default", revision: "r1" },
+    mode: "Enforce",
+    source: "cache",
+    durationMs: 0.1,
+    ...over,
+  };
+}
+
+describe("AgentMetrics", () => {
+  it("exposes decisions and cache lookups counted per label set, across scrapes", async () => {
+    const m = new AgentMetrics();
+    m.recordDecision(decision());
+    m.recordDecision(decision());
+    m.recordDecision(decision({ allowed: false, kind: "rejected", source: "verify", policy: undefined, mode: undefined }));
+    m.cacheLookup("hit");
+    m.cacheLookup("hit");
+    let text = await m.registry.metrics();
+    expect(text).toContain(
+      'tollgate_decisions_total{event="create",result="allow",kind="verified",mode="Enforce",policy="default",source="cache"} 2',
+    );
+    expect(text).toContain(
+      'tollgate_decisions_total{event="create",result="deny",kind="rejected",mode="",policy="",source="verify"} 1',
+    );
+    expect(text).toContain('tollgate_verdict_cache_total{result="hit"} 2');
+    expect(text).not.toContain('result="miss"');
+    // counts keep growing from where the last scrape left them (no double counting)
+    m.recordDecision(decision());
+    m.cacheLookup("miss");
+    text = await m.registry.metrics();
+    expect(text).toContain(
+      'tollgate_decisions_total{event="create",result="allow",kind="verified",mode="Enforce",policy="default",source="cache"} 3',
+    );
+    expect(text).toContain('tollgate_verdict_cache_total{result="hit"} 2');
+    expect(text).toContain('tollgate_verdict_cache_total{result="miss"} 1');
+    // labels that look alike once joined stay apart
+    m.recordDecision(decision({ policy: { name: "a\u0000b", revision: "r" } }));
+    text = await m.registry.metrics();
+    expect(text.match(/tollgate_decisions_total\{/g)).toHaveLength(3);
+  });
+});
