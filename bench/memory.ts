@@ -6,6 +6,7 @@ import path from "node:path";
 import { startContainerd } from "../e2e/lib/containerd.js";
 import { compilePolicy, createEngine } from "../src/engine/index.js";
 import { FakeApiServer, type KObject, kubeConfigFor } from "../test/support/fake-apiserver.js";
+import { shippedAgentNodeFlags } from "../test/support/shipped.js";
 import type { BenchContext } from "./lib/context.js";
 import { policyDoc, subjectOf } from "./lib/fixtures.js";
 import { runJsonChild } from "./lib/proc.js";
@@ -75,6 +76,8 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
 
 async function measure(ctx: BenchContext, inputPath: string): Promise<BenchOutcome> {
   const child = await ctx.child("bench/children/memory.ts");
+  // The agent's Node flags as the DaemonSet ships them (they size V8's young generation).
+  const nodeFlags = shippedAgentNodeFlags();
   const bare = await runJsonChild<Mem>(process.execPath, [
     "--expose-gc",
     "-e",
@@ -91,7 +94,7 @@ async function measure(ctx: BenchContext, inputPath: string): Promise<BenchOutco
     sameRevision: number;
     nriState: string;
     policySource: string;
-  }>(process.execPath, ["--expose-gc", child, inputPath]);
+  }>(process.execPath, [...nodeFlags, "--expose-gc", child, inputPath]);
   const rssMB = r.full.rss / 2 ** 20;
   const allHeld = r.cache.entries >= VERDICTS && r.sameRevision === POLICIES;
   return {
@@ -100,7 +103,7 @@ async function measure(ctx: BenchContext, inputPath: string): Promise<BenchOutco
     rows: [
       {
         what: `Agent RSS, shipped configuration, ${VERDICTS.toLocaleString("en-US")} cached verdicts and ${POLICIES} policies`,
-        how: `child process running the real agent (startAgent) as the DaemonSet configures it: Kubernetes policy source (informers against the in-test API server, ${POLICIES} ImagePolicies each with a notation trust store + cosign key, ${POLICIES} annotated namespaces), NRI plugin registered with a real containerd 2.1, local API, metrics/health listener, audit log at info; its own engine's verdict cache (agent defaults) filled with ${VERDICTS.toLocaleString("en-US")} verdicts over the ${POLICIES} policies; RSS after full GC`,
+        how: `child process running the real agent (startAgent) as the DaemonSet configures it (node ${nodeFlags.join(" ") || "without flags"}): Kubernetes policy source (informers against the in-test API server, ${POLICIES} ImagePolicies each with a notation trust store + cosign key, ${POLICIES} annotated namespaces), NRI plugin registered with a real containerd 2.1, local API, metrics/health listener, audit log at info; its own engine's verdict cache (agent defaults) filled with ${VERDICTS.toLocaleString("en-US")} verdicts over the ${POLICIES} policies; RSS after full GC`,
         baseline: `bare node: ${fmtMB(bare.rss)}; agent idle with policies: ${fmtMB(r.idle.rss)}`,
         result: `${fmtMB(r.full.rss)} (cache holds ${r.cache.entries.toLocaleString("en-US")} verdicts, ${fmtMB(r.cache.bytes)} accounted)`,
         ratio: `${fmtRatio(r.full.rss / bare.rss)} bare node`,

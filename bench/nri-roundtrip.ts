@@ -4,6 +4,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
+import { shippedAgentNodeFlags } from "../test/support/shipped.js";
 import { type BenchContext, iterations } from "./lib/context.js";
 import { pinned, runJsonChild } from "./lib/proc.js";
 import type { BenchOutcome } from "./lib/report.js";
@@ -45,7 +46,16 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
   const child = await ctx.child("bench/children/nri-roundtrip.ts");
   const seq = iterations(ctx, 20_000, 2_000);
   const pipe = iterations(ctx, 40_000, 4_000);
-  const p = pinned(0, process.execPath, [child, policyDir, "default", String(seq), String(pipe)]);
+  // The plugin runs with the agent's Node flags as the DaemonSet ships them.
+  const nodeFlags = shippedAgentNodeFlags();
+  const p = pinned(0, process.execPath, [
+    ...nodeFlags,
+    child,
+    policyDir,
+    "default",
+    String(seq),
+    String(pipe),
+  ]);
   ctx.log(
     `nri: ${seq} sequential + ${pipe} pipelined round trips per handler, pinned: ${p.cmd !== process.execPath}`,
   );
@@ -65,7 +75,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     rows: [
       {
         what: "NRI CreateContainer round trip, plugin + agent gate answering from the verdict cache (sequential, like containerd)",
-        how: `${seq.toLocaleString("en-US")} sequential ttrpc CreateContainer calls from our ttrpc client + mux (containerd's side) over a unix socket to NriPlugin → NriGate → Gate → engine cache; ${onOneCore}`,
+        how: `${seq.toLocaleString("en-US")} sequential ttrpc CreateContainer calls from our ttrpc client + mux (containerd's side) over a unix socket to NriPlugin → NriGate → Gate → engine cache; ${onOneCore}; node ${nodeFlags.join(" ") || "without flags"} as the DaemonSet`,
         baseline: `transport only (allow-all handler): ${fmtRate(t.sequential.perCpuSecond)} per CPU-second (wall ${fmtRate(t.sequential.perSecond)})`,
         result: `${fmtRate(g.sequential.perCpuSecond)} per CPU-second (wall ${fmtRate(g.sequential.perSecond)}); p50 ${fmtMs(g.sequential.latency.p50)}, p99 ${fmtMs(g.sequential.latency.p99)}`,
         ratio: `${fmtRatio(g.sequential.perCpuSecond / t.sequential.perCpuSecond)} of transport`,

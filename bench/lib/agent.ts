@@ -6,6 +6,7 @@ import path from "node:path";
 import { stringify } from "yaml";
 import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "../../src/agent-api/types.js";
 import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
+import { shippedAgentNodeFlags } from "../../test/support/shipped.js";
 
 export interface BenchAgentOptions {
   /** Bundled agent entry (bundle("bench/children/agent.ts", ...)). */
@@ -110,7 +111,15 @@ export function unixJson<T>(socketPath: string, method: string, p: string, body?
 
 export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent> {
   const { configPath, socket } = writeAgentConfig(o);
-  const daemon = startDaemon("agent", process.execPath, [o.entry, "--config", configPath], { logDir: o.dir });
+  // Node flags as the DaemonSet starts the agent.
+  const daemon = startDaemon(
+    "agent",
+    process.execPath,
+    [...shippedAgentNodeFlags(), o.entry, "--config", configPath],
+    {
+      logDir: o.dir,
+    },
+  );
   const status = () => unixJson<AgentStatus>(socket, "GET", "/v1/status");
   try {
     await waitFor(

@@ -8,6 +8,7 @@ import path from "node:path";
 import { stringify } from "yaml";
 import type { AgentStatus } from "../../src/agent-api/types.js";
 import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
+import { shippedAgentNodeFlags } from "../../test/support/shipped.js";
 import { repoRoot } from "../../test/support/tools.js";
 import { type Containerd, DEFAULT_SANDBOX_IMAGE, startContainerd } from "./containerd.js";
 
@@ -123,7 +124,14 @@ export async function startAgentProcess(
   const agent = startDaemon(
     "agent",
     process.execPath,
-    [path.join(repoRoot, "dist", "tollgate.mjs"), "agent", "--config", node.configPath],
+    // As the DaemonSet runs it (its Node flags change the agent's memory, e2e/hostile-load.test.ts).
+    [
+      ...shippedAgentNodeFlags(),
+      path.join(repoRoot, "dist", "tollgate.mjs"),
+      "agent",
+      "--config",
+      node.configPath,
+    ],
     { logDir },
   );
   await waitFor(

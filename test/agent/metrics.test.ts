@@ -24,7 +24,9 @@ describe("AgentMetrics", () => {
     const m = new AgentMetrics();
     m.recordDecision(decision());
     m.recordDecision(decision());
-    m.recordDecision(decision({ allowed: false, kind: "rejected", source: "verify", policy: undefined, mode: undefined }));
+    m.recordDecision(
+      decision({ allowed: false, kind: "rejected", source: "verify", policy: undefined, mode: undefined }),
+    );
     m.cacheLookup("hit");
     m.cacheLookup("hit");
     let text = await m.registry.metrics();
