@@ -111,39 +111,71 @@ function engineCode(e: unknown): string | undefined {
   return e instanceof EngineError ? e.code : undefined;
 }
 
-/** Runs a fuzz class, records its row, and fails the test on any crash. */
+/** A case slower than this missed its deadline: every class here answers in milliseconds. */
+export const CASE_DEADLINE_MS = 1_000;
+/** A case still unsettled after this never answered: counted undecided, and the run goes on. */
+export const CASE_HANG_MS = 10_000;
+
+/** Resolves true when `p` settles (either way) within `ms`, false when it is still pending. */
+async function settlesWithin(p: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((r) => {
+    timer = setTimeout(() => r(false), ms);
+  });
+  const settled = p.then(() => true as const);
+  settled.catch(() => {}); // a rejection after the bound must not surface as unhandled
+  try {
+    return await Promise.race([settled, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Runs a fuzz class, fails the test on any crash, then records its row: crashes (untyped
+ * errors), missed deadlines (cases slower than CASE_DEADLINE_MS) and undecided cases (never
+ * settled within CASE_HANG_MS) are all counted.
+ */
 export async function fuzzClass<T>(c: FuzzClass<T>): Promise<CaseTally> {
   const tally = new CaseTally();
   const typed = c.typed ?? engineCode;
   let slowest = 0;
+  let missed = 0;
   const runs = c.runs ?? FUZZ_RUNS;
   await fc.assert(
     fc.asyncProperty(c.arb, async (input) => {
       const t = performance.now();
       try {
-        await c.run(input);
-        tally.value();
+        const r = c.run(input);
+        if (r instanceof Promise && !(await settlesWithin(r, CASE_HANG_MS))) tally.hung();
+        else {
+          await r;
+          tally.value();
+        }
       } catch (e) {
         const code = typed(e);
         if (code === undefined) tally.crash(input, e);
         else tally.typed(code);
       }
-      slowest = Math.max(slowest, performance.now() - t);
+      const ms = performance.now() - t;
+      slowest = Math.max(slowest, ms);
+      if (ms > CASE_DEADLINE_MS) missed++;
     }),
     { numRuns: runs, endOnFailure: true },
   );
+  expect(tally.crashSamples, "untyped errors").toEqual([]);
+  expect(tally.undecided, "cases that never settled").toBe(0);
+  expect(tally.cases).toBeGreaterThanOrEqual(runs);
   recordResult({
     area: "fuzz",
     name: c.name,
     path: c.path,
     cases: tally.cases,
-    outcome: `${tally.summary(c.valueWord)}; slowest case ${slowest.toFixed(1)} ms`,
+    outcome: `${tally.summary(c.valueWord)}; slowest case ${slowest.toFixed(1)} ms (deadline ${CASE_DEADLINE_MS} ms)`,
     crashes: tally.crashes,
-    missedDeadlines: 0,
-    undecided: 0,
+    missedDeadlines: missed,
+    undecided: tally.undecided,
     file: c.file,
   });
-  expect(tally.crashSamples, "untyped errors").toEqual([]);
-  expect(tally.cases).toBeGreaterThanOrEqual(runs);
   return tally;
 }

@@ -154,6 +154,8 @@ export class CaseTally {
   values = 0;
   typedErrors = 0;
   crashes = 0;
+  /** Cases whose call never settled within the hang bound (fuzz-kit.ts CASE_HANG_MS). */
+  undecided = 0;
   readonly crashSamples: string[] = [];
   readonly errorCodes = new Map<string, number>();
 
@@ -166,6 +168,11 @@ export class CaseTally {
     this.cases++;
     this.typedErrors++;
     this.errorCodes.set(code, (this.errorCodes.get(code) ?? 0) + 1);
+  }
+
+  hung(): void {
+    this.cases++;
+    this.undecided++;
   }
 
   crash(input: unknown, e: unknown): void {
