@@ -15,7 +15,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { AgentStatus } from "../src/agent-api/types.js";
-import { recordResult } from "../test/reliability/results.js";
+import { agentCrashes, hasExited, recordResult } from "../test/reliability/results.js";
 import { type Fault, type FaultProxy, startFaultProxy } from "../test/support/fault-proxy.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
@@ -63,6 +63,31 @@ function decisions(pred: (r: Record<string, unknown>) => boolean) {
 }
 function pluginDrops(): number {
   return (readFileSync(ctrd.logFile, "utf8").match(/closing plugin[^\n]*tollgate/g) ?? []).length;
+}
+
+/** Where a row's counting starts: the time and containerd's plugin drops so far. */
+interface Mark {
+  at: number;
+  drops: number;
+}
+function mark(): Mark {
+  return { at: Date.now(), drops: pluginDrops() };
+}
+/** Admitted, or denied with Tollgate's own reason: anything else was not decided by the policy. */
+const decidedPull = (e: CriError | undefined) => e === undefined || e.details.includes("tollgate: denied");
+const decidedCreate = (c: { error?: CriError }) =>
+  c.error === undefined || c.error.details.includes("PermissionDenied");
+/**
+ * The counted columns of a row since `m`: crashes from the agent's own log (and an agent that
+ * is not running), missed deadlines as containerd dropping the plugin, undecided as the
+ * requests `undecided` the test saw answered by neither an admission nor Tollgate's denial.
+ */
+function counted(m: Mark, undecided: number) {
+  return {
+    crashes: agentCrashes(agentLog(), m.at, agent === undefined || hasExited(agent.child)),
+    missedDeadlines: pluginDrops() - m.drops,
+    undecided,
+  };
 }
 
 function getStatus(): Promise<AgentStatus> {
@@ -189,7 +214,7 @@ const FAULTS: Array<{ name: string; fault: Fault }> = [
 describe("faults end to end through containerd", () => {
   FAULTS.forEach((f, n) => {
     it(`registry ${f.name} during signature discovery: Closed denies at pull and create, in time; recovers`, async () => {
-      const drops = pluginDrops();
+      const m = mark();
       const signed = await pushSigned(`sig-${n}-${f.fault.kind}`, key1);
       const imported = importUnsigned(`imp-${n}-${f.fault.kind}`);
       const pod = await newPod("team-b");
@@ -225,30 +250,31 @@ describe("faults end to end through containerd", () => {
         REGISTRY_RECOVERY_MS,
       );
       const recovered = Date.now() - t0;
-      const dropped = pluginDrops() - drops;
       expect((await getStatus()).nri.state).toBe("registered");
+      const c = counted(m, (decidedPull(pullErr) ? 0 : 1) + creates.filter((x) => !decidedCreate(x)).length);
+      expect(c.missedDeadlines, "containerd dropped the plugin").toBe(0);
+      expect(c.crashes).toBe(0);
       recordResult({
         area: "fault",
         name: `e2e: registry ${f.name} (signature discovery)`,
         path: PATH_VIA,
         cases: 1 + creates.length,
         outcome: `pull denied ("${pullErr?.details.match(/tollgate: denied[^;\n]{0,60}/)?.[0] ?? ""}…"), ${creates.length} CreateContainer PermissionDenied in ≤ ${Math.max(...creates.map((c) => c.ms))} ms; signed pull recovered in ${(recovered / 1000).toFixed(1)} s (limit ${REGISTRY_RECOVERY_MS / 1000} s)`,
-        crashes: 0,
-        missedDeadlines: dropped,
-        undecided: 0,
+        ...c,
         file: FILE,
       });
-      expect(dropped).toBe(0);
     });
   });
 });
 
 describe("hostile tenants through containerd", () => {
   it("pod annotations claiming a policy or break-glass are ignored; a namespace naming a missing policy is denied, never the default", async () => {
+    const m = mark();
     const laxOnly = await pushSigned("lax-only", key2);
     const strictSigned = await pushSigned("strict-signed", key1);
-    expect(await pull(laxOnly.ref)).toBeUndefined(); // "lax" is in use: pull allowed
-    expect(await pull(strictSigned.ref)).toBeUndefined();
+    const pulls = [await pull(laxOnly.ref), await pull(strictSigned.ref)];
+    expect(pulls[0]).toBeUndefined(); // "lax" is in use: pull allowed
+    expect(pulls[1]).toBeUndefined();
     const until = new Date(Date.now() + 3600_000).toISOString().replace(/\.\d+Z$/, "Z");
     const claims = {
       "tollgate.dev/policy": "lax",
@@ -273,15 +299,18 @@ describe("hostile tenants through containerd", () => {
     const audit = decisions((r) => r.namespace === "ghost");
     expect(audit.length).toBe(1);
     expect(audit[0]).toMatchObject({ result: "deny" });
+    const c = counted(
+      m,
+      pulls.filter((p) => !decidedPull(p)).length + [c1, c2, c3].filter((x) => !decidedCreate(x)).length,
+    );
+    expect(c).toEqual({ crashes: 0, missedDeadlines: 0, undecided: 0 });
     recordResult({
       area: "hostile-tenant",
       name: "pod annotations claiming a policy / break-glass; namespace naming a missing policy",
       path: PATH_VIA,
       cases: 3,
       outcome: `${results.join("; ")}; control: same image allowed in team-b`,
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      ...c,
       file: FILE,
     });
   });
@@ -289,6 +318,7 @@ describe("hostile tenants through containerd", () => {
 
 describe("component failures through containerd", () => {
   it("agent killed during a verification: the pull is decided (never an unsigned allow), the agent re-registers", async () => {
+    const m = mark();
     const signed = await pushSigned("killed-signed", key1);
     const unsigned = await pushSigned("killed-unsigned", undefined);
     proxy.setFault({ kind: "slow-body", chunk: 8, everyMs: 500 }, discovery);
@@ -302,24 +332,26 @@ describe("component failures through containerd", () => {
     // the verifier or denied by the failure policy (agent died mid-answer) and then pulls on
     // kubelet's retry, verified in-process while the agent is down.
     expect(uErr?.details).toContain("tollgate: denied");
-    if (sErr) expect(await pull(signed.ref)).toBeUndefined();
+    const retry = sErr ? await pull(signed.ref) : undefined;
+    expect(retry).toBeUndefined();
     expect(await ctrd.cri.imageStatus(unsigned.ref)).toBeUndefined();
     const took = await startAgent();
     expect(took).toBeLessThanOrEqual(REREGISTER_MS);
+    // The kill is the test's own; the agent counted is the restarted one.
+    const c = counted(m, [sErr, uErr, retry].filter((e) => !decidedPull(e)).length);
     recordResult({
       area: "fault",
       name: "e2e: agent SIGKILLed during a pull verification",
       path: PATH_VIA,
       cases: 2,
       outcome: `unsigned pull denied; signed pull ${sErr ? "denied by failure policy, then allowed on retry (in-process)" : "allowed (in-process fallback)"}; restarted agent registered in ${(took / 1000).toFixed(1)} s (limit ${REREGISTER_MS / 1000} s)`,
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      ...c,
       file: FILE,
     });
   });
 
   it("containerd restarted while the plugin is mid-request: the plugin re-registers by itself and denies again", async () => {
+    const m = mark();
     const imported = importUnsigned("restart");
     const pod = await newPod("team-b");
     proxy.setFault({ kind: "hang" }, discovery);
@@ -342,20 +374,23 @@ describe("component failures through containerd", () => {
     const again = await create(pod2, imported.name);
     expect(again.error?.details).toContain("PermissionDenied");
     expect(reregistered).toBeLessThanOrEqual(REREGISTER_MS);
+    // The in-flight create is cut off by containerd's restart, not decided by the policy:
+    // counted undecided (the container did not start; kubelet retries it).
+    const c = counted(m, [first, again].filter((x) => !decidedCreate(x)).length);
+    expect(c.crashes).toBe(0);
     recordResult({
       area: "fault",
       name: "e2e: containerd restarted while the plugin is mid-request",
       path: PATH_VIA,
       cases: 2,
-      outcome: `in-flight create failed (${first.error?.details.slice(0, 60)}…); plugin re-registered ${(reregistered / 1000).toFixed(1)} s after the restart began (limit ${REREGISTER_MS / 1000} s); next create denied`,
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      outcome: `in-flight create failed (${first.error?.details.slice(0, 60)}…), the container not started; plugin re-registered ${(reregistered / 1000).toFixed(1)} s after the restart began (limit ${REREGISTER_MS / 1000} s); next create denied`,
+      ...c,
       file: FILE,
     });
   });
 
   it("the agent's API socket removed: pulls stay decided (fail closed) and the agent re-binds the socket", async () => {
+    const m = mark();
     const signed = await pushSigned("nosock-signed", key1);
     const unsigned = await pushSigned("nosock-unsigned", undefined);
     rmSync(apiSocket);
@@ -367,20 +402,20 @@ describe("component failures through containerd", () => {
     expect(s).toBeUndefined();
     // The agent itself is fine: NRI still answers (an imported unsigned image is denied).
     const imported = importUnsigned("nosock");
-    const c = await create(await newPod("team-b"), imported.name);
-    expect(c.error?.details).toContain("PermissionDenied");
+    const c0 = await create(await newPod("team-b"), imported.name);
+    expect(c0.error?.details).toContain("PermissionDenied");
     const t0 = Date.now();
     await waitFor("agent API socket re-bound", async () => (await getStatus()).nri !== undefined, 10_000);
     const rebound = Date.now() - t0;
+    const c = counted(m, [u, s].filter((e) => !decidedPull(e)).length + (decidedCreate(c0) ? 0 : 1));
+    expect(c).toEqual({ crashes: 0, missedDeadlines: 0, undecided: 0 });
     recordResult({
       area: "fault",
       name: "e2e: agent API socket removed",
       path: PATH_VIA,
       cases: 3,
       outcome: `unsigned pull denied, signed pull allowed (verifier in-process fallback until the agent re-binds); NRI gate unaffected (create denied); socket answering again ${(rebound / 1000).toFixed(1)} s after the checks (limit 10 s)`,
-      crashes: 0,
-      missedDeadlines: 0,
-      undecided: 0,
+      ...c,
       file: FILE,
     });
   });

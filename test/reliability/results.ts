@@ -107,7 +107,7 @@ export function renderDoc(rows: ResultRow[]): string {
     "- *crash*: an exception escaping a component, a process exit, or a hang past the test's bound.",
     "- *missed deadline*: a request answered after its deadline (NRI: containerd's",
     '  `plugin_request_timeout`, checked by the absence of "closing plugin" in containerd\'s log).',
-    "- *undecided*: a request that got neither a decision nor a typed error.",
+    "- *undecided*: a request that got neither a decision nor a typed error (end to end through containerd: a CRI request neither admitted nor denied with Tollgate's reason).",
     "",
     "| Area | Fault / input class | Exercised through | Cases | Outcome | Crashes | Missed deadlines | Undecided | Recorded |",
     "|---|---|---|---:|---|---:|---:|---:|---|",
@@ -252,4 +252,31 @@ export function countDecisions(
     missedDeadlines: decisions.filter((d) => (d.durationMs ?? 0) > deadlineMs).length,
     undecided: decisions.filter((d) => typeof d.allowed !== "boolean").length,
   };
+}
+
+/**
+ * Crashes an agent's own JSON log shows from `sinceMs` on: errors that escaped every handler
+ * (component "process", written by installProcessHandlers) and decisions that ended in an
+ * internal error; plus 1 when the agent process is gone (`exited`) without the test stopping it.
+ */
+export function agentCrashes(logText: string, sinceMs: number, exited: boolean): number {
+  let n = exited ? 1 : 0;
+  for (const line of logText.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    let r: Record<string, unknown>;
+    try {
+      r = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      continue; // a line cut by a kill
+    }
+    if (typeof r.time !== "number" || r.time < sinceMs) continue;
+    if (r.component === "process" && Number(r.level) >= 50) n++;
+    else if (r.audit === true && String(r.reason ?? "").startsWith("internal error")) n++;
+  }
+  return n;
+}
+
+/** True once a child process has exited or was killed. */
+export function hasExited(child: { exitCode: number | null; signalCode: NodeJS.Signals | null }): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
 }
