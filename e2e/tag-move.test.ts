@@ -17,7 +17,7 @@ import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { type CosignKeys, cosignGenerateKeyPair, cosignSign } from "../test/support/signing.js";
-import { startAgentProcess, startAgentNode } from "./lib/agent-node.js";
+import { agentApiGet, startAgentProcess, startAgentNode } from "./lib/agent-node.js";
 import type { Containerd } from "./lib/containerd.js";
 import { CriError, type Pod } from "./lib/cri.js";
 import { HoldPlugin } from "./lib/hold-plugin.js";
@@ -127,6 +127,10 @@ describe("tag-move race through containerd (CRI, kubelet's order)", () => {
     expect(d).toHaveLength(1);
     expect(d[0]).toMatchObject({ result: "allow", kind: "verified", digest: other.digest });
     expect(d[0]!.notes).toBeUndefined(); // bound by the snapshot, not by the fallback
+    // containerd announced the container's snapshot (/snapshot/prepare) before asking NRI:
+    // the binding read its parent from that event instead of a Stat round trip.
+    const metrics = await agentApiGet(apiSocket, "/metrics");
+    expect(metrics).toMatch(/^tollgate_rootfs_lookups_total\{via="event"\} [1-9]/m);
   });
 
   it("the name moves to a signed image while the unsigned one's create is held: denied, then the retry runs the signed one", async () => {

@@ -101,7 +101,11 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     address: cfg.containerd.address,
     namespace: cfg.containerd.namespace,
     snapshotters: cfg.containerd.snapshotters,
+    // The parent containerd announced when it prepared the container's snapshot spares a
+    // Stat round trip per allowed create; absent, Stat asks (src/containerd/snapshot-events.ts).
+    preparedParent: (sn, key) => cachedImages.preparedParent(sn, key),
   });
+  metrics.watchBinding(() => rootfs.counts);
   const exemptImages = new ExemptImages(cfg.policy.exemptImages);
   let nri: NriGate<CompiledPolicy> | undefined;
 

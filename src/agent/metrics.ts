@@ -129,6 +129,26 @@ export class AgentMetrics {
     },
   });
 
+  /** How allowed creates found their container's rootfs snapshot (rootfs.ts counts); set by watchBinding. */
+  private binding: (() => { fromEvents: number; statCalls: number }) | undefined;
+  readonly rootfsLookups: Counter<"via"> = new Counter({
+    name: "tollgate_rootfs_lookups_total",
+    help: "Container rootfs snapshots checked at create time, by how they were found (event: containerd's /snapshot/prepare event; stat: a Stat call to containerd).",
+    labelNames: ["via"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const c = this.binding?.();
+      this.rootfsLookups.reset();
+      if (!c) return;
+      this.rootfsLookups.inc({ via: "event" }, c.fromEvents);
+      this.rootfsLookups.inc({ via: "stat" }, c.statCalls);
+    },
+  });
+
+  watchBinding(counts: () => { fromEvents: number; statCalls: number }): void {
+    this.binding = counts;
+  }
+
   watchLimits(stats: () => { running: number; queued: number; bytes: number; refused: number }): void {
     this.limits = stats;
   }

@@ -34,6 +34,7 @@ import { EventsClient } from "../gen/containerd/events.js";
 import { type Image, ImageCreate, ImageDelete, ImageUpdate } from "../gen/containerd/images.js";
 import type { Envelope } from "../gen/containerd/types/event.js";
 import type { ContainerdImages } from "./images.js";
+import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_TOPICS } from "./snapshot-events.js";
 
 /** Private topic of our own liveness sentinel (outside /images/: CRI's subscriber ignores it). */
 export const SYNC_TOPIC = "/tollgate/image-cache/sync";
@@ -109,6 +110,8 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
   private heartbeat: NodeJS.Timeout | undefined;
   private backoffMs: number;
   private readonly counters = { hits: 0, misses: 0, bypassed: 0, invalidations: 0, connects: 0 };
+  /** Snapshots containerd prepared, from the same proven-live stream (snapshot-events.ts). */
+  private readonly snapshots = new PreparedSnapshots();
 
   constructor(private readonly o: ImageCacheOptions) {
     this.target = o.address.startsWith("unix:") ? o.address : `unix://${o.address}`;
@@ -145,6 +148,14 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
       if (Date.now() > until) throw new Error(`image event stream not live after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 20));
     }
+  }
+
+  /**
+   * The parent of snapshot `key` in `snapshotter` as containerd's /snapshot/prepare event
+   * told it; undefined unless that event arrived on the live stream (then ask containerd).
+   */
+  preparedParent(snapshotter: string, key: string): string | undefined {
+    return this.stateValue === "connected" ? this.snapshots.parent(snapshotter, key) : undefined;
   }
 
   async get(name: string, deadline: number): Promise<Image | undefined> {
@@ -209,6 +220,7 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
         filters: [
           `namespace==${ns},topic~="/images/"`,
           `namespace==${ns},topic==${JSON.stringify(SYNC_TOPIC)}`,
+          ...SNAPSHOT_TOPICS.map((t) => `namespace==${ns},topic==${JSON.stringify(t)}`),
         ],
       },
       this.metadata(),
@@ -264,6 +276,13 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
     if (env.topic === SYNC_TOPIC) {
       const nonce = env.event?.typeUrl === SYNC_TYPE_URL ? Buffer.from(env.event.value).toString("utf8") : "";
       if (nonce !== "" && nonce === this.pendingNonce) this.synced();
+      return;
+    }
+    if (env.topic.startsWith("/snapshot/")) {
+      const e = decodeSnapshotEvent(env);
+      // One we cannot read may be about any container: forget them all (Stat answers instead).
+      if (e) this.snapshots.apply(e);
+      else this.snapshots.clear();
       return;
     }
     if (!env.topic.startsWith("/images/")) return;
@@ -323,6 +342,7 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
 
   private dropAll(): void {
     this.epoch++;
+    this.snapshots.clear();
     if (this.cache.size > 0) this.counters.invalidations++;
     this.cache.clear();
   }

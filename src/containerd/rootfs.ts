@@ -17,7 +17,7 @@
 // (client/snapshotter_opts_unix.go resolveSnapshotOptions).
 import { isSha256Digest } from "../base/digest.js";
 import { createHash } from "node:crypto";
-import { type ClientReadableStream, credentials, Metadata, status as grpcStatus } from "@grpc/grpc-js";
+import { type ClientReadableStream, credentials, status as grpcStatus, Metadata } from "@grpc/grpc-js";
 import { LRUCache } from "lru-cache";
 import { ContentClient, type ReadContentResponse } from "../gen/containerd/content.js";
 import { type Info, Kind, SnapshotsClient } from "../gen/containerd/snapshots.js";
@@ -41,6 +41,11 @@ export interface RootfsOptions {
   namespace?: string;
   /** Snapshotters to look in, in order (CRI's default is overlayfs; runtime handlers may name others). */
   snapshotters?: string[];
+  /**
+   * A snapshot's parent as containerd's /snapshot/prepare event told it (image-cache.ts),
+   * undefined when no such event arrived: then Stat asks containerd.
+   */
+  preparedParent?: (snapshotter: string, key: string) => string | undefined;
 }
 
 export class RootfsError extends Error {}
@@ -53,6 +58,9 @@ export class ContainerdRootfs {
   readonly snapshotters: string[];
   // Content is immutable: a digest's chain IDs never change.
   private readonly chains = new LRUCache<string, string[]>({ max: 1024 });
+  private readonly preparedParent: RootfsOptions["preparedParent"];
+  /** How container snapshots were found: from containerd's events, or by a Stat call. */
+  readonly counts = { fromEvents: 0, statCalls: 0 };
 
   constructor(opts: RootfsOptions) {
     const target = opts.address.startsWith("unix:") ? opts.address : `unix://${opts.address}`;
@@ -61,13 +69,29 @@ export class ContainerdRootfs {
     this.content = new ContentClient(target, credentials.createInsecure(), o);
     this.namespace = opts.namespace ?? "k8s.io";
     this.snapshotters = opts.snapshotters?.length ? opts.snapshotters : ["overlayfs"];
+    this.preparedParent = opts.preparedParent;
   }
 
   /** Does the snapshot containerd prepared for `containerId` hold the image `digest`? */
   async bind(containerId: string, digest: string, deadline: number): Promise<Binding> {
     if (!containerId) return { kind: "unknown", reason: "the request carries no container id" };
+    // containerd's /snapshot/prepare event, when it arrived: only a match is taken from it;
+    // anything else is confirmed by asking containerd.
+    const prepared = this.preparedParent;
+    for (const sn of prepared ? this.snapshotters : []) {
+      const parent = prepared?.(sn, containerId);
+      if (parent === undefined) continue;
+      const info: Info = { name: containerId, parent, kind: Kind.ACTIVE, labels: {} };
+      const b = await this.compare({ snapshotter: sn, info }, digest, deadline);
+      if (b.kind === "match") {
+        this.counts.fromEvents++;
+        return b;
+      }
+      break;
+    }
     let found: { snapshotter: string; info: Info } | undefined;
     for (const sn of this.snapshotters) {
+      this.counts.statCalls++;
       const info = await this.stat(sn, containerId, deadline);
       if (info) {
         found = { snapshotter: sn, info };
@@ -79,6 +103,15 @@ export class ContainerdRootfs {
         kind: "unknown",
         reason: `no snapshot ${containerId} in snapshotter(s) ${this.snapshotters.join(", ")}`,
       };
+    return this.compare(found, digest, deadline);
+  }
+
+  /** Is the snapshot's parent (or its remapped copy's parent) one of `digest`'s chain IDs? */
+  private async compare(
+    found: { snapshotter: string; info: Info },
+    digest: string,
+    deadline: number,
+  ): Promise<Binding> {
     const expected = await this.chainIds(digest, deadline);
     if (expected.length === 0)
       return { kind: "unknown", reason: `no manifest of ${digest} is in containerd's content store` };

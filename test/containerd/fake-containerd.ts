@@ -66,7 +66,11 @@ export async function startFakeContainerd(socket: string): Promise<FakeContainer
   const matches = (sub: { ns: string }, env: Omit<Envelope, "timestamp">): boolean => {
     if (sub.ns !== "" && sub.ns !== env.namespace) return false;
     if (env.topic === "/tollgate/image-cache/sync") return !fake.swallowSync;
-    return env.topic.startsWith("/images/");
+    return (
+      env.topic.startsWith("/images/") ||
+      env.topic === "/snapshot/prepare" ||
+      env.topic === "/snapshot/remove"
+    );
   };
   const broadcast = (env: Omit<Envelope, "timestamp">) => {
     for (const s of streams) if (matches(s, env)) s.call.write({ ...env, timestamp: undefined });

@@ -5,6 +5,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { BinaryWriter } from "@bufbuild/protobuf/wire";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   CachedContainerdImages,
@@ -12,6 +13,7 @@ import {
   SYNC_TOPIC,
 } from "../../src/containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../../src/containerd/images.js";
+import { decodeSnapshotEvent } from "../../src/containerd/snapshot-events.js";
 import type { Image } from "../../src/gen/containerd/images.js";
 import { ImageCreate } from "../../src/gen/containerd/images.js";
 import { waitFor } from "../support/procs.js";
@@ -252,6 +254,77 @@ describe("CachedContainerdImages", () => {
     const calls = fake.getCalls;
     expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1);
     expect(fake.getCalls).toBe(calls);
+  });
+
+  /** A containerd SnapshotPrepare / SnapshotRemove event (api/events/snapshot.proto). */
+  const snapshotEvent = (
+    kind: "prepare" | "remove",
+    key: string,
+    parent: string,
+    snapshotter = "overlayfs",
+  ) => {
+    const w = new BinaryWriter().uint32(10).string(key);
+    if (kind === "prepare") w.uint32(18).string(parent);
+    w.uint32(42).string(snapshotter);
+    return {
+      namespace: "k8s.io",
+      topic: `/snapshot/${kind}`,
+      event: {
+        typeUrl:
+          kind === "prepare" ? "containerd.events.SnapshotPrepare" : "containerd.events.SnapshotRemove",
+        value: Buffer.from(w.finish()),
+      },
+    };
+  };
+
+  it("knows the parent of snapshots containerd announced while live; forgets on remove, bad events and disconnects", async () => {
+    const c = make();
+    fake.publishRaw(snapshotEvent("prepare", "ctr-0", "sha256:early"));
+    expect(c.preparedParent("overlayfs", "ctr-0")).toBeUndefined(); // not subscribed yet
+    c.start();
+    await c.waitConnected(10_000);
+    fake.publishRaw(snapshotEvent("prepare", "ctr-1", "sha256:chain-1"));
+    fake.publishRaw(snapshotEvent("prepare", "ctr-2", "sha256:chain-2", "native"));
+    await waitFor("events seen", () => c.preparedParent("native", "ctr-2") !== undefined);
+    expect(c.preparedParent("overlayfs", "ctr-1")).toBe("sha256:chain-1");
+    expect(c.preparedParent("native", "ctr-1")).toBeUndefined(); // per snapshotter
+    expect(c.preparedParent("overlayfs", "ctr-2")).toBeUndefined();
+    fake.publishRaw(snapshotEvent("remove", "ctr-1", ""));
+    await waitFor("remove seen", () => c.preparedParent("overlayfs", "ctr-1") === undefined);
+    // Another namespace's snapshot is not ours.
+    fake.publishRaw({ ...snapshotEvent("prepare", "ctr-3", "sha256:x"), namespace: "default" });
+    // One we cannot read may be about any container: all forgotten.
+    fake.publishRaw({
+      ...snapshotEvent("prepare", "ctr-4", "sha256:y"),
+      event: { typeUrl: "containerd.events.SnapshotPrepare", value: Buffer.from([0x0a, 0xff]) },
+    });
+    await waitFor("cleared", () => c.preparedParent("native", "ctr-2") === undefined);
+    expect(c.preparedParent("overlayfs", "ctr-3")).toBeUndefined();
+    fake.publishRaw(snapshotEvent("prepare", "ctr-5", "sha256:chain-5"));
+    await waitFor("seen", () => c.preparedParent("overlayfs", "ctr-5") !== undefined);
+    await fake.stop();
+    await waitFor("disconnected", () => c.state !== "connected");
+    expect(c.preparedParent("overlayfs", "ctr-5")).toBeUndefined();
+  });
+
+  it("decodes only well-formed snapshot events of the right topic and type", () => {
+    const ok = snapshotEvent("prepare", "k", "p");
+    expect(decodeSnapshotEvent(ok)).toEqual({
+      kind: "prepare",
+      key: "k",
+      parent: "p",
+      snapshotter: "overlayfs",
+    });
+    expect(decodeSnapshotEvent({ ...ok, topic: "/snapshot/remove" })).toBeUndefined();
+    expect(
+      decodeSnapshotEvent({ ...ok, event: { ...ok.event, typeUrl: "containerd.events.SnapshotCommit" } }),
+    ).toBeUndefined();
+    const noSnapshotter = {
+      ...ok,
+      event: { ...ok.event, value: Buffer.from(new BinaryWriter().uint32(10).string("k").finish()) },
+    };
+    expect(decodeSnapshotEvent(noSnapshotter)).toBeUndefined();
+    expect(decodeSnapshotEvent({ ...ok, event: undefined })).toBeUndefined();
   });
 
   it("is what ContainerdImageResolver reads through", async () => {

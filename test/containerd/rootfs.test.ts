@@ -14,7 +14,7 @@ import {
   status,
 } from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { chainId, ContainerdRootfs } from "../../src/containerd/rootfs.js";
+import { ContainerdRootfs, chainId } from "../../src/containerd/rootfs.js";
 import {
   ContentService,
   type ReadContentRequest,
@@ -142,6 +142,48 @@ describe("ContainerdRootfs", () => {
     snap("overlayfs", "sha256:remapped", judged.chain, Kind.COMMITTED);
     snap("overlayfs", "c-userns", "sha256:remapped");
     expect(await rootfs.bind("c-userns", judged.manifest, soon())).toMatchObject({ kind: "match" });
+  });
+
+  it("takes a match from containerd's prepare event without a Stat; anything else is asked of containerd", async () => {
+    const judged = image(["e1"]);
+    const other = image(["e2"]);
+    const told = new Map<string, string>(); // "snapshotter/key" → parent, as the events said
+    const r = new ContainerdRootfs({
+      address: path.join(dir, "containerd.sock"),
+      snapshotters: ["overlayfs", "native"],
+      preparedParent: (sn, key) => told.get(`${sn}/${key}`),
+    });
+    try {
+      snap("overlayfs", "c-ev", judged.chain);
+      told.set("overlayfs/c-ev", judged.chain);
+      expect(await r.bind("c-ev", judged.manifest, soon())).toMatchObject({
+        kind: "match",
+        parent: judged.chain,
+      });
+      expect(r.counts).toEqual({ fromEvents: 1, statCalls: 0 });
+      // An event that disagrees with the judged image never denies by itself: containerd's
+      // Stat decides (here it says the judged content).
+      snap("overlayfs", "c-stale", judged.chain);
+      told.set("overlayfs/c-stale", other.chain);
+      expect(await r.bind("c-stale", judged.manifest, soon())).toMatchObject({ kind: "match" });
+      expect(r.counts).toEqual({ fromEvents: 1, statCalls: 1 });
+      // ...and when Stat agrees it is other content, the mismatch stands (tag moved).
+      snap("overlayfs", "c-moved", other.chain);
+      told.set("overlayfs/c-moved", other.chain);
+      expect(await r.bind("c-moved", judged.manifest, soon())).toMatchObject({
+        kind: "mismatch",
+        parent: other.chain,
+      });
+      // No event (not arrived yet): Stat, as before.
+      snap("native", "c-late", judged.chain);
+      expect(await r.bind("c-late", judged.manifest, soon())).toMatchObject({
+        kind: "match",
+        snapshotter: "native",
+      });
+      expect(r.counts.fromEvents).toBe(1);
+    } finally {
+      r.close();
+    }
   });
 
   it("nothing to compare is 'unknown', with the reason", async () => {
