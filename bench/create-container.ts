@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
+import { agentApiGet } from "../e2e/lib/agent-node.js";
 import { DEFAULT_SANDBOX_IMAGE, startContainerd } from "../e2e/lib/containerd.js";
 import type { Pod } from "../e2e/lib/cri.js";
 import { type ContainerConfig, RuntimeServiceClient } from "../src/gen/cri.js";
@@ -90,6 +91,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     let verifyDecisions = 0;
     let otherDecisions = 0;
     const agentMs: number[] = [];
+    const rootfsLookups = { event: 0, stat: 0 };
     for (let r = 0; r < rounds; r++) {
       ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} without the plugin`);
       for (let i = 0; i < warmup; i++) await createOnce();
@@ -140,6 +142,12 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           else if (d.source === "verify") verifyDecisions++;
           else otherDecisions++;
         }
+        // How the rootfs binding found each container's snapshot (all creates of this agent).
+        const metrics = await agentApiGet(agent.socket, "/metrics");
+        for (const via of ["event", "stat"] as const) {
+          const m = new RegExp(`^tollgate_rootfs_lookups_total\\{via="${via}"\\} (\\d+)`, "m").exec(metrics);
+          rootfsLookups[via] += m ? Number(m[1]) : 0;
+        }
       } finally {
         await agent.stop();
       }
@@ -177,7 +185,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       ],
       details: [
         "Setup: the image (notation JWS signed) is pulled once from the loopback registry; one pod sandbox in namespace `bench`, whose default policy requires the notation signature. In each block with the plugin the agent process is started fresh (registers over containerd's NRI socket), its first CreateContainer verifies against the registry and fills the cache, then warm-up and measured creates follow; the agent is stopped (SIGTERM, unregistered) before the next block without it.",
-        `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: decoding the request, image name → top-level digest from the agent's image-name cache (kept current by containerd's image events; containerd's images API is asked only on a miss or while that event stream is not proven live), the verdict cache, the audit record and metrics, the reply.`,
+        `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: decoding the request, image name → top-level digest from the agent's image-name cache (kept current by containerd's image events; containerd's images API is asked only on a miss or while that event stream is not proven live), the verdict cache, the rootfs binding (the parent of the container's snapshot, which must be a chain ID of the judged image: read from containerd's /snapshot/prepare event when it has arrived, else by a snapshots.Stat call to containerd; over all creates of the agent blocks, warm-up included: ${rootfsLookups.event} from the event, ${rootfsLookups.stat} by Stat), the audit record and metrics, the reply.`,
         [
           "| Condition | n | p50 | p90 | p99 | max | mean |",
           "|---|---|---|---|---|---|---|",

@@ -74,7 +74,7 @@ export function renderReport(m: MachineInfo, outcomes: BenchOutcome[], command: 
   out.push(`- ${m.platform}, Node ${m.node}`);
   out.push(
     `- Load average (1/5/15 min) before: ${load(m.loadBefore)}, after: ${load(m.loadAfter)}. ` +
-      "Every ratio compares samples taken in the same run, interleaved where possible, so a busy machine moves both sides.",
+      "The machine is shared (during development runs, with up to eight other sessions building and testing), so absolute times vary run to run; every ratio compares samples taken in the same run, interleaved where possible, so a busy machine moves both sides.",
   );
   out.push("- Percentiles are nearest-rank over all measured iterations (warm-up iterations excluded).");
   out.push("");
