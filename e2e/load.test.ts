@@ -11,7 +11,7 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { stringify } from "yaml";
 import type { AgentStatus } from "../src/agent-api/types.js";
-import { recordResult } from "../test/reliability/results.js";
+import { agentCrashes, hasExited, recordResult } from "../test/reliability/results.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { type Daemon, startDaemon, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
@@ -137,6 +137,7 @@ interface Req {
 describe("load through containerd", () => {
   it(`${PODS} pods' worth of concurrent PullImage + CreateContainer over ${IMAGES} images and ${NAMESPACES.length} namespaces`, async () => {
     const rss0 = rssMb(agent.pid);
+    const testStart = Date.now();
     // ---- pulls: 200 concurrent PullImage (10 per image) ----------------------------------
     const pullStart = Date.now();
     // kubelet bounds parallel pulls (serializeImagePulls / maxParallelImagePulls); 200 truly
@@ -230,7 +231,20 @@ describe("load through containerd", () => {
     // ---- no missed deadline: containerd never dropped the plugin ---------------------------
     const drops = (readFileSync(ctrd.logFile, "utf8").match(/closing plugin[^\n]*tollgate/g) ?? []).length;
     const status = await getStatus();
+    const crashes = agentCrashes(readFileSync(agent.logFile, "utf8"), testStart, hasExited(agent.child));
 
+    expect(wrong, "wrong answers").toBe(0);
+    expect(undecided, "undecided").toBe(0);
+    expect(missing, "creates without a decision record").toEqual([]);
+    expect(dup, "creates logged more than once").toEqual([]);
+    expect(createRecords.length).toBe(2 * PODS);
+    expect(pullRecords.length).toBeGreaterThanOrEqual(PODS);
+    expect(drops, "containerd closed the plugin").toBe(0);
+    expect(slowDecisions).toBe(0);
+    expect(status.nri.state).toBe("registered");
+    expect(crashes, "agent errors that escaped every handler, internal errors, exits").toBe(0);
+    expect(rss1 - rss0).toBeLessThan(RSS_GROWTH_LIMIT_MB);
+    expect(rss2 - rss1).toBeLessThan(RSS_SECOND_ROUND_LIMIT_MB);
     recordResult({
       area: "load",
       name: `${PODS} PullImage (${PULL_PARALLELISM} in flight) + 2×${PODS} concurrent CreateContainer (${IMAGES} images, ${NAMESPACES.length} namespaces)`,
@@ -241,21 +255,10 @@ describe("load through containerd", () => {
         `creates: ${2 * PODS - wrong - undecided}/${2 * PODS} answered as policy says (round 1 ${(first.ms / 1000).toFixed(1)} s, round 2 ${(second.ms / 1000).toFixed(1)} s), ` +
         `${createRecords.length} create decisions logged, ${missing.length} missing, ${dup.length} duplicated, slowest decision ${Math.max(...createRecords.map((r) => Number(r.durationMs)))} ms; ` +
         `agent RSS ${rss0.toFixed(0)} → ${rss1.toFixed(0)} → ${rss2.toFixed(0)} MB (limits +${RSS_GROWTH_LIMIT_MB} / +${RSS_SECOND_ROUND_LIMIT_MB} MB)`,
-      crashes: 0,
+      crashes,
       missedDeadlines: drops + slowDecisions,
       undecided: undecided + missing.length,
       file: FILE,
     });
-    expect(wrong, "wrong answers").toBe(0);
-    expect(undecided, "undecided").toBe(0);
-    expect(missing, "creates without a decision record").toEqual([]);
-    expect(dup, "creates logged more than once").toEqual([]);
-    expect(createRecords.length).toBe(2 * PODS);
-    expect(pullRecords.length).toBeGreaterThanOrEqual(PODS);
-    expect(drops, "containerd closed the plugin").toBe(0);
-    expect(slowDecisions).toBe(0);
-    expect(status.nri.state).toBe("registered");
-    expect(rss1 - rss0).toBeLessThan(RSS_GROWTH_LIMIT_MB);
-    expect(rss2 - rss1).toBeLessThan(RSS_SECOND_ROUND_LIMIT_MB);
   });
 });
