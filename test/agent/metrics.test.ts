@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Decision } from "../../src/agent/decision.js";
+import type { Decision } from "../../src/decision/decision.js";
 import { AgentMetrics } from "../../src/agent/metrics.js";
 
 function decision(over: Partial<Decision> = {}): Decision {
