@@ -1,5 +1,5 @@
 import type net from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { Empty, type RegisterPluginRequest, RuntimeDefinition } from "../../src/gen/nri.js";
 import { Request, Response } from "../../src/gen/ttrpc.js";
 import { createClient, TtrpcClient } from "../../src/nri-plugin/ttrpc/client.js";
@@ -225,6 +225,30 @@ describe("ttrpc client + server", () => {
       code: Code.DEADLINE_EXCEEDED,
       message: "context deadline exceeded",
     });
+  });
+
+  it("server deadlines follow the monotonic clock: a backward wall-clock step does not hold a call", async () => {
+    const { a, b } = await pair();
+    const realNow = Date.now.bind(Date);
+    let step = 0;
+    const spy = vi.spyOn(Date, "now").mockImplementation(() => realNow() + step);
+    try {
+      new TtrpcServer()
+        .registerRaw(SVC, "Hang", () => {
+          step = -60_000; // NTP or a VM resume sets the clock back while the call runs
+          return new Promise<Uint8Array>(() => {});
+        })
+        .serve(b);
+      const r = new FrameReader(a);
+      a.write(rawRequest(1, SVC, "Hang", Buffer.alloc(0), { timeoutNano: 50e6 }));
+      const f = await Promise.race([
+        r.next(),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("no answer in 5 s")), 5000)),
+      ]);
+      expect(statusOf(f.payload).code).toBe(Code.DEADLINE_EXCEEDED);
+    } finally {
+      spy.mockRestore();
+    }
   });
 
   it("server answers each call at its own deadline, earliest first, whatever the arrival order", async () => {

@@ -112,7 +112,10 @@ class Call implements ServerCallContext {
     readonly method: string,
     readonly streamId: number,
     readonly metadata: Record<string, string>,
+    /** Epoch ms, for handlers that pass it on (gRPC deadlines are wall-clock). */
     readonly deadline: number | undefined,
+    /** The same deadline on the monotonic clock: what the connection's timer enforces. */
+    readonly expiresAt: number | undefined,
   ) {}
 
   get signal(): AbortSignal {
@@ -214,12 +217,16 @@ export class ServerConnection {
     const metadata: Record<string, string> = {};
     for (const kv of req.metadata) metadata[kv.key.toLowerCase()] = kv.value;
     let deadline: number | undefined;
+    let expiresAt: number | undefined;
     if (req.timeoutNano > 0) {
       const ms = req.timeoutNano / 1e6;
       deadline = Date.now() + ms;
-      if (ms < MAX_TIMER_MS && deadline < this.timerAt) this.armTimer(deadline);
+      // Enforced on the monotonic clock, as containerd measures it: a wall-clock step must
+      // neither hold a call past its timeout nor expire it early.
+      expiresAt = performance.now() + ms;
+      if (ms < MAX_TIMER_MS && expiresAt < this.timerAt) this.armTimer(expiresAt);
     }
-    const call = new Call(req.service, req.method, id, metadata, deadline);
+    const call = new Call(req.service, req.method, id, metadata, deadline, expiresAt);
     this.calls.set(id, call);
     let result: Uint8Array | Promise<Uint8Array>;
     try {
@@ -236,10 +243,11 @@ export class ServerConnection {
       );
   }
 
+  /** `at` is on the monotonic clock (performance.now). */
   private armTimer(at: number): void {
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(at - Date.now())));
+    this.timer = setTimeout(() => this.expire(), Math.max(1, Math.ceil(at - performance.now())));
     // The socket keeps the process alive while calls are open; the timer need not.
     this.timer.unref();
   }
@@ -248,10 +256,10 @@ export class ServerConnection {
   private expire(): void {
     this.timer = undefined;
     this.timerAt = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     let next = Infinity;
     for (const [id, call] of [...this.calls]) {
-      const d = call.deadline;
+      const d = call.expiresAt;
       if (d === undefined || d - now >= MAX_TIMER_MS) continue;
       if (d <= now) {
         const err = new TtrpcStatusError(Code.DEADLINE_EXCEEDED, "context deadline exceeded");
