@@ -77,10 +77,22 @@ export interface EvaluateInput {
   /** A digest the runtime itself supplied (a newer NRI); preferred over a lookup. */
   digestHint?: string;
   container?: { id: string; name: string; pod: string; podUid?: string };
-  /** Epoch ms by which the answer must be given; undefined = wait for the verification. */
+  /**
+   * When the answer must be given, on the monotonic clock (performance.now ms); undefined =
+   * wait for the verification. Turned into a wall-clock deadline only for each call to
+   * containerd (wallClockDeadline).
+   */
   answerBy?: number;
 }
 
+/**
+ * A monotonic time (performance.now ms) as the epoch-ms deadline a gRPC call to containerd
+ * takes, read at the call: a wall-clock step earlier in the create then neither lengthens nor
+ * cuts what containerd is given.
+ */
+function wallClockDeadline(at: number): number {
+  return Date.now() + (at - performance.now());
+}
 
 /** What judging one image record needs from the policy selection. */
 interface Judging<P extends PolicyRef> {
@@ -105,14 +117,17 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     container: GateContainer,
     ctx: { deadline?: number } = {},
   ): Promise<Decision> {
-    const start = this.now();
+    // The budget runs on the monotonic clock, as containerd measures its timeout: a wall-clock
+    // step (NTP, VM resume) mid-create must neither lengthen nor cut it. containerd's deadline
+    // arrives in epoch ms and is converted once, here.
+    const start = performance.now();
     const t = this.o.requestTimeoutMs();
     const f = this.o.budgetFraction;
     let answerBy = start + f * t;
     // If part of the deadline already went by (e.g. in containerd's queue), keep the same
     // safety margin before it.
     if (ctx.deadline !== undefined && Number.isFinite(ctx.deadline))
-      answerBy = Math.min(answerBy, ctx.deadline - (1 - f) * t);
+      answerBy = Math.min(answerBy, start + (ctx.deadline - Date.now()) - (1 - f) * t);
     const annotations = container.annotations ?? {};
     return this.evaluate({
       event: "create",
@@ -142,7 +157,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
         reason: `internal error: ${oneLine(errorMessage(e), 300)}`,
         source: "none",
       });
-    let d = await this.decide(input, start).catch(internal);
+    let d = await this.decide(input, start, t0).catch(internal);
     if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
       d = await this.bindToContainer(input, d, start).catch(internal);
     d.durationMs = performance.now() - t0;
@@ -152,7 +167,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
 
   /** Closes the tag-move race for an allowed create (binding.ts); denies when the content differs. */
   private async bindToContainer(input: EvaluateInput, d: Decision, start: number): Promise<Decision> {
-    const answerBy = input.answerBy ?? this.now() + 10_000;
+    const answerBy = input.answerBy ?? performance.now() + 10_000;
     let sel: Selection<P> | undefined;
     try {
       sel = this.o.selector.select(input.namespace, new Date(start));
@@ -166,7 +181,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       containerId: input.container!.id,
       name: d.image,
       digest: d.digest!,
-      deadline: Math.max(answerBy, this.now() + 250),
+      deadline: wallClockDeadline(Math.max(answerBy, performance.now() + 250)),
       passes: async (other) => {
         if (d.kind === "exempt")
           return this.o.exemptImages.match(d.image, other) !== undefined
@@ -207,7 +222,8 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     );
   }
 
-  private async decide(input: EvaluateInput, start: number): Promise<Decision> {
+  /** `start`: wall clock (policy selection, break-glass); `t0`: monotonic (the budget). */
+  private async decide(input: EvaluateInput, start: number, t0: number): Promise<Decision> {
     const { namespace } = input;
     if (this.exemptNs.has(namespace)) {
       return this.finish(input, {
@@ -276,7 +292,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
         return unidentified("the request names no image (annotation io.kubernetes.cri.image-name missing)");
       try {
         const r = await this.o.resolver.resolve(input.imageName, {
-          deadline: input.answerBy ?? this.now() + 10_000,
+          deadline: wallClockDeadline(input.answerBy ?? performance.now() + 10_000),
         });
         targets = r.records && r.records.length > 0 ? r.records : [r];
         imageId = r.imageId;
@@ -287,12 +303,12 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const ctx: Judging<P> = { policy, pol, bgUntil, notes };
     if (targets.length === 1) {
       const t = targets[0]!;
-      return this.judgeTarget({ ...input, imageName: t.reference }, start, ctx, t);
+      return this.judgeTarget({ ...input, imageName: t.reference }, t0, ctx, t);
     }
     // Several records carry the image ID: containerd may start any of them, so every one
     // must pass, each judged under its own name.
     const each = await Promise.all(
-      targets.map((t) => this.judgeTarget({ ...input, imageName: t.reference }, start, ctx, t)),
+      targets.map((t) => this.judgeTarget({ ...input, imageName: t.reference }, t0, ctx, t)),
     );
     const denied = each.find((d) => !d.allowed);
     const pick = denied ?? each[0]!;
@@ -308,7 +324,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
   /** The decision for one image record (name + top-level digest) under the selected policy. */
   private async judgeTarget(
     input: EvaluateInput,
-    start: number,
+    t0: number,
     ctx: Judging<P>,
     target: ResolvedImage,
   ): Promise<Decision> {
@@ -353,7 +369,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       if (r.kind === "timeout") {
         this.o.metrics?.budgetExhausted.inc();
         return failed(
-          `verification did not finish within the ${Math.max(0, Math.round((input.answerBy ?? start) - start))} ms create-time budget (failure policy ${policy.failurePolicy}; still verifying in the background)`,
+          `verification did not finish within the ${Math.max(0, Math.round((input.answerBy ?? t0) - t0))} ms create-time budget (failure policy ${policy.failurePolicy}; still verifying in the background)`,
           "budget",
           { digest },
         );
@@ -395,7 +411,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       (e: unknown) => ({ kind: "error" as const, message: errorMessage(e) }),
     );
     if (answerBy === undefined) return settled;
-    const remaining = answerBy - this.now();
+    const remaining = answerBy - performance.now();
     if (remaining <= 0) return { kind: "timeout" };
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<{ kind: "timeout" }>((resolve) => {

@@ -1,7 +1,8 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ExemptImages } from "../../src/decision/exempt.js";
+import type { RootfsBinder } from "../../src/agent/binding.js";
 import { Gate, IMAGE_NAME_ANNOTATION } from "../../src/agent/gate.js";
-import type { ImageResolver, PolicyRef } from "../../src/decision/ports.js";
+import type { ImageResolver, PolicyRef, Selection } from "../../src/decision/ports.js";
 import { deferred, FakeEngine, FakeSelector, MemorySink, policy, verdict } from "./fakes.js";
 
 const DIGEST = `sha256:${"a".repeat(64)}`;
@@ -239,5 +240,83 @@ describe("durations", () => {
     expect(d.durationMs).toBeGreaterThanOrEqual(0);
     expect(d.durationMs).toBeLessThan(60_000);
     expect(sink.decisions[0]?.durationMs).toBe(d.durationMs);
+  });
+});
+
+describe("create-time budget on the monotonic clock", () => {
+  // The wall clock (Date.now) can step backwards mid-create (NTP, VM resume). containerd's
+  // timeout does not move with it, so neither may the gate's budget nor the deadlines the gate
+  // hands to containerd's gRPC calls.
+  const realNow = Date.now.bind(Date);
+  let offset = 0;
+  afterEach(() => {
+    vi.restoreAllMocks();
+    offset = 0;
+  });
+
+  function stepping(rule: ConstructorParameters<typeof FakeEngine>[0]) {
+    vi.spyOn(Date, "now").mockImplementation(() => realNow() + offset);
+    const strict = policy("strict");
+    // Selecting the policy is the first thing a create does: the clock steps an hour back there.
+    const selector = new (class extends FakeSelector {
+      override select(namespace: string): Selection {
+        offset = -3_600_000;
+        return super.select(namespace);
+      }
+    })([strict], strict);
+    const given: Array<{ call: string; deadline: number; wallAtCall: number }> = [];
+    const resolver: ImageResolver = {
+      async resolve(name, o) {
+        given.push({ call: "resolve", deadline: o.deadline, wallAtCall: Date.now() });
+        return { reference: name, digest: SIGNED };
+      },
+    };
+    const binder: RootfsBinder = {
+      async bind(_id, _digest, deadline) {
+        given.push({ call: "bind", deadline, wallAtCall: Date.now() });
+        return { kind: "match", snapshotter: "overlayfs", parent: `sha256:${"1".repeat(64)}` };
+      },
+    };
+    const sink = new MemorySink();
+    const gate = new Gate({
+      selector,
+      engine: new FakeEngine(rule),
+      resolver,
+      exemptImages: new ExemptImages([]),
+      exemptNamespaces: [],
+      budgetFraction: 0.5,
+      requestTimeoutMs: () => 400, // a 200 ms budget
+      sink,
+      now: () => Date.now(),
+      binder,
+    });
+    const create = () =>
+      gate.createContainer(
+        { id: "pod1", name: "p", namespace: "team-a" },
+        { id: "c1", name: "app", annotations: { [IMAGE_NAME_ANNOTATION]: "127.0.0.1:5000/app:v1" } },
+        { deadline: Date.now() + 400 }, // as the ttrpc server hands it on: epoch ms
+      );
+    return { create, given };
+  }
+
+  it("a backward wall-clock step mid-create does not lengthen the budget", async () => {
+    // The verification outlasts the 200 ms budget by far; an hour-long budget would wait for it.
+    const t = stepping(
+      (s, p) => new Promise((resolve) => setTimeout(() => resolve(verdict(p, s, { allowed: true })), 3000)),
+    );
+    const d = await t.create();
+    expect(d).toMatchObject({ allowed: false, kind: "failed", source: "budget" });
+  });
+
+  it("the deadlines handed to containerd's calls are the budget's remainder on the stepped wall clock", async () => {
+    const t = stepping((s, p) => verdict(p, s, { allowed: true }));
+    const d = await t.create();
+    expect(d).toMatchObject({ allowed: true, source: "verify" });
+    expect(t.given.map((g) => g.call)).toEqual(["resolve", "bind"]);
+    for (const g of t.given) {
+      // at most the 200 ms budget (the binding gets at least 250 ms), never the hour the clock went back
+      expect(g.deadline - g.wallAtCall).toBeLessThanOrEqual(260);
+      expect(g.deadline - g.wallAtCall).toBeGreaterThan(-1000);
+    }
   });
 });
