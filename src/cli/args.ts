@@ -1,10 +1,11 @@
-// Command-line parsing shared by every subcommand: `--flag value`, `--flag=value`, boolean
-// flags, repeatable flags, `--` to end flags, `-h/--help`, the single-letter short forms
-// users expect from kubectl-era tools (`-o json`, `-ojson`, `-o=json`, `-n NS`), and `-` as a
-// positional (standard input). Unknown flags and missing values
-// are usage errors (exit 2): a typo must never silently fall back to a default.
+// The CLI's subcommands: their flag specs (for help text, with the one-letter short forms
+// users expect from kubectl-era tools: `-o json`, `-ojson`, `-o=json`, `-n NS`), positional
+// arguments (`-` is one: standard input), exit codes and usage errors. The flag grammar
+// itself is base/flags.ts; its first problem is the usage error (exit 2): a typo must never
+// silently fall back to a default.
 
 import { UsageError } from "../base/errors.js";
+import { type FlagKind, parseFlags } from "../base/flags.js";
 
 export { UsageError };
 
@@ -18,8 +19,7 @@ export const EXIT = {
   INCOMPLETE: 3,
 } as const;
 
-
-export type FlagType = "string" | "boolean" | "list";
+export type FlagType = FlagKind;
 
 export interface FlagSpec {
   name: string;
@@ -62,54 +62,12 @@ export const OUTPUT_FLAG: FlagSpec = {
 };
 
 export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
-  const byName = new Map(spec.flags.map((f) => [f.name, f]));
-  const out: Parsed = { help: false, flags: new Map(), positionals: [] };
-  let i = 0;
-  for (; i < argv.length; i++) {
-    let arg = argv[i]!;
-    if (arg === "--") {
-      i++;
-      break;
-    }
-    if (arg === "-h" || arg === "--help") {
-      out.help = true;
-      continue;
-    }
-    if (!arg.startsWith("-") || arg === "-") {
-      out.positionals.push(arg);
-      continue;
-    }
-    if (!arg.startsWith("--")) arg = expandShort(arg, spec);
-    const eq = arg.indexOf("=");
-    const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);
-    const f = byName.get(name);
-    if (!f) throw new UsageError(`unknown flag --${name}${suggest(name, [...byName.keys()])}`);
-    let value: string | undefined = eq >= 0 ? arg.slice(eq + 1) : undefined;
-    if (f.type === "boolean") {
-      if (value === undefined) out.flags.set(name, true);
-      else if (value === "true" || value === "false") out.flags.set(name, value === "true");
-      else throw new UsageError(`flag --${name} takes no value (or =true / =false), got "${value}"`);
-      continue;
-    }
-    if (value === undefined) {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith("--") && next.length > 2))
-        throw new UsageError(`flag --${name} needs a value${f.value ? ` (${f.value})` : ""}`);
-      value = next;
-      i++;
-    }
-    if (value === "") throw new UsageError(`flag --${name} needs a non-empty value`);
-    if (f.values && !f.values.includes(value))
-      throw new UsageError(`flag --${name} must be one of ${f.values.join(", ")}, got "${value}"`);
-    if (f.type === "list") {
-      const prev = out.flags.get(name);
-      out.flags.set(name, [...(Array.isArray(prev) ? prev : []), value]);
-    } else {
-      if (out.flags.has(name)) throw new UsageError(`flag --${name} given more than once`);
-      out.flags.set(name, value);
-    }
-  }
-  out.positionals.push(...argv.slice(i));
+  const flags = Object.fromEntries(
+    spec.flags.map((f) => [f.name, { kind: f.type, placeholder: f.value, values: f.values, short: f.short }]),
+  );
+  const p = parseFlags(argv, { flags, help: true });
+  if (p.problems.length > 0) throw new UsageError(p.problems[0]!);
+  const out: Parsed = { help: p.help, flags: p.values, positionals: p.positionals };
   if (out.help) return out;
   const { min, max, name } = spec.positionals;
   if (out.positionals.length < min)
@@ -123,39 +81,6 @@ export function parseArgs(argv: readonly string[], spec: CommandSpec): Parsed {
     );
   }
   return out;
-}
-
-/** `-o json` → `--output`, `-ojson` / `-o=json` → `--output=json`. */
-function expandShort(arg: string, spec: CommandSpec): string {
-  const m = /^-([A-Za-z])=?([\s\S]*)$/.exec(arg);
-  const f = m ? spec.flags.find((x) => x.short === m[1]) : undefined;
-  if (!m || !f) {
-    const shorts = spec.flags.filter((x) => x.short).map((x) => `-${x.short}`);
-    throw new UsageError(
-      `unknown flag ${arg} (flags are spelt --name${shorts.length > 0 ? `; short forms: ${shorts.join(", ")}` : ""})`,
-    );
-  }
-  return m[2] === "" ? `--${f.name}` : `--${f.name}=${m[2]}`;
-}
-
-function suggest(name: string, known: string[]): string {
-  const close = known.find((k) => k.startsWith(name) || name.startsWith(k) || distance(k, name) <= 2);
-  return close ? ` (did you mean --${close}?)` : "";
-}
-
-/** Levenshtein distance (flag suggestions, near-miss kinds). */
-export function distance(a: string, b: string): number {
-  const d: number[] = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = d[0]!;
-    d[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = d[j]!;
-      d[j] = Math.min(d[j]! + 1, d[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return d[b.length]!;
 }
 
 export function str(p: Parsed, name: string): string | undefined {

@@ -4,6 +4,7 @@
 // configuration, 3 installation failed (binary, host files, containerd config),
 // 4 the requested containerd restart failed (everything else was installed).
 import { errorMessage, UsageError } from "../base/errors.js";
+import { parseFlags } from "../base/flags.js";
 import { existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -101,25 +102,17 @@ const FLAG_KEYS: Record<string, keyof Flags> = {
   output: "output",
 };
 
-
 export function parseInstallFlags(argv: string[]): Flags | "help" {
+  const p = parseFlags(argv, {
+    flags: Object.fromEntries(Object.keys(FLAG_KEYS).map((n) => [n, { kind: "string" } as const])),
+    help: true,
+    noPositionals: true,
+    repeatedText: (flag) => `flag ${flag} given twice`,
+  });
+  if (p.problems.length > 0) throw new UsageError(p.problems[0]!);
+  if (p.help) return "help";
   const f: Flags = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === "-h" || a === "--help") return "help";
-    if (!a.startsWith("--")) throw new UsageError(`unexpected argument ${JSON.stringify(a)}`);
-    const eq = a.indexOf("=");
-    const name = eq >= 0 ? a.slice(2, eq) : a.slice(2);
-    const key = FLAG_KEYS[name];
-    if (!key) throw new UsageError(`unknown flag --${name}`);
-    let v = eq >= 0 ? a.slice(eq + 1) : argv[++i];
-    if (v === undefined || (eq < 0 && v.startsWith("--")))
-      throw new UsageError(`flag --${name} needs a value`);
-    v = v.trim();
-    if (v === "") throw new UsageError(`flag --${name} needs a non-empty value`);
-    if (f[key] !== undefined) throw new UsageError(`flag --${name} given twice`);
-    f[key] = v;
-  }
+  for (const [name, v] of p.given) f[FLAG_KEYS[name]!] = String(v).trim();
   return f;
 }
 

@@ -9,7 +9,8 @@ import { usesKeyVault } from "../engine/index.js";
 import { validatePolicy } from "../engine/policy/validate.js";
 import { isRecord } from "../base/record.js";
 import { stringMap, trustObjectData } from "../policy-source/objects.js";
-import { type CommandSpec, distance, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
+import { distance } from "../base/flags.js";
+import { type CommandSpec, EXIT, OUTPUT_FLAG, type Parsed, runCommand, stdio, str } from "./args.js";
 import { json } from "./output.js";
 import {
   docLabel,

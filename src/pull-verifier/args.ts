@@ -4,6 +4,7 @@
 import { UsageError } from "../base/errors.js";
 import { type Descriptor, descriptorFromJson } from "../base/descriptor.js";
 import { isDigest } from "../base/digest.js";
+import { type FlagGrammar, parseFlags } from "../base/flags.js";
 
 export const DESCRIPTOR_MEDIA_TYPE = "application/vnd.oci.descriptor.v1+json";
 export const MAX_STDIN_BYTES = 64 * 1024;
@@ -16,18 +17,18 @@ export interface VerifierArgs {
   stdinMediaType?: string;
 }
 
+/** The contract's flags, Go-style (`-x v`, `--x v`, `-x=v`); unknown flags are skipped. */
+const CONTRACT_FLAGS: FlagGrammar = {
+  flags: { name: { kind: "string" }, digest: { kind: "string" }, "stdin-media-type": { kind: "string" } },
+  go: true,
+  allowEmpty: true,
+  repeat: "last",
+};
 
-/** Parses Go-flag-style arguments (`-x v`, `--x v`, `-x=v`); unknown flags are ignored. */
 export function parseArgs(argv: string[]): VerifierArgs {
-  const vals: Record<string, string> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith("-")) continue;
-    const flag = a.replace(/^--?/, "");
-    const eq = flag.indexOf("=");
-    if (eq >= 0) vals[flag.slice(0, eq)] = flag.slice(eq + 1);
-    else if (i + 1 < argv.length) vals[flag] = argv[++i]!;
-  }
+  const p = parseFlags(argv, CONTRACT_FLAGS);
+  if (p.problems.length > 0) throw new UsageError(p.problems[0]!);
+  const vals = Object.fromEntries(p.values) as Record<string, string | undefined>;
   const name = vals.name;
   const digest = vals.digest;
   if (!name) throw new UsageError("missing -name");
