@@ -1,34 +1,32 @@
 // `tollgate agent`: the node daemon (src/agent/main.ts). Only --help is handled here; every
 // other flag is parsed by the agent's own configuration loader (unknown flags → exit 2).
+import { SETTINGS, type Setting, type SettingType } from "../config/settings.js";
 import { stdio } from "./args.js";
 
+const PLACEHOLDER: Record<SettingType<unknown>["kind"], string> = {
+  string: "VALUE",
+  path: "PATH",
+  bool: "BOOL",
+  int: "N",
+  number: "X",
+  oneOf: "VALUE",
+  list: "VALUE",
+  custom: "VALUE",
+};
+
+/** `--flag VALUE` and what it sets, from the settings table (booleans whose default is true take BOOL). */
 export const AGENT_FLAGS: Array<[flag: string, key: string]> = [
   [
     "--config FILE",
     "configuration file (default $TOLLGATE_CONFIG, else /etc/tollgate/agent.yaml if present)",
   ],
-  ["--nri-socket PATH", "nri.socket"],
-  ["--nri-pre-launched", "nri.preLaunched"],
-  ["--plugin-name NAME", "nri.pluginName"],
-  ["--plugin-index NN", "nri.pluginIndex"],
-  ["--evict-on-sync", "nri.evictOnSync"],
-  ["--nri-enabled BOOL", "nri.enabled"],
-  ["--containerd-address PATH", "containerd.address"],
-  ["--containerd-namespace NS", "containerd.namespace"],
-  ["--api-socket PATH", "api.socket"],
-  ["--policy-source files|kubernetes", "policy.source"],
-  ["--policy-dir DIR", "policy.dir"],
-  ["--kubeconfig FILE", "policy.kubeconfig"],
-  ["--default-policy NAME", "policy.defaultPolicy"],
-  ["--exempt-namespace NS", "policy.exemptNamespaces (repeatable, or comma-separated)"],
-  ["--exempt-image PATTERN", "policy.exemptImages (repeatable, or comma-separated)"],
-  ["--break-glass-max-seconds N", "policy.breakGlassMaxSeconds"],
-  ["--budget-fraction F", "gate.budgetFraction"],
-  ["--pull-verifier-mode MODE", "pullVerifier.mode (default-policy | any-policy-in-use)"],
-  ["--certs-dir DIR", "registry.certsDir"],
-  ["--docker-config FILE", "registry.dockerConfigs (repeatable, or comma-separated)"],
-  ["--log-level LEVEL", "log.level"],
-  ["--metrics-listen HOST:PORT", "metrics.listen (empty disables)"],
+  ...(SETTINGS as readonly Setting[]).flatMap((s): Array<[string, string]> => {
+    if (!s.flag) return [];
+    const placeholder = s.type.kind === "bool" ? (s.default === true ? " BOOL" : "") : ` ${PLACEHOLDER[s.type.kind]}`;
+    const values = s.type.values ? ` (${s.type.values.join(" | ")})` : "";
+    const repeat = s.type.kind === "list" ? " (repeatable, or comma-separated)" : "";
+    return [[`--${s.flag}${placeholder}`, `${s.key}${values}${repeat}: ${s.doc}`]];
+  }),
 ];
 
 export function agentHelp(): string {
