@@ -22,7 +22,8 @@ export const AGENT_FLAGS: Array<[flag: string, key: string]> = [
   ],
   ...(SETTINGS as readonly Setting[]).flatMap((s): Array<[string, string]> => {
     if (!s.flag) return [];
-    const placeholder = s.type.kind === "bool" ? (s.default === true ? " BOOL" : "") : ` ${PLACEHOLDER[s.type.kind]}`;
+    const placeholder =
+      s.type.kind === "bool" ? (s.default === true ? " BOOL" : "") : ` ${PLACEHOLDER[s.type.kind]}`;
     const values = s.type.values ? ` (${s.type.values.join(" | ")})` : "";
     const repeat = s.type.kind === "list" ? " (repeatable, or comma-separated)" : "";
     return [[`--${s.flag}${placeholder}`, `${s.key}${values}${repeat}: ${s.doc}`]];

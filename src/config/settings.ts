@@ -102,7 +102,13 @@ function numeric(kind: "int" | "number", min: number, max: number): SettingType<
     max,
     check: (v, key, problems) => {
       const n = typeof v === "string" && v.trim() !== "" ? Number(v) : v;
-      if (typeof n !== "number" || !Number.isFinite(n) || (int && !Number.isInteger(n)) || n < min || n > max) {
+      if (
+        typeof n !== "number" ||
+        !Number.isFinite(n) ||
+        (int && !Number.isInteger(n)) ||
+        n < min ||
+        n > max
+      ) {
         problems.push(`${key}: must be ${int ? "an integer" : "a number"} between ${min} and ${max}`);
         return undefined;
       }
@@ -263,7 +269,7 @@ export const SETTINGS = [
     "nri.statePath",
     absolutePath("keep it in memory"),
     "",
-    "record of containers the gate has seen (\"\" = memory only)",
+    'record of containers the gate has seen ("" = memory only)',
   ),
   row("nri.enabled", bool(), true, "false runs without the create-time gate", { flag: "nri-enabled" }),
   row("containerd.address", text(), "/run/containerd/containerd.sock", "containerd gRPC socket", {
@@ -286,9 +292,15 @@ export const SETTINGS = [
     flag: "policy-dir",
     env: "TOLLGATE_POLICY_DIR",
   }),
-  row("policy.kubeconfig", optionalText(), undefined, "kubernetes source: kubeconfig (in-cluster when absent)", {
-    flag: "kubeconfig",
-  }),
+  row(
+    "policy.kubeconfig",
+    optionalText(),
+    undefined,
+    "kubernetes source: kubeconfig (in-cluster when absent)",
+    {
+      flag: "kubeconfig",
+    },
+  ),
   row("policy.defaultPolicy", text(), "default", "ImagePolicy of namespaces without an annotation", {
     flag: "default-policy",
     env: "TOLLGATE_DEFAULT_POLICY",
@@ -296,9 +308,15 @@ export const SETTINGS = [
   row("policy.exemptNamespaces", list(namespaceName), [], "namespaces never verified", {
     flag: "exempt-namespace",
   }),
-  row("policy.exemptImages", list(exemptPattern), [], "images always allowed (e.g. the pinned sandbox image)", {
-    flag: "exempt-image",
-  }),
+  row(
+    "policy.exemptImages",
+    list(exemptPattern),
+    [],
+    "images always allowed (e.g. the pinned sandbox image)",
+    {
+      flag: "exempt-image",
+    },
+  ),
   row("policy.breakGlassMaxSeconds", int(0, 30 * 86_400), 86_400, "longest break-glass window honoured", {
     flag: "break-glass-max-seconds",
   }),
@@ -347,7 +365,12 @@ export const SETTINGS = [
   row("verification.timeoutMs", int(100, 600_000), 30_000, "upper bound for one verification"),
   row("verification.maxConcurrent", int(1, 1024), 16, "verifications running at once"),
   row("verification.maxConcurrentPerRegistry", int(1, 1024), 4, "verifications at once per registry host"),
-  row("verification.maxBytesInFlightMiB", int(8, 16_384), 64, "registry response bytes verifications may hold"),
+  row(
+    "verification.maxBytesInFlightMiB",
+    int(8, 16_384),
+    64,
+    "registry response bytes verifications may hold",
+  ),
   row("verification.maxBytesPerRegistryMiB", int(4, 16_384), 32, "the same, per registry host"),
   row("verification.maxQueued", int(0, 100_000), 512, "verifications waiting for a slot"),
   row("verification.cacheMaxEntries", int(1, 10_000_000), 10_000, "verdict cache size"),

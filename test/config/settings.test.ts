@@ -70,11 +70,17 @@ describe("settings table", () => {
     // The environment layer: each variable sets its key (first candidate value the key accepts).
     for (const s of ROWS.filter((r) => r.env)) {
       const [section, field] = s.key.split(".") as [string, string];
-      const candidates = [...(s.type.values ?? []).filter((v) => v !== s.default), "/from/env", "127.0.0.2:1"];
+      const candidates = [
+        ...(s.type.values ?? []).filter((v) => v !== s.default),
+        "/from/env",
+        "127.0.0.2:1",
+      ];
       let set: unknown;
       for (const v of candidates) {
         const cfg = await loadConfig({ path: "/dev/null", env: { [s.env!]: v } }).catch(() => undefined);
-        const got = (cfg as unknown as Record<string, Record<string, unknown>> | undefined)?.[section]?.[field];
+        const got = (cfg as unknown as Record<string, Record<string, unknown>> | undefined)?.[section]?.[
+          field
+        ];
         if (got === v) set = v;
         if (set !== undefined) break;
       }
@@ -114,5 +120,6 @@ describe("docs/configuration.md agrees with the settings table", () => {
     if (t.kind === "oneOf") expect(doc!.type.match(/`[^`]+`/g)).toEqual(t.values!.map((v) => `\`${v}\``));
     if (t.kind === "path") expect(doc!.type).toMatch(/^absolute path/);
     if (t.kind === "list") expect(doc!.type).toMatch(/^list/);
+    if (t.kind === "list" && s.flag) expect(doc!.names, "list flag").toContain("repeatable");
   });
 });
