@@ -92,9 +92,11 @@ export function parseFlags(argv: readonly string[], g: FlagGrammar): ParsedFlags
     let value: string | undefined = eq >= 0 ? body.slice(eq + 1) : undefined;
     const def = g.flags[name];
     if (!def) {
-      if (g.go) {
-        if (value === undefined && i + 1 < argv.length) i++;
-      } else out.problems.push(`unknown flag --${name}${suggest(name, Object.keys(g.flags))}`);
+      if (!g.go) out.problems.push(`unknown flag --${name}${suggest(name, Object.keys(g.flags))}`);
+      // Its value goes with it (Go: whatever follows; else a word that is not a flag), so one
+      // typo is one problem, not also a stray argument.
+      const next = argv[i + 1];
+      if (value === undefined && next !== undefined && (g.go || !next.startsWith("-"))) i++;
       continue;
     }
     const flag = `${dash}${name}`;

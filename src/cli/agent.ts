@@ -23,10 +23,13 @@ export const AGENT_FLAGS: Array<[flag: string, key: string]> = [
   ...(SETTINGS as readonly Setting[]).flatMap((s): Array<[string, string]> => {
     if (!s.flag) return [];
     const placeholder =
-      s.type.kind === "bool" ? (s.default === true ? " BOOL" : "") : ` ${PLACEHOLDER[s.type.kind]}`;
-    const values = s.type.values ? ` (${s.type.values.join(" | ")})` : "";
+      s.type.kind === "bool"
+        ? s.default === true
+          ? " BOOL"
+          : ""
+        : ` ${s.type.values?.join("|") ?? PLACEHOLDER[s.type.kind]}`;
     const repeat = s.type.kind === "list" ? " (repeatable, or comma-separated)" : "";
-    return [[`--${s.flag}${placeholder}`, `${s.key}${values}${repeat}: ${s.doc}`]];
+    return [[`--${s.flag}${placeholder}`, `${s.key}${repeat}: ${s.doc}`]];
   }),
 ];
 

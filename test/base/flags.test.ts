@@ -49,6 +49,11 @@ describe("parseFlags", () => {
       "flag --policy given more than once",
       "flag --image needs a non-empty value",
     ]);
+    expect(parseFlags(["--bogus", "v", "x", "--bogus2", "--quiet"], G)).toMatchObject({
+      problems: ["unknown flag --bogus", "unknown flag --bogus2"],
+      positionals: ["x"],
+      given: [["quiet", true]],
+    });
     expect(parseFlags(["--policy"], G).problems).toEqual(["flag --policy needs a value (FILE)"]);
     expect(parseFlags(["--policy", "--quiet"], G).problems).toEqual(["flag --policy needs a value (FILE)"]);
     expect(parseFlags(["-h"], G).help).toBe(true);
