@@ -23,10 +23,23 @@ export interface RunIO {
 export const EXIT_ALLOW = 0;
 export const EXIT_DENY = 1;
 export const EXIT_ERROR = 2;
-const DEFAULT_TIMEOUT_MS = 8000;
-const DEFAULT_SOCKET = "/run/tollgate/agent.sock";
-/** Where the agent's configuration is when TOLLGATE_CONFIG is unset (src/config/agent.ts). */
-const DEFAULT_CONFIG_PATH = "/etc/tollgate/agent.yaml";
+/**
+ * The agent settings' defaults the fast path needs, restated so it does not load the settings
+ * table (test/config/settings.test.ts checks they equal the table's).
+ */
+export const FAST_PATH_DEFAULTS = {
+  /** pullVerifier.timeoutMs */
+  timeoutMs: 8000,
+  /** api.socket */
+  socket: "/run/tollgate/agent.sock",
+  /** Where the agent's configuration is when TOLLGATE_CONFIG is unset (src/config/agent.ts). */
+  configPath: "/etc/tollgate/agent.yaml",
+} as const;
+const {
+  timeoutMs: DEFAULT_TIMEOUT_MS,
+  socket: DEFAULT_SOCKET,
+  configPath: DEFAULT_CONFIG_PATH,
+} = FAST_PATH_DEFAULTS;
 
 export async function run(io: RunIO): Promise<number> {
   const started = Date.now();

@@ -5,8 +5,15 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
-import { defaultConfig, loadConfig, parseFlags, validateConfig } from "../../src/config/agent.js";
+import {
+  DEFAULT_CONFIG_PATH,
+  defaultConfig,
+  loadConfig,
+  parseFlags,
+  validateConfig,
+} from "../../src/config/agent.js";
 import { SETTINGS, type Setting } from "../../src/config/settings.js";
+import { FAST_PATH_DEFAULTS } from "../../src/pull-verifier/run.js";
 
 const ROWS = SETTINGS as readonly Setting[];
 const DOC = readFileSync(path.resolve(__dirname, "../../docs/configuration.md"), "utf8");
@@ -57,6 +64,15 @@ describe("settings table", () => {
       expect(d[section]?.[field], s.key).toEqual(s.default);
     }
     expect(validateConfig({})).toEqual(defaultConfig());
+  });
+
+  it("the pull verifier's fast path restates the defaults it needs, unchanged", () => {
+    const d = defaultConfig();
+    expect(FAST_PATH_DEFAULTS).toEqual({
+      timeoutMs: d.pullVerifier.timeoutMs,
+      socket: d.api.socket,
+      configPath: DEFAULT_CONFIG_PATH,
+    });
   });
 
   it("keys, flags and environment names are unique; every flag and variable sets its key", async () => {
