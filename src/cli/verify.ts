@@ -156,7 +156,7 @@ async function verify(p: Parsed, io: Io): Promise<number> {
     list(p, "docker-config").length > 0 ? list(p, "docker-config") : (cfg?.registry.dockerConfigs ?? []);
   const engine = createEngine({
     registry: {
-      hostsDir: str(p, "certs-dir") ?? cfg?.registry.certsDir ?? "/etc/containerd/certs.d",
+      hostsDir: str(p, "certs-dir") ?? (cfg ?? defaultConfig()).registry.certsDir,
       dockerConfigFiles,
       // The agent's credential providers, so `verify` sees what the agent sees.
       credentialResolver: buildCredentialResolver(cfg?.registry.credentialProviders ?? [], dockerConfigFiles),
