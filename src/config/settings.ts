@@ -212,11 +212,14 @@ const pluginIndex: SettingType<string> = {
 // ---------------------------------------------------------------------------------------
 // the table
 
-type Leaf = string | number | boolean | undefined | readonly unknown[];
-/** "section.key" for every setting of AgentConfig (`file` is where it came from, not a setting). */
+/**
+ * "section.key" for every setting of AgentConfig (`file` is where it came from, not a
+ * setting). A setting may hold a structure (registry.credentialProviders); its own parser
+ * judges what is inside.
+ */
 export type SettingKey = {
   [S in Exclude<keyof AgentConfig, "file">]: {
-    [K in keyof AgentConfig[S] & string]-?: AgentConfig[S][K] extends Leaf ? `${S}.${K}` : never;
+    [K in keyof AgentConfig[S] & string]-?: `${S}.${K}`;
   }[keyof AgentConfig[S] & string];
 }[Exclude<keyof AgentConfig, "file">];
 type ValueAt<K extends SettingKey> = K extends `${infer S extends keyof AgentConfig}.${infer F}`
