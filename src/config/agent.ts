@@ -142,9 +142,12 @@ export interface AgentConfig {
 
 export const DEFAULT_CONFIG_PATH = "/etc/tollgate/agent.yaml";
 
+/** The settings table, each row's value type erased (the table ties them to AgentConfig). */
+const ROWS = SETTINGS as readonly Setting[];
+
 export function defaultConfig(): AgentConfig {
   const cfg: Record<string, Record<string, unknown>> = {};
-  for (const st of SETTINGS as readonly Setting[]) {
+  for (const st of ROWS) {
     const [section, field] = split(st.key);
     cfg[section] ??= {};
     cfg[section][field] = structuredClone(st.default);
@@ -170,7 +173,6 @@ export class ConfigError extends TollgateError<"INVALID_CONFIG"> {
 // ---------------------------------------------------------------------------------------
 // flags and environment
 
-const ROWS = SETTINGS as readonly Setting[];
 /** Flag → config key path. */
 const FLAGS: ReadonlyMap<string, string> = new Map(ROWS.flatMap((s) => (s.flag ? [[s.flag, s.key]] : [])));
 /** Environment variable → config key path. */
