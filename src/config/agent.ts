@@ -179,15 +179,14 @@ const FLAGS: ReadonlyMap<string, string> = new Map(ROWS.flatMap((s) => (s.flag ?
 const ENV: ReadonlyMap<string, string> = new Map(ROWS.flatMap((s) => (s.env ? [[s.env, s.key]] : [])));
 const LIST_KEYS = new Set(ROWS.filter((s) => s.type.kind === "list").map((s) => s.key));
 
+const flagKind = (s: Setting): FlagDef["kind"] =>
+  s.type.kind === "bool" ? "boolean" : s.type.kind === "list" ? "list" : "string";
+
 /** The agent's flags for the shared parser: `--config` and one per setting that has one. */
 const FLAG_GRAMMAR = {
   flags: Object.fromEntries([
     ["config", { kind: "string" } as FlagDef],
-    ...ROWS.flatMap((s): Array<[string, FlagDef]> =>
-      s.flag
-        ? [[s.flag, { kind: s.type.kind === "bool" ? "boolean" : s.type.kind === "list" ? "list" : "string" }]]
-        : [],
-    ),
+    ...ROWS.flatMap((s): Array<[string, FlagDef]> => (s.flag ? [[s.flag, { kind: flagKind(s) }]] : [])),
   ]),
   // `--nri-enabled false`; the value is judged with the setting, so "1"/"0" work as in YAML.
   looseBooleans: true,
@@ -350,6 +349,20 @@ export function validateConfig(raw: unknown, source = "config"): AgentConfig {
 }
 
 const KNOWN_KEYS = new Set(ROWS.map((s) => s.key));
+
+/** A configuration as a file would spell it: validateConfig(fileForm(cfg)) gives cfg back. */
+export function fileForm(cfg: AgentConfig): Record<string, Record<string, unknown>> {
+  const out: Record<string, Record<string, unknown>> = {};
+  const values = cfg as unknown as Record<string, Record<string, unknown>>;
+  for (const st of ROWS) {
+    const [section, field] = split(st.key);
+    const v = values[section]?.[field];
+    if (v === undefined) continue;
+    out[section] ??= {};
+    out[section][field] = st.type.toFile ? st.type.toFile(v) : v;
+  }
+  return out;
+}
 
 /** The rules between settings (each setting's own rules are in its row). */
 function crossRules(cfg: AgentConfig): string[] {

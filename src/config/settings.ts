@@ -22,6 +22,8 @@ export interface SettingType<T> {
   min?: number;
   max?: number;
   values?: readonly string[];
+  /** The value as the file spells it, where the checked value has another shape. */
+  toFile?: (value: T) => unknown;
 }
 
 export interface Setting<K extends string = string, T = unknown> {
@@ -153,10 +155,17 @@ export function list(item?: (s: string) => string | undefined): SettingType<stri
   };
 }
 
-/** A structured value judged by its owner's parser (its problems carry their own paths). */
-export function custom<T>(parse: (raw: unknown) => { value: T; problems: string[] }): SettingType<T> {
+/**
+ * A structured value judged by its owner's parser (its problems carry their own paths);
+ * `toFile` spells a parsed value back as the file would, where the shapes differ.
+ */
+export function custom<T>(
+  parse: (raw: unknown) => { value: T; problems: string[] },
+  toFile?: (value: T) => unknown,
+): SettingType<T> {
   return {
     kind: "custom",
+    ...(toFile ? { toFile } : {}),
     check: (v, _key, problems) => {
       const r = parse(v);
       problems.push(...r.problems);
@@ -401,10 +410,14 @@ export const SETTINGS = [
   row("sigstore.tufFetchTimeoutMs", int(100, 120_000), 10_000, "deadline of one request to a TUF mirror"),
   row(
     "keyManagement.azure",
-    custom((raw) => {
-      const r = parseKeyManagementConfig({ azure: raw });
-      return { value: r.config.azure, problems: r.problems };
-    }),
+    custom(
+      (raw) => {
+        const r = parseKeyManagementConfig({ azure: raw });
+        return { value: r.config.azure, problems: r.problems };
+      },
+      // The file spells the credential's keys beside the others, not under `credential`.
+      ({ credential, ...rest }) => ({ ...credential, ...rest }),
+    ),
     defaultKeyManagement().azure,
     "the Azure identity that reads Key Vault trust material, stale bound",
     { docDefault: "managed identity" },

@@ -12,7 +12,7 @@ import { errorMessage } from "../base/errors.js";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
-import { type AgentConfig, DEFAULT_CONFIG_PATH, validateConfig } from "../config/agent.js";
+import { type AgentConfig, DEFAULT_CONFIG_PATH, fileForm, validateConfig } from "../config/agent.js";
 import {
   assertSelfContained,
   binDirWarnings,
@@ -102,7 +102,7 @@ export function writeFileAtomically(target: string, text: string, mode: number):
 
 /** The verifier's configuration: the agent's, validated again so the file always loads. */
 export function renderVerifierConfig(cfg: AgentConfig, source: string | undefined, version: string): string {
-  const { file: _file, ...rest } = cfg;
+  const rest = fileForm(cfg);
   validateConfig(JSON.parse(JSON.stringify(rest)), "rendered verifier configuration");
   return [
     `# Written by \`tollgate install\` ${version}${source ? ` from ${source}` : ""}. Do not edit: re-run the installer.`,

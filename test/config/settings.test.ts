@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import {
   DEFAULT_CONFIG_PATH,
   defaultConfig,
+  fileForm,
   loadConfig,
   parseFlags,
   validateConfig,
@@ -64,6 +65,15 @@ describe("settings table", () => {
       expect(d[section]?.[field], s.key).toEqual(s.default);
     }
     expect(validateConfig({})).toEqual(defaultConfig());
+  });
+
+  it("a validated configuration spelt as a file validates to itself (the installer writes one)", () => {
+    const cfg = validateConfig({
+      keyManagement: { azure: { sources: ["managedIdentity"], clientId: "c", maxStaleSeconds: 600 } },
+      policy: { exemptNamespaces: ["kube-system"], kubeconfig: "/k" },
+    });
+    expect(validateConfig(JSON.parse(JSON.stringify(fileForm(cfg))))).toEqual(cfg);
+    expect(validateConfig(JSON.parse(JSON.stringify(fileForm(defaultConfig()))))).toEqual(defaultConfig());
   });
 
   it("the pull verifier's fast path restates the defaults it needs, unchanged", () => {
