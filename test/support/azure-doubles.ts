@@ -726,7 +726,6 @@ async function serveTracked(
   return { url: `https://127.0.0.1:${port}`, server, sockets };
 }
 
-
 interface Version<T> {
   version: string;
   value: T;
@@ -743,6 +742,8 @@ export interface VaultDouble {
   disable(kind: "certificates" | "keys", name: string, version: string): void;
   /** While down, every connection is reset (the vault unreachable). */
   setDown(down: boolean): void;
+  /** While hung, requests are accepted and never answered. */
+  setHung(hung: boolean): void;
   requests: { method: string; path: string; apiVersion: string | null; authorized: boolean }[];
   stop(): Promise<void>;
 }
@@ -757,8 +758,10 @@ export async function startVaultDouble(
   const keys = new Map<string, Version<Record<string, unknown>>[]>();
   const requests: VaultDouble["requests"] = [];
   let down = false;
+  let hung = false;
   let base = "";
   const s = await serveTracked(tls, (req, res) => {
+    if (hung) return; // accepted, never answered
     const u = new URL(req.url ?? "/", base);
     const auth = /^Bearer (.+)$/.exec(req.headers.authorization ?? "")?.[1];
     // Entra's tokens for the vault: signed by the Entra double, for the vault's resource, unexpired.
@@ -859,6 +862,10 @@ export async function startVaultDouble(
     setDown(d) {
       down = d;
       if (d) for (const k of s.sockets) k.destroy();
+    },
+    setHung(h) {
+      hung = h;
+      if (!h) for (const k of s.sockets) k.destroy();
     },
     requests,
     stop: () => close(s.server),

@@ -37,6 +37,8 @@ export interface AzureKeyVaultProviderOptions {
   disableChallengeResourceVerification?: boolean;
   /** HTTPS agent (custom CA bundle) for the vault requests. */
   agent?: Agent;
+  /** Deadline for one vault read (default 10 s): a vault that accepts and never answers must not hold a policy. */
+  readTimeoutMs?: number;
   events?: KeyProviderEvents;
   now?: () => number;
 }
@@ -193,10 +195,26 @@ export class AzureKeyVaultProvider implements KeyProvider {
     return e.inflight;
   }
 
+  /** Runs one vault read under its deadline; a read cut off by it fails as VaultTimeout. */
+  private async bounded<T>(read: (abortSignal: AbortSignal) => Promise<T>): Promise<T> {
+    const ms = this.o.readTimeoutMs ?? 10_000;
+    const c = new AbortController();
+    const t = setTimeout(() => c.abort(), ms);
+    try {
+      return await read(c.signal);
+    } catch (err) {
+      throw c.signal.aborted ? new VaultTimeout(ms) : err;
+    } finally {
+      clearTimeout(t);
+    }
+  }
+
   private async readCertificate(ref: KeyVaultRef): Promise<{ pem: string; version: string }> {
-    const c = ref.version
-      ? await this.certs.getCertificateVersion(ref.name, ref.version)
-      : await this.certs.getCertificate(ref.name);
+    const c = await this.bounded((abortSignal) =>
+      ref.version
+        ? this.certs.getCertificateVersion(ref.name, ref.version, { abortSignal })
+        : this.certs.getCertificate(ref.name, { abortSignal }),
+    );
     if (c.properties.enabled === false) throw new Error("the certificate version is disabled");
     if (!c.cer || c.cer.byteLength === 0) throw new Error("the vault returned no certificate bytes (cer)");
     let pem: string;
@@ -209,7 +227,9 @@ export class AzureKeyVaultProvider implements KeyProvider {
   }
 
   private async readKey(ref: KeyVaultRef): Promise<{ pem: string; version: string }> {
-    const k = await this.keys.getKey(ref.name, ref.version ? { version: ref.version } : {});
+    const k = await this.bounded((abortSignal) =>
+      this.keys.getKey(ref.name, { ...(ref.version ? { version: ref.version } : {}), abortSignal }),
+    );
     if (k.properties.enabled === false) throw new Error("the key version is disabled");
     if (!k.key) throw new Error("the vault returned no key material");
     return { pem: jwkToSpkiPem(k.key), version: k.properties.version ?? "" };
@@ -236,8 +256,16 @@ export function jwkToSpkiPem(k: JsonWebKey): string {
 }
 
 /** One line naming the object and what went wrong; never a token or a secret (none reach here). */
+class VaultTimeout extends Error {
+  constructor(readonly ms: number) {
+    super(`the vault did not answer within ${ms} ms`);
+    this.name = "VaultTimeout";
+  }
+}
+
 function describe(err: unknown, ref: KeyVaultRef): string {
   const what = `${ref.kind === "AzureKeyVaultKey" ? "key" : "certificate"} ${ref.name}${ref.version ? ` version ${ref.version}` : ""}`;
+  if (err instanceof VaultTimeout) return `${what}: ${err.message}`;
   const e = err as { name?: string; message?: string; statusCode?: number; code?: string };
   const first = (e?.message ?? String(err)).split("\n")[0]!.slice(0, 300);
   // Our credential chain's error (engine/azure/credential.ts), @azure/identity's error classes,

@@ -43,13 +43,17 @@ function credential(secret = az.sp.secret) {
 
 const tokenRequests = () => entra.requests.filter((r) => r.kind === "token");
 
-function provider(secret?: string, extra: { maxStaleSeconds?: number; verify?: boolean } = {}) {
+function provider(
+  secret?: string,
+  extra: { maxStaleSeconds?: number; verify?: boolean; readTimeoutMs?: number } = {},
+) {
   return new AzureKeyVaultProvider({
     vaultURI: vault.url,
     credential: credential(secret),
     disableChallengeResourceVerification: !extra.verify,
     agent: az.agent,
     ...(extra.maxStaleSeconds !== undefined ? { maxStaleSeconds: extra.maxStaleSeconds } : {}),
+    ...(extra.readTimeoutMs !== undefined ? { readTimeoutMs: extra.readTimeoutMs } : {}),
   });
 }
 
@@ -117,6 +121,28 @@ describe("Azure Key Vault provider", () => {
     await p.refresh();
     expect(p.status()).toMatchObject({ ready: true, stale: false });
     expect(p.status().error).toBeUndefined();
+    p.stop();
+  });
+
+  it("a vault that accepts and never answers: the read fails at its deadline, the last good copy stays", async () => {
+    const pem = ec();
+    vault.putKey("silent", pem);
+    vault.putKey("never-read", ec());
+    const p = provider(undefined, { maxStaleSeconds: 3600, readTimeoutMs: 300 });
+    expect(await p.resolve(keyRef("silent"))).toBe(pem);
+    vault.setHung(true);
+    try {
+      await p.refresh();
+      expect(await p.resolve(keyRef("silent"))).toBe(pem);
+      expect(p.status()).toMatchObject({ ready: true, stale: true });
+      expect(p.status().error).toMatch(/key silent: the vault did not answer within 300 ms/);
+      // The first read of another object has no last good copy: a typed failure, not a hang.
+      await expect(p.resolve(keyRef("never-read"))).rejects.toThrow(
+        "key never-read: the vault did not answer within 300 ms",
+      );
+    } finally {
+      vault.setHung(false);
+    }
     p.stop();
   });
 
