@@ -8,7 +8,14 @@ import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ContainerState } from "../src/gen/cri.js";
 import { ContainerAdjustment, CreateContainerResponse } from "../src/gen/nri.js";
-import { type Container, NriPlugin, type PodSandbox, TtrpcStatusError } from "../src/nri-plugin/index.js";
+import {
+  type Container,
+  type ContainerIdentity,
+  NriPlugin,
+  type PodIdentity,
+  type PodSandbox,
+  TtrpcStatusError,
+} from "../src/nri-plugin/index.js";
 import { type PushedImage, pushBusyboxImage } from "../test/support/images.js";
 import { waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
@@ -21,7 +28,7 @@ const BIG_ADJUST_LABEL = "e2e.tollgate.dev/big-adjust";
 
 type Seen =
   | { kind: "synchronize"; pods: PodSandbox[]; containers: Container[] }
-  | { kind: "create"; pod: PodSandbox; container: Container }
+  | { kind: "create"; pod: PodIdentity; container: ContainerIdentity }
   | { kind: "state"; state: string; detail?: string };
 
 /** Records everything one plugin instance sees, in order. */
@@ -34,7 +41,7 @@ class Recorder {
   registrations(): number {
     return this.count("state", (s) => s.kind === "state" && s.state === "registered");
   }
-  creates(): Array<{ pod: PodSandbox; container: Container; at: number }> {
+  creates(): Array<{ pod: PodIdentity; container: ContainerIdentity; at: number }> {
     return this.seen.flatMap((s, at) =>
       s.kind === "create" ? [{ pod: s.pod, container: s.container, at }] : [],
     );
@@ -75,7 +82,7 @@ function bigAnnotations(prefix: string, count: number, valueBytes: number): Reco
 
 const bigAdjust = bigAnnotations("adjust", 200, 200); // ~45 KB reply: > 10 mux frames
 
-function gate(pod: PodSandbox, container: Container): Partial<CreateContainerResponse> | undefined {
+function gate(pod: PodIdentity, container: ContainerIdentity): Partial<CreateContainerResponse> | undefined {
   const image = container.annotations[IMAGE_NAME] ?? "";
   if (image.startsWith(`${blocked.repo}:`)) {
     throw new TtrpcStatusError(7, `tollgate-e2e: ${image} denied for namespace ${pod.namespace}`);

@@ -7,6 +7,7 @@ import type {
   DeepPartial,
   PodSandbox,
 } from "../gen/nri.js";
+import type { ContainerIdentity, PodIdentity } from "./create-request.js";
 import type { NriEvent } from "./events.js";
 
 export const DEFAULT_SOCKET_PATH = "/var/run/nri/nri.sock";
@@ -37,13 +38,15 @@ export interface NriHandlers {
   /** Called once per connection with all Synchronize pages merged. */
   synchronize?(pods: PodSandbox[], containers: Container[]): ContainerUpdate[] | Promise<ContainerUpdate[]>;
   /**
+   * Sees the pod's and container's identity only (ids, names, namespace, labels, annotations):
+   * the container's spec is skipped when decoding (create-request.ts).
    * Return nothing (allow as is) or a (partial) response with adjustments; throw
    * `new TtrpcStatusError(Code.PERMISSION_DENIED, msg)` to deny. Must answer before ctx.deadline:
    * containerd drops a plugin that misses it and creates the container anyway.
    */
   createContainer?(
-    pod: PodSandbox,
-    container: Container,
+    pod: PodIdentity,
+    container: ContainerIdentity,
     ctx: RequestContext,
     // biome-ignore lint/suspicious/noConfusingVoidType: "return nothing" = allow without adjustments
   ): CreateContainerAnswer | void | Promise<CreateContainerAnswer | void>;

@@ -21,6 +21,7 @@ export {
   type PluginState,
   type RequestContext,
 } from "./api.js";
+export type { ContainerIdentity, PodIdentity } from "./create-request.js";
 export { EVENT_NUMBER, eventMask, type NriEvent, VALID_EVENT_MASK } from "./events.js";
 export { Mux, MuxConn, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
 export { NriPlugin } from "./plugin.js";

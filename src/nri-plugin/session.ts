@@ -12,6 +12,7 @@ import {
   RuntimeDefinition,
 } from "../gen/nri.js";
 import type { ConfigureInfo, NriHandlers, NriLogger, RequestContext } from "./api.js";
+import { type ContainerIdentity, CreateContainerIdentityCodec, type PodIdentity } from "./create-request.js";
 import { EVENT_NUMBER, eventFromNumber, type NriEvent } from "./events.js";
 import { Mux, PLUGIN_SERVICE_CONN, RUNTIME_SERVICE_CONN } from "./mux.js";
 import { createClient, TtrpcClient, type TypedClient } from "./ttrpc/client.js";
@@ -20,6 +21,19 @@ import { Code, TtrpcStatusError } from "./ttrpc/status.js";
 
 /** How long before containerd's deadline an event answer goes out regardless of its handler. */
 const NOTIFY_MARGIN_MS = 100;
+
+// Plugin service as generated, except that CreateContainer requests are decoded for identity
+// only (create-request.ts): the hot path of every container start.
+const PLUGIN_SERVICE = {
+  ...PluginDefinition,
+  methods: {
+    ...PluginDefinition.methods,
+    createContainer: {
+      ...PluginDefinition.methods.createContainer,
+      requestType: CreateContainerIdentityCodec,
+    },
+  },
+} as const;
 
 /** What a session needs from the plugin that owns it. */
 export interface SessionHost {
@@ -61,7 +75,7 @@ export class Session {
     const server = new TtrpcServer({
       // A broken ttrpc stream on either conn makes the whole NRI connection useless.
       onConnectionClose: (_c, err) => this.close(err),
-    }).register(PluginDefinition, {
+    }).register(PLUGIN_SERVICE, {
       configure: (req) => this.configure(req),
       synchronize: (req) => this.synchronize(req.pods, req.containers, req.more),
       shutdown: () => {
@@ -153,8 +167,8 @@ export class Session {
   }
 
   private async createContainer(
-    pod: PodSandbox | undefined,
-    container: Container | undefined,
+    pod: PodIdentity | undefined,
+    container: ContainerIdentity | undefined,
     ctx: ServerCallContext,
   ): Promise<CreateContainerResponse> {
     const handler = this.plugin.handlers.createContainer;
