@@ -1,32 +1,38 @@
 // The agent process (one per node): configuration → policy source → engine → local API
 // for the pull verifier → metrics/health → NRI plugin (create-time gate + Synchronize
 // audit). Stops cleanly on SIGTERM/SIGINT.
-import { errorMessage } from "../base/errors.js";
+
 import http from "node:http";
 import { type Logger, pino } from "pino";
 import pkg from "../../package.json";
+import type { AgentStatus } from "../agent-api/types.js";
+import { errorMessage } from "../base/errors.js";
+import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
 import { CriImages } from "../containerd/cri-images.js";
 import { CachedContainerdImages } from "../containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../containerd/images.js";
 import { ContainerdRootfs } from "../containerd/rootfs.js";
-import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
-import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
-import type { AgentStatus } from "../agent-api/types.js";
 import { type ClusterVisibility, podDenial, startCluster } from "../decision/cluster-wiring.js";
 import type { DecisionSink } from "../decision/decision.js";
+import { ExemptImages } from "../decision/exempt.js";
+import { createKeyProviders, sourceKeyProvider } from "../decision/key-providers.js";
+import { PullDecider } from "../decision/pull.js";
+import { pullScopeFor } from "../decision/pull-scope.js";
+import {
+  type AgentEngine,
+  createAgentEngine,
+  createPolicySource,
+  normalizeName,
+} from "../decision/wiring.js";
+import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
+import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
 import { AuditLog } from "./audit.js";
 import { TagHistory } from "./binding.js";
-import { type AgentConfig, ConfigError, loadConfig, parseListen } from "../config/agent.js";
-import { ExemptImages } from "../decision/exempt.js";
 import { Gate } from "./gate.js";
-import { createKeyProviders, sourceKeyProvider } from "../decision/key-providers.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
 import { installProcessHandlers } from "./process.js";
 import { TrustedRootWatch } from "./sigstore-trust.js";
-import { PullDecider } from "../decision/pull.js";
-import { pullScopeFor } from "../decision/pull-scope.js";
-import { type AgentEngine, createAgentEngine, createPolicySource, normalizeName } from "../decision/wiring.js";
 
 export const VERSION: string = pkg.version;
 
@@ -87,6 +93,9 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
   // Image IDs (full or short) are resolved by CRI itself, as the create that follows will be.
   const criImages = new CriImages(cfg.containerd.address);
   const audit = new AuditLog(log.child({ component: "audit" }), metrics);
+  // Records wait for the next loop turn (audit.ts); a process exit must not drop them.
+  const flushAudit = () => audit.flush();
+  process.on("exit", flushAudit);
   // Every digest a name was pulled or resolved at feeds the tag-move fallback (binding.ts).
   const tagHistory = new TagHistory(cfg.gate.tagMoveWindowSeconds * 1000, normalizeName);
   const sink: DecisionSink = {
@@ -239,6 +248,8 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
       images.close();
       criImages.close();
       rootfs.close();
+      audit.flush();
+      process.off("exit", flushAudit);
     },
   };
 }
