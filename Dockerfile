@@ -12,7 +12,8 @@ COPY tsconfig.json ./
 COPY scripts ./scripts
 COPY proto ./proto
 COPY src ./src
-# dist/tollgate.mjs (agent + CLI), dist/tollgate-verify.mjs (verifier, needs node),
+# dist/tollgate.mjs + dist/chunks/ (agent + CLI), dist/tollgate-verify.mjs + dist/verify-chunks/
+# (verifier, needs node),
 # dist/tollgate-verify (verifier SEA: this image's node binary with the bundle injected;
 # runs on hosts with glibc >= 2.28, like the official Node.js 24 builds).
 RUN node scripts/build.mjs \
@@ -26,6 +27,9 @@ LABEL org.opencontainers.image.title="tollgate" \
       org.opencontainers.image.description="Node agent enforcing container image signature policy inside containerd" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /src/dist/tollgate.mjs /src/dist/tollgate-verify.mjs /src/dist/tollgate-verify /opt/tollgate/dist/
+# The bundles' lazily loaded chunks (imported relative to the entry files).
+COPY --from=build /src/dist/chunks /opt/tollgate/dist/chunks
+COPY --from=build /src/dist/verify-chunks /opt/tollgate/dist/verify-chunks
 COPY --from=build /src/package.json /opt/tollgate/package.json
 # Root: containerd's sockets and directories on the host are root-only. The DaemonSet drops
 # every capability and mounts the root filesystem read-only.

@@ -16,8 +16,12 @@ export async function bundle(entry: string, outDir: string, name: string): Promi
   mkdirSync(outDir, { recursive: true });
   const outfile = path.join(outDir, `${name}.mjs`);
   await build({
-    entryPoints: [path.join(repoRoot, entry)],
-    outfile,
+    entryPoints: { [name]: path.join(repoRoot, entry) },
+    outdir: outDir,
+    outExtension: { ".js": ".mjs" },
+    // Split as scripts/build.mjs splits the agent: what is imported only when used stays unloaded.
+    splitting: true,
+    chunkNames: `${name}-chunks/[name]-[hash]`,
     bundle: true,
     platform: "node",
     target: "node24",
