@@ -1,5 +1,5 @@
 // Thin client of the agent's local API (node:http over the unix socket).
-import http from "node:http";
+import type http from "node:http";
 import type { PullVerdictRequest, PullVerdictResponse } from "../agent-api/types.js";
 
 export type AgentAnswer =
@@ -10,6 +10,16 @@ export type AgentAnswer =
   | { kind: "failed"; message: string };
 
 const MAX_RESPONSE_BYTES = 256 * 1024;
+
+// node:http through getBuiltinModule, not an ES import: importing a builtin as an ES module
+// builds its namespace from every export, which runs node:http's lazy getters and loads the
+// bundled undici, ~60 ms of every pull's start-up (`node dist/tollgate-verify.mjs`; the SEA
+// is CommonJS and was not affected). Measured in bench/ (pull-verifier start-up).
+let httpModule: typeof http | undefined;
+function nodeHttp(): typeof http {
+  httpModule ??= process.getBuiltinModule("node:http");
+  return httpModule;
+}
 const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ENOTSOCK", "ECONNRESET_BEFORE_CONNECT"]);
 
 export function askAgent(
@@ -37,13 +47,15 @@ export function askAgent(
         ),
       timeoutMs,
     );
-    const r = http.request(
+    const r = nodeHttp().request(
       {
         socketPath,
         path: "/v1/pull-verdict",
         method: "POST",
         headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-        agent: false,
+        // No http.Agent: one request per process, and an Agent works out a TLS server name
+        // for every request (net.isIP on "localhost" compiles Node's IPv6 pattern, ~13 ms).
+        createConnection: () => process.getBuiltinModule("node:net").createConnection(socketPath),
       },
       (res) => {
         const chunks: Buffer[] = [];
