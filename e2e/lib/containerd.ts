@@ -42,6 +42,8 @@ export interface ContainerdOptions {
   env?: NodeJS.ProcessEnv;
   /** default: a busybox "sleep" image imported locally as `localhost/tollgate/pause:1` */
   sandboxImage?: string;
+  /** Where the private root/state directory is made (default: os.tmpdir()). */
+  baseDir?: string;
 }
 
 export interface Containerd {
@@ -249,7 +251,7 @@ function shimIds(state: string): Array<{ ns: string; id: string }> {
 // ---------------------------------------------------------------------------------------
 
 export async function startContainerd(opts: ContainerdOptions = {}): Promise<Containerd> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), "tollgate-ctrd-"));
+  const dir = mkdtempSync(path.join(opts.baseDir ?? os.tmpdir(), "tollgate-ctrd-"));
   const p: Paths = {
     dir,
     root: path.join(dir, "root"),
