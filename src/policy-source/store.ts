@@ -359,7 +359,8 @@ export class PolicyStore<P extends CompiledPolicyLike> {
     }
     let meta = this.namespaces.get(namespace);
     if (meta === undefined && unknownNamespace === "empty") meta = { name: namespace, annotations: {} };
-    const policies = new Map([...this.entries].map(([n, e]) => [n, e.policy]));
+    // A view, not a copy: this runs on every CreateContainer, over every loaded policy.
+    const policies = { get: (name: string) => this.entries.get(name)?.policy };
     return selectPolicy({ namespace, meta, policies, config: this.config, now });
   }
 

@@ -1,6 +1,12 @@
 import { describe, expect, it } from "vitest";
 import type { CompiledPolicyLike } from "../../src/policy-source/model.js";
-import { breakGlassOf, type NamespaceMeta, selectPolicy } from "../../src/policy-source/select.js";
+import {
+  breakGlassOf,
+  isValidNamespaceName,
+  NAMESPACE_PATTERN,
+  type NamespaceMeta,
+  selectPolicy,
+} from "../../src/policy-source/select.js";
 import type { SelectionConfig } from "../../src/policy-source/types.js";
 
 const pol = (name: string, mode: "Enforce" | "Audit" = "Enforce"): CompiledPolicyLike => ({
@@ -179,5 +185,44 @@ describe("tenant-controlled pod metadata cannot influence selection", () => {
     // @ts-expect-error pod labels/annotations are not an input of selection
     const bad: Parameters<typeof selectPolicy>[0] = { ...base, podAnnotations: {} };
     expect(bad).toBeDefined();
+  });
+});
+
+describe("isValidNamespaceName", () => {
+  it("accepts exactly the RFC 1123 labels the pattern accepts (edge cases and 20,000 random names)", () => {
+    const cases = [
+      "",
+      "a",
+      "0",
+      "-",
+      "a-",
+      "-a",
+      "a-b",
+      "a--b",
+      "A",
+      "team_a",
+      "team.a",
+      "ä",
+      "a".repeat(63),
+      "a".repeat(64),
+      `a${"-".repeat(61)}a`,
+      "kube-system",
+      "x\n",
+      " a",
+    ];
+    for (const c of cases) expect(isValidNamespaceName(c), JSON.stringify(c)).toBe(NAMESPACE_PATTERN.test(c));
+    const alphabet = "abz09-_.A ä\n";
+    let seed = 7;
+    for (let i = 0; i < 20_000; i++) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      const len = seed % 66;
+      let name = "";
+      for (let k = 0; k < len; k++) {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31;
+        // mostly valid characters, so that long valid names occur too
+        name += seed % 10 < 8 ? "ab09-"[seed % 5] : alphabet[seed % alphabet.length];
+      }
+      expect(isValidNamespaceName(name), JSON.stringify(name)).toBe(NAMESPACE_PATTERN.test(name));
+    }
   });
 });
