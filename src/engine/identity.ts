@@ -177,13 +177,26 @@ export function imageIdentity(
   return id;
 }
 
+/** Canonical forms already worked out (a pure function of the string; bounded, cleared when full). */
+const canonicalMemo = new Map<string, string | undefined>();
+const CANONICAL_MEMO_MAX = 4096;
+
 /** The canonical form of a reference, or undefined when it is not a valid name. */
 export function canonicalReference(input: string): string | undefined {
+  // Memoised: every decision asks it for the same few names (the engine's name checks run
+  // on each CreateContainer), and parsing is most of what a cached decision costs.
+  if (canonicalMemo.has(input)) return canonicalMemo.get(input);
+  let out: string | undefined;
   try {
-    return imageIdentity(input).canonical;
+    out = imageIdentity(input).canonical;
   } catch {
-    return undefined;
+    out = undefined;
   }
+  if (input.length <= 1024) {
+    if (canonicalMemo.size >= CANONICAL_MEMO_MAX) canonicalMemo.clear();
+    canonicalMemo.set(input, out);
+  }
+  return out;
 }
 
 /** The canonical repository of a reference (tag and digest dropped), or undefined. */

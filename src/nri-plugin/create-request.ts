@@ -34,32 +34,46 @@ class Reader {
     this.pos = start;
   }
 
-  varint(): number {
-    let result = 0;
-    let shift = 0;
-    for (;;) {
-      if (this.pos >= this.end) throw new Error("premature EOF");
-      const b = this.buf[this.pos++]!;
-      // Tags and lengths are uint32 (as the generated decoder reads them): higher bits drop.
-      if (shift < 32) result += (b & 0x7f) * 2 ** shift;
-      if ((b & 0x80) === 0) return result >>> 0; // as uint32: the low 32 bits
-      shift += 7;
-      if (shift >= 70) throw new Error("invalid varint");
-    }
+  get done(): boolean {
+    return this.pos >= this.end;
   }
 
-  /** [start, end) of a length-delimited field's bytes. */
-  bytes(): [number, number] {
+  varint(): number {
+    const buf = this.buf;
+    if (this.pos >= this.end) throw new Error("premature EOF");
+    let b = buf[this.pos++]!;
+    if (b < 0x80) return b; // tags and most lengths: one byte
+    let result = b & 0x7f;
+    let mul = 0x80;
+    for (let i = 1; i < 10; i++) {
+      if (this.pos >= this.end) throw new Error("premature EOF");
+      b = buf[this.pos++]!;
+      // Tags and lengths are uint32 (as the generated decoder reads them): higher bits drop.
+      if (i < 5) result += (b & 0x7f) * mul;
+      mul *= 0x80;
+      if (b < 0x80) return result >>> 0; // as uint32: the low 32 bits
+    }
+    throw new Error("invalid varint");
+  }
+
+  /** Start of a length-delimited field's bytes; the end is `this.pos` afterwards. */
+  bytes(): number {
     const len = this.varint();
     const start = this.pos;
     if (len > this.end - start) throw new Error("premature EOF");
     this.pos = start + len;
-    return [start, start + len];
+    return start;
   }
 
   string(): string {
-    const [s, e] = this.bytes();
-    return this.buf.toString("utf8", s, e);
+    const start = this.bytes();
+    return this.buf.toString("utf8", start, this.pos);
+  }
+
+  /** A sub-message's bytes as a reader of their own. */
+  sub(): Reader {
+    const start = this.bytes();
+    return new Reader(this.buf, start, this.pos);
   }
 
   skip(wireType: number, depth = 0): void {
@@ -95,64 +109,82 @@ class Reader {
   }
 }
 
-/** Fields of one message: `read(field, wireType, r)` returns false for fields it skips. */
-function fields(r: Reader, read: (field: number, wireType: number) => boolean): void {
-  while (r.pos < r.end) {
-    const tag = r.varint();
-    const wireType = tag & 7;
-    if (wireType === EGROUP || tag === 0) return;
-    if (!read(tag >>> 3, wireType)) r.skip(wireType);
-  }
-}
+// Each message: read tags until the end (or an end-group tag / tag 0, as the generated
+// decoder stops); a field we keep is read only with its expected wire type (LEN).
 
 /** A map<string,string> entry (key = 1, value = 2) into `into`. */
 function mapEntry(r: Reader, into: Record<string, string>): void {
-  const [s, e] = r.bytes();
-  const sub = new Reader(r.buf, s, e);
+  const e = r.sub();
   let key = "";
   let value = "";
-  fields(sub, (f, w) => {
-    if (w !== LEN) return false;
-    if (f === 1) key = sub.string();
-    else if (f === 2) value = sub.string();
-    else return false;
-    return true;
-  });
+  while (!e.done) {
+    const tag = e.varint();
+    if ((tag & 7) === EGROUP || tag === 0) break;
+    if (tag === ((1 << 3) | LEN)) key = e.string();
+    else if (tag === ((2 << 3) | LEN)) value = e.string();
+    else e.skip(tag & 7);
+  }
   into[key] = value;
 }
 
 function pod(r: Reader): PodIdentity {
-  const [s, e] = r.bytes();
-  const sub = new Reader(r.buf, s, e);
+  const m = r.sub();
   const p: PodIdentity = { id: "", name: "", uid: "", namespace: "", labels: {}, annotations: {} };
-  fields(sub, (f, w) => {
-    if (w !== LEN) return false;
-    if (f === 1) p.id = sub.string();
-    else if (f === 2) p.name = sub.string();
-    else if (f === 3) p.uid = sub.string();
-    else if (f === 4) p.namespace = sub.string();
-    else if (f === 5) mapEntry(sub, p.labels);
-    else if (f === 6) mapEntry(sub, p.annotations);
-    else return false;
-    return true;
-  });
+  while (!m.done) {
+    const tag = m.varint();
+    if ((tag & 7) === EGROUP || tag === 0) break;
+    switch (tag) {
+      case (1 << 3) | LEN:
+        p.id = m.string();
+        break;
+      case (2 << 3) | LEN:
+        p.name = m.string();
+        break;
+      case (3 << 3) | LEN:
+        p.uid = m.string();
+        break;
+      case (4 << 3) | LEN:
+        p.namespace = m.string();
+        break;
+      case (5 << 3) | LEN:
+        mapEntry(m, p.labels);
+        break;
+      case (6 << 3) | LEN:
+        mapEntry(m, p.annotations);
+        break;
+      default:
+        m.skip(tag & 7);
+    }
+  }
   return p;
 }
 
 function container(r: Reader): ContainerIdentity {
-  const [s, e] = r.bytes();
-  const sub = new Reader(r.buf, s, e);
+  const m = r.sub();
   const c: ContainerIdentity = { id: "", podSandboxId: "", name: "", labels: {}, annotations: {} };
-  fields(sub, (f, w) => {
-    if (w !== LEN) return false;
-    if (f === 1) c.id = sub.string();
-    else if (f === 2) c.podSandboxId = sub.string();
-    else if (f === 3) c.name = sub.string();
-    else if (f === 5) mapEntry(sub, c.labels);
-    else if (f === 6) mapEntry(sub, c.annotations);
-    else return false;
-    return true;
-  });
+  while (!m.done) {
+    const tag = m.varint();
+    if ((tag & 7) === EGROUP || tag === 0) break;
+    switch (tag) {
+      case (1 << 3) | LEN:
+        c.id = m.string();
+        break;
+      case (2 << 3) | LEN:
+        c.podSandboxId = m.string();
+        break;
+      case (3 << 3) | LEN:
+        c.name = m.string();
+        break;
+      case (5 << 3) | LEN:
+        mapEntry(m, c.labels);
+        break;
+      case (6 << 3) | LEN:
+        mapEntry(m, c.annotations);
+        break;
+      default:
+        m.skip(tag & 7);
+    }
+  }
   return c;
 }
 
@@ -161,14 +193,14 @@ export function decodeCreateContainerIdentity(input: Uint8Array): CreateContaine
   const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const r = new Reader(buf, 0, buf.length);
   const out: CreateContainerIdentity = { pod: undefined, container: undefined };
-  fields(r, (f, w) => {
-    if (w !== LEN) return false;
+  while (!r.done) {
+    const tag = r.varint();
+    if ((tag & 7) === EGROUP || tag === 0) break;
     // A repeated occurrence replaces the earlier one, as in the generated decoder.
-    if (f === 1) out.pod = pod(r);
-    else if (f === 2) out.container = container(r);
-    else return false;
-    return true;
-  });
+    if (tag === ((1 << 3) | LEN)) out.pod = pod(r);
+    else if (tag === ((2 << 3) | LEN)) out.container = container(r);
+    else r.skip(tag & 7);
+  }
   return out;
 }
 
