@@ -44,13 +44,6 @@ const REQUEST = CreateContainerRequest.encode({ pod, container }).finish();
 const REQUEST_BYTES = REQUEST.length;
 
 async function main() {
-  const results = [];
-  results.push(
-    await measureWith(
-      "transport",
-      (sock) => new NriPlugin(pluginOpts(sock), { createContainer: () => undefined }),
-    ),
-  );
 
   // The agent's create-time path: real policy source, engine (cache), gate, audit, metrics.
   const source = new FilePolicySource<CompiledPolicy>({
@@ -101,13 +94,31 @@ async function main() {
     sink: new AuditLog(log, metrics),
     metrics,
   });
-  results.push(
-    await measureWith("gate", (sock) => {
+  const sides = [
+    await connect("transport", (sock) => new NriPlugin(pluginOpts(sock), { createContainer: () => undefined })),
+    await connect("gate", (sock) => {
       const c = defaultConfig();
       c.nri.socket = sock;
       return new NriGate<CompiledPolicy>({ config: c, gate, metrics, log }).plugin;
     }),
-  );
+  ];
+  // Sequential runs in interleaved trials (transport, gate, transport, gate, …): this machine
+  // is shared, and a neighbour's load only ever slows a trial down, so each handler's best
+  // trial is the estimate of what one core sustains; every trial is reported too.
+  const trials: Record<string, Sequential[]> = { transport: [], gate: [] };
+  for (let t = 0; t < TRIALS; t++)
+    for (const side of sides) trials[side.label]!.push(await sequentialRun(side.conn, Math.ceil(sequential / TRIALS)));
+  const results = [];
+  for (const side of sides) {
+    const all = trials[side.label]!;
+    const best = all.reduce((b, x) => (x.perCpuSecond > b.perCpuSecond ? x : b));
+    results.push({
+      label: side.label,
+      sequential: { ...best, trials: all.map((x) => Math.round(x.perCpuSecond)) },
+      pipelined: await pipelinedRun(side.conn),
+    });
+  }
+  for (const side of sides) await side.close();
   const st = engine.stats();
   await source.stop();
   process.stdout.write(
@@ -119,36 +130,63 @@ function pluginOpts(sock: string) {
   return { name: "bench", index: "10", socketPath: sock, events: ["CreateContainer" as const], env: {} };
 }
 
-async function measureWith(label: string, make: (sock: string) => NriPlugin) {
+const TRIALS = 5;
+
+interface Sequential {
+  n: number;
+  ms: number;
+  cpuMs: number;
+  perSecond: number;
+  perCpuSecond: number;
+  latency: ReturnType<typeof summarize>;
+}
+
+/** A plugin connected to its own in-process runtime, warmed up. */
+async function connect(label: string, make: (sock: string) => NriPlugin) {
   const tmp = mkdtempSync(path.join(os.tmpdir(), "tollgate-bench-nri-"));
   const sock = path.join(tmp, "nri.sock");
   const rt = await FakeRuntime.listen(sock, { requestTimeoutMs: 2000 });
   const plugin = make(sock);
-  try {
-    return await run(label, plugin, rt);
-  } finally {
-    await plugin.stop();
-    await rt.close();
-    rmSync(tmp, { recursive: true, force: true });
-  }
-}
-
-async function run(label: string, plugin: NriPlugin, rt: FakeRuntime) {
   await plugin.start();
   const conn = await rt.connection(0);
   await conn.ready;
   for (let i = 0; i < 2000; i++) await conn.createContainerEncoded(REQUEST);
-  const lat = new Float64Array(sequential);
+  return {
+    label,
+    conn,
+    close: async () => {
+      await plugin.stop();
+      await rt.close();
+      rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
+type Conn = Awaited<ReturnType<typeof connect>>["conn"];
+
+async function sequentialRun(conn: Conn, n: number): Promise<Sequential> {
+  const lat = new Float64Array(n);
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  for (let i = 0; i < sequential; i++) {
+  for (let i = 0; i < n; i++) {
     const s = performance.now();
     await conn.createContainerEncoded(REQUEST);
     lat[i] = performance.now() - s;
   }
-  const seqMs = performance.now() - t0;
+  const ms = performance.now() - t0;
   const c1 = process.cpuUsage(c0);
-  const seqCpuMs = (c1.user + c1.system) / 1000;
+  const cpuMs = (c1.user + c1.system) / 1000;
+  return {
+    n,
+    ms,
+    cpuMs,
+    perSecond: (n * 1000) / ms,
+    perCpuSecond: (n * 1000) / cpuMs,
+    latency: summarize(Array.from(lat)),
+  };
+}
+
+async function pipelinedRun(conn: Conn) {
   let sent = 0;
   const c2 = process.cpuUsage();
   const t1 = performance.now();
@@ -164,23 +202,12 @@ async function run(label: string, plugin: NriPlugin, rt: FakeRuntime) {
   const c3 = process.cpuUsage(c2);
   const pipeCpuMs = (c3.user + c3.system) / 1000;
   return {
-    label,
-    sequential: {
-      n: sequential,
-      ms: seqMs,
-      cpuMs: seqCpuMs,
-      perSecond: (sequential * 1000) / seqMs,
-      perCpuSecond: (sequential * 1000) / seqCpuMs,
-      latency: summarize(Array.from(lat)),
-    },
-    pipelined: {
-      n: pipelined,
-      depth,
-      ms: pipeMs,
-      cpuMs: pipeCpuMs,
-      perSecond: (pipelined * 1000) / pipeMs,
-      perCpuSecond: (pipelined * 1000) / pipeCpuMs,
-    },
+    n: pipelined,
+    depth,
+    ms: pipeMs,
+    cpuMs: pipeCpuMs,
+    perSecond: (pipelined * 1000) / pipeMs,
+    perCpuSecond: (pipelined * 1000) / pipeCpuMs,
   };
 }
 
