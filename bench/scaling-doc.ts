@@ -60,7 +60,11 @@ ${MODES.map((m) => `| Origin requests, K nodes at once, ${MODE_LABEL[m]} | ${inp
 ${MODES.map((m) => `| Rolling, ${MODE_LABEL[m]}: first node, then each further node | ${first(m)}, then ${next(m).toFixed(1)} | one agent first, then K−1 at once; mean over K = ${o.ks.filter((k) => k > 1).join(", ")} |`).join("\n")}
 
 Without a mirror the origin sees \`K × r\` requests per new image (measured up to K = ${kMax} on
-this machine), whatever the pattern. The mirror for pull and resolve does not reduce them:
+this machine), whatever the pattern. The mirror for pull and resolve ${
+  next("mirror") < next("origin")
+    ? `saves little: once warm, each further node still cost the origin ${next("mirror").toFixed(1)} requests`
+    : "does not reduce them"
+}:
 docker-registry in proxy mode re-checks every tag with the origin (the referrers tag
 fallback \`sha256-<digest>\` is a tag) and pings the origin before upstream requests; it has no
 Referrers API, so that lookup goes to the origin anyway; and asked by every node at once, its
@@ -118,7 +122,7 @@ and the failed verdict is cached only briefly, so the next start retries.
   hosts.toml directory Tollgate shares with containerd (\`registry.certsDir\`, default
   \`/etc/containerd/certs.d\`)${
     pullHelps
-      ? ` for content only: \`[host."https://mirror.example"] capabilities = ["pull"]\`. Measured here, that made each node after the first cost the origin ${next("mirror-pull").toFixed(1)} requests instead of ${r}; with \`["pull", "resolve"]\` a proxy that re-checks tags upstream cost it more than no mirror (${next("mirror").toFixed(1)} per further node)`
+      ? ` for content only: \`[host."https://mirror.example"] capabilities = ["pull"]\`. Measured here, that made each node after the first cost the origin ${next("mirror-pull").toFixed(1)} requests instead of ${r}; with \`["pull", "resolve"]\` a proxy that re-checks tags upstream cost it ${next("mirror").toFixed(1)} per further node, and more than no mirror for the first (${first("mirror")} against ${r})`
       : `; measure first (\`npm run bench -- --only fleet\`): the proxy measured here did not reduce origin requests in either configuration`
   }. Roll out with a surge (maxSurge) so that the first nodes warm the mirror: asked by every
   node at once, a proxy that does not merge concurrent misses forwards each of them.
