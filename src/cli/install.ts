@@ -122,6 +122,8 @@ export function defaultVerifierBinary(env: NodeJS.ProcessEnv = process.env): str
   const candidates = [
     env.TOLLGATE_VERIFIER_BINARY,
     path.join(here, "tollgate-verify"),
+    // this module in a chunk of the code-split bundle: dist/chunks/
+    path.resolve(here, "..", "tollgate-verify"),
     path.resolve(here, "..", "..", "dist", "tollgate-verify"),
     "/opt/tollgate/dist/tollgate-verify",
   ].filter((c): c is string => !!c);

@@ -72,7 +72,12 @@ export function checkTufRoot(text: string): string | undefined {
  * a client walks from an old root to the newest one.
  */
 export async function verifyTufRoot(text: string): Promise<string | undefined> {
-  const { Metadata, MetadataKind } = await import("@tufjs/models");
+  // A CommonJS package imported lazily from a code-split ESM bundle only has a default
+  // export (esbuild); from source it has named ones. Accept both.
+  const mod: typeof import("@tufjs/models") & { default?: typeof import("@tufjs/models") } = await import(
+    "@tufjs/models"
+  );
+  const { Metadata, MetadataKind } = mod.Metadata ? mod : mod.default!;
   try {
     const root = Metadata.fromJSON(MetadataKind.Root, JSON.parse(text));
     root.verifyDelegate(MetadataKind.Root, root);
