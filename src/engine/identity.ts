@@ -18,6 +18,7 @@
 // digest (`sha256:<64 hex>`) is always an image ID; anything else is first tried as a name
 // and, when no such name is stored, as a (possibly short) image ID prefix — `abc123`,
 // `sha256:abc123` — which must match exactly one image ID (ambiguous → error).
+import { StringMemo } from "../base/memo.js";
 import { EngineError } from "./errors.js";
 import { DEFAULT_REGISTRY, type ImageReference, isValidDigest, parseReference } from "./reference.js";
 
@@ -55,6 +56,21 @@ export function classifyCriImage(input: string): CriImage {
   if (typeof input !== "string") {
     return { kind: "invalid", error: new EngineError("INVALID_REFERENCE", "image is not a string") };
   }
+  // Memoised like canonicalReference: a pure function of the string, asked on every
+  // CreateContainer for the same few names. Only names are kept (frozen, so no caller can
+  // change what the next one is told); errors and IDs are cheap or rare.
+  const known = classifyMemo.get(input);
+  if (known) return known;
+  const c = classifyUncached(input);
+  if (c.kind !== "name") return c;
+  Object.freeze(c.ref);
+  if (c.idPrefix) Object.freeze(c.idPrefix);
+  return classifyMemo.set(input, Object.freeze(c));
+}
+
+const classifyMemo = new StringMemo<CriImage>();
+
+function classifyUncached(input: string): CriImage {
   if (isFullDigest(input)) return { kind: "id", id: input };
   const idPrefix = parseIdPrefix(input);
   try {
@@ -126,6 +142,9 @@ function storedNameOf(ref: ImageReference): string {
  * "r.io/a:v1@sha256:…" → "r.io/a@sha256:…"). Throws INVALID_REFERENCE.
  */
 export function storedName(input: string): string {
+  // Through the memo of classifyCriImage: the same parse, asked for the same few names.
+  const c = classifyCriImage(input);
+  if (c.kind === "name") return c.stored;
   return storedNameOf(parseReference(input));
 }
 
@@ -158,7 +177,19 @@ export function imageIdentity(
   input: string | ImageReference,
   opts: { defaultTag?: boolean } = {},
 ): ImageIdentity {
-  const ref = typeof input === "string" ? parseReference(input, opts) : input;
+  // A name with the default options is memoised (frozen): exemptions and policy patterns
+  // ask for the identity of the same few names on every CreateContainer.
+  if (typeof input === "string" && opts.defaultTag === undefined) {
+    const known = identityMemo.get(input);
+    if (known) return known;
+    return identityMemo.set(input, Object.freeze(identityOf(parseReference(input))));
+  }
+  return identityOf(typeof input === "string" ? parseReference(input, opts) : input);
+}
+
+const identityMemo = new StringMemo<ImageIdentity>();
+
+function identityOf(ref: ImageReference): ImageIdentity {
   // Docker Hub's "library/" prefix follows the canonical host, so "registry-1.docker.io/x"
   // names the same wire repository as its canonical spelling: "docker.io/x" (not library/x).
   const repository = `${canonicalRegistry(ref.registry)}/${ref.repository}`;
@@ -177,9 +208,8 @@ export function imageIdentity(
   return id;
 }
 
-/** Canonical forms already worked out (a pure function of the string; bounded, cleared when full). */
-const canonicalMemo = new Map<string, string | undefined>();
-const CANONICAL_MEMO_MAX = 4096;
+/** Canonical forms already worked out, invalid names (undefined) included. */
+const canonicalMemo = new StringMemo<string | undefined>();
 
 /** The canonical form of a reference, or undefined when it is not a valid name. */
 export function canonicalReference(input: string): string | undefined {
@@ -192,11 +222,7 @@ export function canonicalReference(input: string): string | undefined {
   } catch {
     out = undefined;
   }
-  if (input.length <= 1024) {
-    if (canonicalMemo.size >= CANONICAL_MEMO_MAX) canonicalMemo.clear();
-    canonicalMemo.set(input, out);
-  }
-  return out;
+  return canonicalMemo.set(input, out);
 }
 
 /** The canonical repository of a reference (tag and digest dropped), or undefined. */

@@ -164,3 +164,44 @@ describe("property: spelling never changes governance or exemption", () => {
     );
   });
 });
+
+describe("memoised answers (the create path asks the same names again)", () => {
+  const names = [
+    "busybox",
+    "registry.example:443/team/app:v1",
+    `r.io/a:v1@${D}`,
+    "0123abcd",
+    "localhost:5000/a/b:v1",
+  ];
+
+  it("classifyCriImage and imageIdentity give the same frozen answer each time, equal to a fresh one", () => {
+    for (const n of names) {
+      const c = classifyCriImage(n);
+      expect(classifyCriImage(n)).toBe(c);
+      if (c.kind === "name") {
+        expect(Object.isFrozen(c) && Object.isFrozen(c.ref)).toBe(true);
+        expect(c.stored).toBe(storedName(n));
+      }
+      if (c.kind !== "name") continue;
+      const id = imageIdentity(n);
+      expect(imageIdentity(n)).toBe(id);
+      expect(Object.isFrozen(id)).toBe(true);
+      // Push the memo past its bound so the next answers are worked out again.
+      for (let i = 0; i < 4100; i++) classifyCriImage(`filler/x${i}:v1`), imageIdentity(`filler/x${i}:v1`);
+      const again = classifyCriImage(n);
+      expect(again).not.toBe(c);
+      expect(JSON.stringify(again)).toBe(JSON.stringify(c));
+      expect(imageIdentity(n)).toEqual(id);
+    }
+  });
+
+  it("invalid names and IDs are answered the same way on every call", () => {
+    for (const bad of ["UPPER/Case:v1", "a b", ""]) {
+      expect(classifyCriImage(bad).kind).toBe("invalid");
+      expect(classifyCriImage(bad).kind).toBe("invalid");
+      expect(canonicalReference(bad)).toBeUndefined();
+      expect(canonicalReference(bad)).toBeUndefined();
+    }
+    expect(classifyCriImage(`sha256:${HEX64}`)).toEqual({ kind: "id", id: `sha256:${HEX64}` });
+  });
+});

@@ -1,8 +1,10 @@
 // Step: input. The subject must carry a digest and a valid image name; the name alone then
 // decides exemptImages and images / unmatchedImages, on the reference actually used.
 import { isSupportedDigest } from "../../base/digest.js";
+import { memoPerObject } from "../../base/memo.js";
 import { EngineError } from "../errors.js";
 import { canonicalReference } from "../identity.js";
+import type { CompiledPolicy } from "../policy/model.js";
 import type { Subject, Verdict } from "../types.js";
 import { conclude, denied, imageLabel, type Judging } from "./verdict.js";
 
@@ -24,38 +26,60 @@ export function hasDigestAndName(subject: Subject): boolean {
   return isSupportedDigest(subject.digest) && typeof subject.reference === "string";
 }
 
+/** What the name alone says under one compiled policy (its patterns are fixed for its lifetime). */
+type NameClass = "invalid" | "exempt" | "ungoverned" | "unmatched-deny" | "governed";
+const nameClasses = memoPerObject<CompiledPolicy, NameClass>(1024);
+
+function nameClass(policy: CompiledPolicy, reference: string): NameClass {
+  // Memoised per policy and reference: every CreateContainer of a cached image asks again.
+  const memo = nameClasses(policy);
+  const known = memo.get(reference);
+  if (known !== undefined) return known;
+  const matchRef = canonicalReference(reference);
+  const c: NameClass =
+    matchRef === undefined
+      ? "invalid"
+      : policy.isExempt(matchRef)
+        ? "exempt"
+        : policy.governs(matchRef)
+          ? "governed"
+          : policy.unmatchedImages === "Allow"
+            ? "ungoverned"
+            : "unmatched-deny";
+  return memo.set(reference, c);
+}
+
 /**
  * The decisions made from the name alone (exemptImages, images / unmatchedImages), on the
  * canonical identity of the reference actually used; undefined when signatures decide.
  */
 export function nameDecision(j: Judging): Verdict | undefined {
   const { subject, policy } = j;
-  const label = imageLabel(subject);
-  const matchRef = canonicalReference(subject.reference);
-  if (matchRef === undefined) {
-    throw new EngineError(
-      "INVALID_REFERENCE",
-      `subject reference ${JSON.stringify(subject.reference.slice(0, 300))} is not a valid image name`,
-    );
-  }
-  if (policy.isExempt(matchRef)) {
-    return conclude(
-      j,
-      "exempt",
-      [`${label} is exempt by ImagePolicy ${policy.name} (spec.exemptImages)`],
-      [],
-    );
-  }
-  if (!policy.governs(matchRef)) {
-    if (policy.unmatchedImages === "Allow") {
+  switch (nameClass(policy, subject.reference)) {
+    case "governed":
+      return undefined;
+    case "invalid":
+      throw new EngineError(
+        "INVALID_REFERENCE",
+        `subject reference ${JSON.stringify(subject.reference.slice(0, 300))} is not a valid image name`,
+      );
+    case "exempt":
+      return conclude(
+        j,
+        "exempt",
+        [`${imageLabel(subject)} is exempt by ImagePolicy ${policy.name} (spec.exemptImages)`],
+        [],
+      );
+    case "ungoverned":
       return conclude(
         j,
         "ungoverned",
-        [`${label} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`],
+        [
+          `${imageLabel(subject)} is not governed by ImagePolicy ${policy.name} (spec.images) and unmatchedImages is Allow`,
+        ],
         [],
       );
-    }
-    return denied(j, "not matched by spec.images and unmatchedImages is Deny", []);
+    case "unmatched-deny":
+      return denied(j, "not matched by spec.images and unmatchedImages is Deny", []);
   }
-  return undefined;
 }

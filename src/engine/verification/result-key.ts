@@ -1,4 +1,5 @@
 // Step: cache key. Signature results are cached per digest × "result revision".
+import { memoPerObject } from "../../base/memo.js";
 import { selectPolicy as selectTrustPolicy } from "../notation/policy.js";
 import type { CompiledPolicy } from "../policy/model.js";
 import { trustEpoch } from "../sigstore-trust/resolve.js";
@@ -18,12 +19,23 @@ export function resultRevision(
   policy: CompiledPolicy,
   trustedRoots?: TrustedRootResolver,
 ): string {
+  return scopedRevision(subject.reference, policy) + trustEpoch(policy, trustedRoots);
+}
+
+/** Name-scoped revisions worked out per compiled policy (fixed for its lifetime) and reference. */
+const scopedMemo = memoPerObject<CompiledPolicy, string>(1024);
+
+function scopedRevision(reference: string, policy: CompiledPolicy): string {
+  // Memoised: selecting the trust policy parses the reference and every registry scope, and
+  // each CreateContainer of a cached image asks again for the same few names.
+  const memo = scopedMemo(policy);
+  const known = memo.get(reference);
+  if (known !== undefined) return known;
   let scoped = false;
   const parts = policy.verifiers.map((v) => {
     if (v.kind !== "notation" || v.notation.trustPolicies.length === 0) return "";
     scoped = true;
-    return selectTrustPolicy(v.notation.trustPolicies, subject.reference)?.name ?? "\u0000none";
+    return selectTrustPolicy(v.notation.trustPolicies, reference)?.name ?? "\u0000none";
   });
-  const rev = scoped ? `${policy.revision}#${JSON.stringify(parts)}` : policy.revision;
-  return rev + trustEpoch(policy, trustedRoots);
+  return memo.set(reference, scoped ? `${policy.revision}#${JSON.stringify(parts)}` : policy.revision);
 }
