@@ -93,7 +93,11 @@ export class VerdictCache<V extends Cacheable = Verdict> {
     });
   }
 
-  /** A cached verdict (marked cached: true) or undefined. */
+  /**
+   * A cached verdict (marked cached: true) or undefined. Every hit returns the same frozen
+   * object until the entry is replaced, so callers may remember work keyed on it (engine
+   * judging) and none can change what the next caller is served.
+   */
   get(digest: string, revision: string): V | undefined {
     const v = this.lru.get(cacheKey(digest, revision));
     if (!v) {
@@ -101,13 +105,12 @@ export class VerdictCache<V extends Cacheable = Verdict> {
       return undefined;
     }
     this.counters.hits++;
-    return { ...v, cached: true };
+    return v;
   }
 
   /** Looks without counting a hit/miss or touching recency. */
   peek(digest: string, revision: string): V | undefined {
-    const v = this.lru.peek(cacheKey(digest, revision));
-    return v && { ...v, cached: true };
+    return this.lru.peek(cacheKey(digest, revision));
   }
 
   /** Stores per the verdict's outcome; returns the TTL used (0 = not stored). */
@@ -116,11 +119,9 @@ export class VerdictCache<V extends Cacheable = Verdict> {
     // A time-dependent condition's expiry caps the TTL (attest/expiry.ts).
     if (v.expiresAt !== undefined) seconds = Math.min(seconds, (Date.parse(v.expiresAt) - this.now()) / 1000);
     if (!(seconds > 0)) return 0;
-    this.lru.set(
-      cacheKey(v.subject.digest, v.policy.revision),
-      { ...v, cached: false },
-      { ttl: seconds * 1000 },
-    );
+    this.lru.set(cacheKey(v.subject.digest, v.policy.revision), Object.freeze({ ...v, cached: true }), {
+      ttl: seconds * 1000,
+    });
     this.counters.stored++;
     return seconds;
   }

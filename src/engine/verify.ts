@@ -40,7 +40,7 @@ import type { TrustedRootResolver } from "./sigstore-trust/types.js";
 import type { Outcome, Subject, Verdict } from "./types.js";
 import { type CallerBudget, waitWithin, withinLimits } from "./verification/budget.js";
 import { checkSubject, hasDigestAndName, nameDecision } from "./verification/input.js";
-import { judgeSignatures } from "./verification/judge.js";
+import { judgeCachedSignatures, judgeSignatures } from "./verification/judge.js";
 import { resultRevision } from "./verification/result-key.js";
 import { cacheable, refusedResult, verifySignatures } from "./verification/run.js";
 import type { EngineDeps, SignatureResult } from "./verification/types.js";
@@ -129,7 +129,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     // 2. Cache: signature results for digest × result revision, judged for this caller.
     const resultRev = resultRevision(subject, policy, opts.trustedRoots);
     const hit = cache.get(subject.digest, resultRev);
-    if (hit) return count(judgeSignatures(j, hit));
+    if (hit) return count(judgeCachedSignatures(j, hit));
     // 3. Single flight: one shared verification per key, within the limits and its budget.
     const { promise } = cache.shared(cacheKey(subject.digest, resultRev), () =>
       sharedRun(subject, policy, resultRev),
@@ -158,7 +158,7 @@ export function createEngineCore(deps: EngineDeps, opts: CoreOptions = {}): Engi
     }
     if (named) return count(named);
     const hit = cache.get(subject.digest, resultRevision(subject, policy, opts.trustedRoots));
-    return hit ? count(judgeSignatures(j, hit)) : undefined;
+    return hit ? count(judgeCachedSignatures(j, hit)) : undefined;
   }
 
   return {

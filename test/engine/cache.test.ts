@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { type Cacheable, VerdictCache } from "../../src/engine/cache.js";
 import { EngineError } from "../../src/engine/errors.js";
 import { createEngineCore } from "../../src/engine/verify.js";
 import {
@@ -158,5 +159,26 @@ describe("verdict cache", () => {
     const engine = createEngineCore(deps, { verificationTimeoutMs: 20 });
     const v = await engine.verify(subject(1), await policy());
     expect(v).toMatchObject({ outcome: "failed", allowed: false, failure: { code: "TIMEOUT" } });
+  });
+
+  it("serves every hit of an entry as one frozen object marked cached, leaving the stored verdict alone", () => {
+    let t = 1_000_000;
+    const cache = new VerdictCache<Cacheable & { note: string }>({ now: () => t });
+    const v = {
+      outcome: "verified" as const,
+      subject: { digest: digestN(3) },
+      policy: { revision: "r1" },
+      cached: false,
+      note: "n",
+    };
+    expect(cache.set(v, { positiveTTLSeconds: 60, negativeTTLSeconds: 60 })).toBe(60);
+    const a = cache.get(digestN(3), "r1");
+    expect(a).toMatchObject({ cached: true, note: "n" });
+    expect(cache.get(digestN(3), "r1")).toBe(a);
+    expect(cache.peek(digestN(3), "r1")).toBe(a);
+    expect(Object.isFrozen(a)).toBe(true);
+    expect(v.cached).toBe(false); // the caller's object is not the one stored
+    t += 61_000;
+    expect(cache.get(digestN(3), "r1")).toBeUndefined(); // expiry still read on every access
   });
 });

@@ -38,6 +38,29 @@ export function judgeSignatures(j: Judging, sig: SignatureResult): Verdict {
   return { ...v, cached: sig.cached, decidedAt: sig.decidedAt };
 }
 
+/** The verdict last judged from each cached result, with the policy object and reference it was for. */
+const judgedHits = new WeakMap<
+  SignatureResult,
+  { policy: Judging["policy"]; reference: string; verdict: Verdict }
+>();
+
+/**
+ * judgeSignatures for a result served from the cache (the cache serves one frozen object per
+ * entry). When the judgement reads neither the clock nor the request's namespace — no Rego
+ * (its builtins may read the time) and no per-request attestation conditions — it is a
+ * function of the result, the policy object and the reference alone, so the previous
+ * identical request's verdict is served again, frozen. Every create of a running image
+ * takes this path.
+ */
+export function judgeCachedSignatures(j: Judging, sig: SignatureResult): Verdict {
+  if (j.policy.rego || sig.attestationEvidence) return judgeSignatures(j, sig);
+  const m = judgedHits.get(sig);
+  if (m && m.policy === j.policy && m.reference === j.subject.reference) return m.verdict;
+  const verdict = Object.freeze(judgeSignatures(j, sig));
+  judgedHits.set(sig, { policy: j.policy, reference: j.subject.reference, verdict });
+  return verdict;
+}
+
 /** The combination's verdict, with the reasons naming the verifiers that decided it. */
 function decide(j: Judging, summaries: VerifierSummary[], checks: SignatureCheck[]): Verdict {
   const { policy } = j;
