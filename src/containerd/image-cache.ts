@@ -34,7 +34,7 @@ import { EventsClient } from "../gen/containerd/events.js";
 import { type Image, ImageCreate, ImageDelete, ImageUpdate } from "../gen/containerd/images.js";
 import type { Envelope } from "../gen/containerd/types/event.js";
 import type { ContainerdImages } from "./images.js";
-import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_TOPICS } from "./snapshot-events.js";
+import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_PREPARE_TOPIC } from "./snapshot-events.js";
 
 /** Private topic of our own liveness sentinel (outside /images/: CRI's subscriber ignores it). */
 export const SYNC_TOPIC = "/tollgate/image-cache/sync";
@@ -116,7 +116,13 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
   constructor(private readonly o: ImageCacheOptions) {
     this.target = o.address.startsWith("unix:") ? o.address : `unix://${o.address}`;
     this.namespace = o.namespace ?? "k8s.io";
-    this.cache = new LRUCache<string, Image>({ max: o.maxEntries ?? 2048, ttl: o.ttlMs ?? 5 * 60_000 });
+    // ttlResolution 0: the clock is read on each access instead of a cached reading reset by a
+    // timer, which cost a setTimeout on nearly every CreateContainer.
+    this.cache = new LRUCache<string, Image>({
+      max: o.maxEntries ?? 2048,
+      ttl: o.ttlMs ?? 5 * 60_000,
+      ttlResolution: 0,
+    });
     this.log = o.log ?? noopLog;
     this.handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10_000;
     this.heartbeatMs = o.heartbeatMs ?? 30_000;
@@ -220,7 +226,7 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
         filters: [
           `namespace==${ns},topic~="/images/"`,
           `namespace==${ns},topic==${JSON.stringify(SYNC_TOPIC)}`,
-          ...SNAPSHOT_TOPICS.map((t) => `namespace==${ns},topic==${JSON.stringify(t)}`),
+          `namespace==${ns},topic==${JSON.stringify(SNAPSHOT_PREPARE_TOPIC)}`,
         ],
       },
       this.metadata(),
@@ -278,7 +284,7 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
       if (nonce !== "" && nonce === this.pendingNonce) this.synced();
       return;
     }
-    if (env.topic.startsWith("/snapshot/")) {
+    if (env.topic === SNAPSHOT_PREPARE_TOPIC) {
       const e = decodeSnapshotEvent(env);
       // One we cannot read may be about any container: forget them all (Stat answers instead).
       if (e) this.snapshots.apply(e);

@@ -6,42 +6,42 @@
 // live) the gate asks containerd as before. The event carries what Stat would answer, from
 // the same component, so it binds the container to the same content.
 //
-// api/events/snapshot.proto: SnapshotPrepare { key = 1; parent = 2; snapshotter = 5 },
-// SnapshotRemove { key = 1; snapshotter = 5 }.
+// Only /snapshot/prepare is followed. Removals are not: the key is the container id, which
+// containerd generates at random and never reuses, so a removed container's entry can only
+// age out of the bounded map, never answer for another container; and the gate takes only a
+// match from an entry (anything else is asked of containerd). Not following removals spares
+// the agent one event, and containerd one delivery, per container removed.
+//
+// api/events/snapshot.proto: SnapshotPrepare { key = 1; parent = 2; snapshotter = 5 }.
 import { BinaryReader } from "@bufbuild/protobuf/wire";
 import { LRUCache } from "lru-cache";
 import type { Envelope } from "../gen/containerd/types/event.js";
 
-export const SNAPSHOT_TOPICS = ["/snapshot/prepare", "/snapshot/remove"] as const;
+export const SNAPSHOT_PREPARE_TOPIC = "/snapshot/prepare";
 const TYPE_PREPARE = "containerd.events.SnapshotPrepare";
-const TYPE_REMOVE = "containerd.events.SnapshotRemove";
 /** Longest key / parent / snapshotter name we keep (container ids and chain IDs are far shorter). */
 const MAX_FIELD = 512;
 
 export interface SnapshotEvent {
-  kind: "prepare" | "remove";
   key: string;
   parent: string;
   snapshotter: string;
 }
 
-/** One /snapshot/prepare or /snapshot/remove envelope; undefined when it is not one or is malformed. */
+/** One /snapshot/prepare envelope; undefined when it is not one or is malformed. */
 export function decodeSnapshotEvent(env: Envelope): SnapshotEvent | undefined {
   const ev = env.event;
   if (!ev) return undefined;
   const type = ev.typeUrl.startsWith("type.googleapis.com/") ? ev.typeUrl.slice(20) : ev.typeUrl;
-  let kind: SnapshotEvent["kind"];
-  if (type === TYPE_PREPARE && env.topic === "/snapshot/prepare") kind = "prepare";
-  else if (type === TYPE_REMOVE && env.topic === "/snapshot/remove") kind = "remove";
-  else return undefined;
-  const out: SnapshotEvent = { kind, key: "", parent: "", snapshotter: "" };
+  if (type !== TYPE_PREPARE || env.topic !== SNAPSHOT_PREPARE_TOPIC) return undefined;
+  const out: SnapshotEvent = { key: "", parent: "", snapshotter: "" };
   try {
     const r = new BinaryReader(ev.value);
     while (r.pos < r.len) {
       const tag = r.uint32();
       const field = tag >>> 3;
       if (field === 1 && (tag & 7) === 2) out.key = r.string();
-      else if (field === 2 && (tag & 7) === 2 && kind === "prepare") out.parent = r.string();
+      else if (field === 2 && (tag & 7) === 2) out.parent = r.string();
       else if (field === 5 && (tag & 7) === 2) out.snapshotter = r.string();
       else r.skip(tag & 7);
     }
@@ -59,13 +59,13 @@ export class PreparedSnapshots {
   private readonly parents: LRUCache<string, string>;
 
   constructor(maxEntries = 4096, ttlMs = 10 * 60_000) {
-    this.parents = new LRUCache({ max: maxEntries, ttl: ttlMs });
+    // ttlResolution 0: no timer per access (see image-cache.ts).
+    this.parents = new LRUCache({ max: maxEntries, ttl: ttlMs, ttlResolution: 0 });
   }
 
+  /** A later prepare of the same key replaces the parent. */
   apply(e: SnapshotEvent): void {
-    const k = `${e.snapshotter}\0${e.key}`;
-    if (e.kind === "prepare") this.parents.set(k, e.parent);
-    else this.parents.delete(k);
+    this.parents.set(`${e.snapshotter}\0${e.key}`, e.parent);
   }
 
   /** The parent of `key` in `snapshotter` as prepared, or undefined when no event told us. */

@@ -61,15 +61,26 @@ export function image(name: string, digest: string): Image {
 
 export async function startFakeContainerd(socket: string): Promise<FakeContainerd> {
   let server: Server | undefined;
-  const streams = new Set<{ ns: string; call: ServerWritableStream<SubscribeRequest, Envelope> }>();
+  const streams = new Set<{
+    ns: string;
+    filters: string[];
+    call: ServerWritableStream<SubscribeRequest, Envelope>;
+  }>();
 
-  const matches = (sub: { ns: string }, env: Omit<Envelope, "timestamp">): boolean => {
+  const matches = (sub: { ns: string; filters: string[] }, env: Omit<Envelope, "timestamp">): boolean => {
     if (sub.ns !== "" && sub.ns !== env.namespace) return false;
-    if (env.topic === "/tollgate/image-cache/sync") return !fake.swallowSync;
-    return (
-      env.topic.startsWith("/images/") ||
-      env.topic === "/snapshot/prepare" ||
-      env.topic === "/snapshot/remove"
+    if (env.topic === "/tollgate/image-cache/sync" && fake.swallowSync) return false;
+    // containerd's filter semantics for what the agent sends: filters are alternatives, the
+    // comma-separated conditions of one must all hold; `==` equals, `~=` is a regexp.
+    return sub.filters.some((f) =>
+      f.split(",").every((cond) => {
+        const m = /^(namespace|topic)(==|~=)(.*)$/.exec(cond.trim());
+        if (!m) throw new Error(`fake containerd: unsupported filter condition ${cond}`);
+        const raw = m[3]!;
+        const value = raw.startsWith('"') ? (JSON.parse(raw) as string) : raw;
+        const field = m[1] === "namespace" ? env.namespace : env.topic;
+        return m[2] === "==" ? field === value : new RegExp(value).test(field);
+      }),
     );
   };
   const broadcast = (env: Omit<Envelope, "timestamp">) => {
@@ -122,7 +133,7 @@ export async function startFakeContainerd(socket: string): Promise<FakeContainer
       });
       s.addService(EventsService, {
         subscribe(call: ServerWritableStream<SubscribeRequest, Envelope>) {
-          const sub = { ns: nsOf(call.metadata), call };
+          const sub = { ns: nsOf(call.metadata), filters: call.request.filters, call };
           const register = () => {
             if (call.cancelled) return;
             streams.add(sub);

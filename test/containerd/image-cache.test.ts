@@ -277,7 +277,7 @@ describe("CachedContainerdImages", () => {
     };
   };
 
-  it("knows the parent of snapshots containerd announced while live; forgets on remove, bad events and disconnects", async () => {
+  it("knows the parent of snapshots containerd announced while live; a later prepare replaces it; forgets on bad events and disconnects", async () => {
     const c = make();
     fake.publishRaw(snapshotEvent("prepare", "ctr-0", "sha256:early"));
     expect(c.preparedParent("overlayfs", "ctr-0")).toBeUndefined(); // not subscribed yet
@@ -289,8 +289,13 @@ describe("CachedContainerdImages", () => {
     expect(c.preparedParent("overlayfs", "ctr-1")).toBe("sha256:chain-1");
     expect(c.preparedParent("native", "ctr-1")).toBeUndefined(); // per snapshotter
     expect(c.preparedParent("overlayfs", "ctr-2")).toBeUndefined();
+    fake.publishRaw(snapshotEvent("prepare", "ctr-1", "sha256:chain-1b"));
+    await waitFor("replaced", () => c.preparedParent("overlayfs", "ctr-1") === "sha256:chain-1b");
+    // Removals are not followed (snapshot-events.ts): not subscribed, so not delivered.
     fake.publishRaw(snapshotEvent("remove", "ctr-1", ""));
-    await waitFor("remove seen", () => c.preparedParent("overlayfs", "ctr-1") === undefined);
+    fake.publishRaw(snapshotEvent("prepare", "ctr-6", "sha256:chain-6"));
+    await waitFor("next prepare seen", () => c.preparedParent("overlayfs", "ctr-6") !== undefined);
+    expect(c.preparedParent("overlayfs", "ctr-1")).toBe("sha256:chain-1b");
     // Another namespace's snapshot is not ours.
     fake.publishRaw({ ...snapshotEvent("prepare", "ctr-3", "sha256:x"), namespace: "default" });
     // One we cannot read may be about any container: all forgotten.
@@ -310,7 +315,6 @@ describe("CachedContainerdImages", () => {
   it("decodes only well-formed snapshot events of the right topic and type", () => {
     const ok = snapshotEvent("prepare", "k", "p");
     expect(decodeSnapshotEvent(ok)).toEqual({
-      kind: "prepare",
       key: "k",
       parent: "p",
       snapshotter: "overlayfs",
