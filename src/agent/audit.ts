@@ -1,23 +1,17 @@
 // The audit log: one JSON record per decision (pino), carrying the verdict report.
 //
-// Records are written after the answer has gone out: serialising a record with its report
-// took about a third of the gate's time per CreateContainer (bench/, create-container), and
-// containerd waits for that answer while the node's creates queue behind it. Counting
-// (metrics) stays immediate; the write runs at the next turn of the event loop, in order,
-// and flush() writes whatever is pending (the agent calls it when it stops and on exit).
+// Records are written, and decisions counted, after the answer has gone out: building and
+// serialising a record with its report took about a third of the gate's time per
+// CreateContainer (bench/, create-container), and containerd waits for that answer while the
+// node's creates queue behind it. Both run at the next turn of the event loop, in order, and
+// flush() does whatever is pending (the agent calls it when it stops and on exit).
 import type { Logger } from "pino";
 import type { Decision, DecisionSink } from "../decision/decision.js";
 import type { AgentMetrics } from "./metrics.js";
 
-interface Pending {
-  warn: boolean;
-  rec: object;
-  msg: string;
-}
-
 /** Logs each decision once and counts it; the only place decisions leave the agent. */
 export class AuditLog implements DecisionSink {
-  private pending: Pending[] = [];
+  private pending: Decision[] = [];
   private scheduled: NodeJS.Immediate | undefined;
 
   constructor(
@@ -25,19 +19,21 @@ export class AuditLog implements DecisionSink {
     private readonly metrics?: AgentMetrics,
   ) {}
 
-  /** Writes every record not yet written. */
+  /** Counts and writes every decision not yet written. */
   flush(): void {
     if (this.scheduled) clearImmediate(this.scheduled);
     this.scheduled = undefined;
     const batch = this.pending;
     this.pending = [];
-    for (const p of batch) {
-      if (p.warn) this.log.warn(p.rec, p.msg);
-      else this.log.info(p.rec, p.msg);
-    }
+    for (const d of batch) this.write(d);
   }
 
   record(d: Decision): void {
+    this.pending.push(d);
+    this.scheduled ??= setImmediate(() => this.flush());
+  }
+
+  private write(d: Decision): void {
     this.metrics?.recordDecision(d);
     const rec = {
       audit: true,
@@ -59,9 +55,8 @@ export class AuditLog implements DecisionSink {
       policies: d.policies,
       report: d.verdict,
     };
-    // Would-be denials that were let through are warnings: someone should look at them.
     const warn = !d.allowed || d.kind === "audit" || d.kind === "break-glass" || d.kind === "failed";
-    this.pending.push({ warn, rec, msg: d.message });
-    this.scheduled ??= setImmediate(() => this.flush());
+    if (warn) this.log.warn(rec, d.message);
+    else this.log.info(rec, d.message);
   }
 }

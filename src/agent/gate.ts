@@ -157,22 +157,31 @@ export class Gate<P extends PolicyRef = PolicyRef> {
         reason: `internal error: ${oneLine(errorMessage(e), 300)}`,
         source: "none",
       });
-    let d = await this.decide(input, start, t0).catch(internal);
+    // The selection decide() made, reused by the binding check (one selection per decision).
+    const chosen: { sel?: Selection<P> } = {};
+    let d = await this.decide(input, start, t0, chosen).catch(internal);
     if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
-      d = await this.bindToContainer(input, d, start).catch(internal);
+      d = await this.bindToContainer(input, d, start, chosen.sel).catch(internal);
     d.durationMs = performance.now() - t0;
     this.o.sink.record(d);
     return d;
   }
 
   /** Closes the tag-move race for an allowed create (binding.ts); denies when the content differs. */
-  private async bindToContainer(input: EvaluateInput, d: Decision, start: number): Promise<Decision> {
+  private async bindToContainer(
+    input: EvaluateInput,
+    d: Decision,
+    start: number,
+    chosen: Selection<P> | undefined,
+  ): Promise<Decision> {
     const answerBy = input.answerBy ?? performance.now() + 10_000;
-    let sel: Selection<P> | undefined;
-    try {
-      sel = this.o.selector.select(input.namespace, new Date(start));
-    } catch {
-      sel = undefined;
+    let sel = chosen;
+    if (!sel) {
+      try {
+        sel = this.o.selector.select(input.namespace, new Date(start));
+      } catch {
+        sel = undefined;
+      }
     }
     const policy = sel?.kind === "policy" ? sel.policy : undefined;
     const r = await checkBinding({
@@ -223,7 +232,12 @@ export class Gate<P extends PolicyRef = PolicyRef> {
   }
 
   /** `start`: wall clock (policy selection, break-glass); `t0`: monotonic (the budget). */
-  private async decide(input: EvaluateInput, start: number, t0: number): Promise<Decision> {
+  private async decide(
+    input: EvaluateInput,
+    start: number,
+    t0: number,
+    chosen: { sel?: Selection<P> },
+  ): Promise<Decision> {
     const { namespace } = input;
     if (this.exemptNs.has(namespace)) {
       return this.finish(input, {
@@ -240,6 +254,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     } catch (e) {
       sel = { kind: "error", namespace, message: errorMessage(e), failurePolicy: "Closed" };
     }
+    chosen.sel = sel;
     if (sel.kind === "exempt") {
       return this.finish(input, {
         allowed: true,

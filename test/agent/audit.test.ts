@@ -1,9 +1,10 @@
-// The audit log writes each decision once, after the current loop turn (the answer to
-// containerd goes out first), in order; counting is immediate; flush() writes what is pending.
+// The audit log writes and counts each decision once, after the current loop turn (the
+// answer to containerd goes out first), in order; flush() does what is pending at once.
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
 import { AuditLog } from "../../src/agent/audit.js";
+import { AgentMetrics } from "../../src/agent/metrics.js";
 import type { Decision } from "../../src/decision/decision.js";
 
 function decision(i: number, allowed: boolean): Decision {
@@ -58,5 +59,18 @@ describe("AuditLog", () => {
     await new Promise((r) => setTimeout(r, 10));
     audit.flush();
     expect(lines).toHaveLength(1);
+  });
+
+  it("counts each decision once, with its record", async () => {
+    const { log } = capture();
+    const metrics = new AgentMetrics();
+    const audit = new AuditLog(log, metrics);
+    const allowed = /^tollgate_decisions_total\{event="create",result="allow"[^}]*\} (\d+)$/m;
+    audit.record(decision(4, true));
+    audit.record(decision(5, true));
+    await new Promise((r) => setImmediate(r));
+    expect(allowed.exec(await metrics.registry.metrics())?.[1]).toBe("2");
+    audit.flush();
+    expect(allowed.exec(await metrics.registry.metrics())?.[1]).toBe("2");
   });
 });
