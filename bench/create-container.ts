@@ -201,7 +201,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       rows: [
         {
           what: "CreateContainer: the plugin's cost over the no-op NRI plugin (the floor any NRI plugin pays)",
-          how: `kubelet-like CRI CreateContainer on a private containerd 2.1.9 (runc, overlayfs), ${rounds} rounds of blocks of ${perBlock}: without / no-op NRI plugin / the real agent registered (same containerd run); only the RPC is timed`,
+          how: `kubelet-like CRI CreateContainer on a private containerd 2.1.9 (runc, overlayfs), ${rounds} rounds of blocks of ${perBlock}: without / no-op NRI plugin / no-op plugin + snapshot-event subscriber / the real agent registered (same containerd run); only the RPC is timed`,
           baseline: `no-op NRI plugin: ${fmtSummary(n0)}`,
           result: `agent's plugin, cached verdict: ${fmtSummary(b)}`,
           ratio: `over the floor: p50 ${fmtMs(overP50)}, p99 ${fmtMs(overP99)}`,
