@@ -161,7 +161,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     const chosen: { sel?: Selection<P> } = {};
     let d = await this.decide(input, start, t0, chosen).catch(internal);
     if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
-      d = await this.bindToContainer(input, d, start, chosen.sel).catch(internal);
+      d = await this.bindToContainer(input, d, chosen.sel).catch(internal);
     d.durationMs = performance.now() - t0;
     this.o.sink.record(d);
     return d;
@@ -171,18 +171,10 @@ export class Gate<P extends PolicyRef = PolicyRef> {
   private async bindToContainer(
     input: EvaluateInput,
     d: Decision,
-    start: number,
-    chosen: Selection<P> | undefined,
+    /** The selection the decision was made under (one selection per decision). */
+    sel: Selection<P> | undefined,
   ): Promise<Decision> {
     const answerBy = input.answerBy ?? performance.now() + 10_000;
-    let sel = chosen;
-    if (!sel) {
-      try {
-        sel = this.o.selector.select(input.namespace, new Date(start));
-      } catch {
-        sel = undefined;
-      }
-    }
     const policy = sel?.kind === "policy" ? sel.policy : undefined;
     const r = await checkBinding({
       binder: this.o.binder!,

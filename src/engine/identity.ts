@@ -208,21 +208,15 @@ function identityOf(ref: ImageReference): ImageIdentity {
   return id;
 }
 
-/** Canonical forms already worked out, invalid names (undefined) included. */
-const canonicalMemo = new StringMemo<string | undefined>();
-
 /** The canonical form of a reference, or undefined when it is not a valid name. */
 export function canonicalReference(input: string): string | undefined {
-  // Memoised: every decision asks it for the same few names (the engine's name checks run
-  // on each CreateContainer), and parsing is most of what a cached decision costs.
-  if (canonicalMemo.has(input)) return canonicalMemo.get(input);
-  let out: string | undefined;
+  // Valid names come from imageIdentity's memo (every decision asks for the same few names);
+  // an invalid one is refused again each time.
   try {
-    out = imageIdentity(input).canonical;
+    return imageIdentity(input).canonical;
   } catch {
-    out = undefined;
+    return undefined;
   }
-  return canonicalMemo.set(input, out);
 }
 
 /** The canonical repository of a reference (tag and digest dropped), or undefined. */
