@@ -130,11 +130,16 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           stdio: ["ignore", "pipe", "inherit"],
         });
         let seen = "";
+        let failed: Error | undefined;
+        sub.on("error", (e) => {
+          failed = e;
+        });
         sub.stdout.on("data", (d: Buffer) => {
           if (!seen.includes("/snapshot/prepare")) seen += d.toString();
         });
         try {
           for (let i = 0; i < warmup || !seen.includes("/snapshot/prepare"); i++) {
+            if (failed) throw new Error(`ctr events: ${failed.message}`);
             if (i > 200) throw new Error("ctr events never showed a /snapshot/prepare event");
             await createOnce();
           }
