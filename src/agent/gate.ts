@@ -300,6 +300,7 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       try {
         const r = await this.o.resolver.resolve(input.imageName, {
           deadline: wallClockDeadline(input.answerBy ?? performance.now() + 10_000),
+          forContainer: input.event === "create" ? input.container?.id || undefined : undefined,
         });
         targets = r.records && r.records.length > 0 ? r.records : [r];
         imageId = r.imageId;

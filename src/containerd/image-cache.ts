@@ -21,19 +21,26 @@
 // record and before the pull/tag/delete call returns, and the event reaches our socket
 // before a CreateContainer that depends on the change reaches us (kubelet first waits for
 // PullImage to return, then calls CreateContainer, which travels containerd → NRI → us).
-// A hit first yields to I/O already waiting (two event-loop turns), so an event in the same
-// loop turn or already in the socket buffer wins; without that, e2e/image-cache.test.ts saw
-// `ctr image rm` followed at once by a lookup answered stale. If the event were delayed past
-// the create (a wedged event queue in containerd), the gate could judge the previous target
-// for that name until the event, the heartbeat's failure or the TTL clears it. Writers that bypass containerd's images service (direct bolt edits) publish
-// no event and are not seen at all. See docs/security.md, "Residual race on tag moves".
+// For a create that ordering is checked, not assumed: CRI prepares the container's rootfs
+// snapshot before asking NRI, and containerd delivers the /snapshot/prepare event on this
+// same stream, in publish order. Once that event for the container being created has
+// arrived, every image event published before the create began has arrived too and has
+// been applied, so the hit is served at once. Without it (the event is still on its way;
+// lookups that serve no create), a hit first yields to I/O already waiting (two event-loop
+// turns), so an event in the same loop turn or already in the socket buffer wins; without
+// that, e2e/image-cache.test.ts saw `ctr image rm` followed at once by a lookup answered
+// stale. Only on that path, if the event were delayed past the create (a wedged event
+// queue in containerd), could the gate judge the previous target for that name until the
+// event, the heartbeat's failure or the TTL clears it. Writers that bypass containerd's
+// images service (direct bolt edits) publish no event and are not seen at all. See
+// docs/security.md, "Residual race on tag moves".
 import { randomBytes } from "node:crypto";
 import { type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { LRUCache } from "lru-cache";
 import { EventsClient } from "../gen/containerd/events.js";
 import { type Image, ImageCreate, ImageDelete, ImageUpdate } from "../gen/containerd/images.js";
 import type { Envelope } from "../gen/containerd/types/event.js";
-import type { ContainerdImages } from "./images.js";
+import type { ImageRecords } from "./images.js";
 import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_PREPARE_TOPIC } from "./snapshot-events.js";
 
 /** Private topic of our own liveness sentinel (outside /images/: CRI's subscriber ignores it). */
@@ -57,7 +64,7 @@ export interface ImageCacheOptions {
   address: string;
   namespace?: string;
   /** The uncached lookup (ContainerdImages). */
-  images: Pick<ContainerdImages, "get">;
+  images: ImageRecords;
   /** Most names kept (default 2048). */
   maxEntries?: number;
   /** Entry lifetime in ms (default 5 min). */
@@ -77,6 +84,8 @@ export interface ImageCacheStats {
   entries: number;
   hits: number;
   misses: number;
+  /** Hits served at once because the create's own /snapshot/prepare event had arrived (part of hits). */
+  orderedHits: number;
   /** Lookups that went straight to containerd because the stream was not live. */
   bypassed: number;
   /** Names dropped on events (+1 per full clear). */
@@ -88,7 +97,7 @@ export interface ImageCacheStats {
 const noopLog: ImageCacheLogger = { info() {}, warn() {} };
 
 /** Drop-in for ContainerdImages.get (what ContainerdImageResolver needs), cached by name. */
-export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
+export class CachedContainerdImages implements ImageRecords {
   private readonly target: string;
   private readonly namespace: string;
   private readonly cache: LRUCache<string, Image>;
@@ -109,7 +118,14 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
   private timers = new Set<NodeJS.Timeout>();
   private heartbeat: NodeJS.Timeout | undefined;
   private backoffMs: number;
-  private readonly counters = { hits: 0, misses: 0, bypassed: 0, invalidations: 0, connects: 0 };
+  private readonly counters = {
+    hits: 0,
+    orderedHits: 0,
+    misses: 0,
+    bypassed: 0,
+    invalidations: 0,
+    connects: 0,
+  };
   /** Snapshots containerd prepared, from the same proven-live stream (snapshot-events.ts). */
   private readonly snapshots = new PreparedSnapshots();
 
@@ -164,14 +180,28 @@ export class CachedContainerdImages implements Pick<ContainerdImages, "get"> {
     return this.stateValue === "connected" ? this.snapshots.parent(snapshotter, key) : undefined;
   }
 
-  async get(name: string, deadline: number): Promise<Image | undefined> {
+  /**
+   * `forContainer`: the id of the container whose create this lookup serves, when there is
+   * one. If containerd's /snapshot/prepare event for it has arrived, the hit needs no wait.
+   */
+  async get(name: string, deadline: number, forContainer?: string): Promise<Image | undefined> {
     if (this.stateValue !== "connected") {
       this.counters.bypassed++;
       return this.o.images.get(name, deadline);
     }
     if (this.cache.has(name)) {
-      // Let I/O that is already waiting run first: an image event sitting in our socket
-      // buffer (or arriving in the same loop turn as this request) must win over the hit.
+      // The create's own snapshot event arrived after every image event published before the
+      // create (one stream, in order, each applied as it arrives): nothing older can be waiting.
+      if (forContainer && this.snapshots.seen(forContainer)) {
+        const hit = this.cache.get(name);
+        if (hit) {
+          this.counters.hits++;
+          this.counters.orderedHits++;
+          return hit;
+        }
+      }
+      // Otherwise let I/O that is already waiting run first: an image event sitting in our
+      // socket buffer (or arriving in the same loop turn as this request) must win over the hit.
       await yieldToIo();
       const hit = this.stateValue === "connected" ? this.cache.get(name) : undefined;
       if (hit) {

@@ -27,7 +27,6 @@ import { classifyCriImage } from "../engine/identity.js";
 import { type Image, ImagesClient } from "../gen/containerd/images.js";
 import type { CriImageLookup } from "./cri-images.js";
 
-
 export interface ImagesApiOptions {
   /** containerd socket: a path or a unix:// URL. */
   address: string;
@@ -78,6 +77,15 @@ export class ContainerdImages {
   }
 }
 
+/** Where the resolver reads image records: containerd itself, or the event-kept cache in front of it. */
+export interface ImageRecords {
+  /**
+   * `forContainer`: the container whose create the lookup serves, if any (the cache uses
+   * containerd's event for it; containerd itself needs nothing).
+   */
+  get(name: string, deadline: number, forContainer?: string): Promise<Image | undefined>;
+}
+
 export interface ResolvedImage {
   /** The image record's name (containerd's spelling). */
   reference: string;
@@ -103,25 +111,29 @@ export interface Resolution extends ResolvedImage {
  */
 export class ContainerdImageResolver {
   constructor(
-    private readonly images: Pick<ContainerdImages, "get">,
+    private readonly images: ImageRecords,
     private readonly cri?: CriImageLookup,
   ) {}
 
-  async resolve(name: string, opts: { deadline: number }): Promise<Resolution> {
+  async resolve(name: string, opts: { deadline: number; forContainer?: string }): Promise<Resolution> {
     if (name === "") throw new EngineError("INVALID_REFERENCE", "empty image name");
     const c = classifyCriImage(name);
     if (c.kind === "invalid") throw c.error;
     if (c.kind === "name") {
-      const found = await this.byName(c.stored, opts.deadline);
+      const found = await this.byName(c.stored, opts.deadline, opts.forContainer);
       if (found) return found;
       if (c.idPrefix === undefined)
         throw new EngineError("NOT_FOUND", `image ${JSON.stringify(c.stored)} not found in containerd`);
     }
-    return this.byId(name, opts.deadline);
+    return this.byId(name, opts.deadline, opts.forContainer);
   }
 
-  private async byName(stored: string, deadline: number): Promise<ResolvedImage | undefined> {
-    const img = await this.images.get(stored, deadline);
+  private async byName(
+    stored: string,
+    deadline: number,
+    forContainer: string | undefined,
+  ): Promise<ResolvedImage | undefined> {
+    const img = await this.images.get(stored, deadline, forContainer);
     const digest = img?.target?.digest;
     if (!img || !digest) return undefined;
     if (!isDigest(digest))
@@ -136,7 +148,7 @@ export class ContainerdImageResolver {
     return { reference: stored, digest };
   }
 
-  private async byId(image: string, deadline: number): Promise<Resolution> {
+  private async byId(image: string, deadline: number, forContainer: string | undefined): Promise<Resolution> {
     const shown = JSON.stringify(image.slice(0, 160));
     if (!this.cri)
       throw new EngineError(
@@ -150,7 +162,7 @@ export class ContainerdImageResolver {
       names.map(async (n) => {
         const c = classifyCriImage(n);
         const stored = c.kind === "name" ? c.stored : n;
-        const r = await this.byName(stored, deadline);
+        const r = await this.byName(stored, deadline, forContainer);
         if (!r)
           throw new EngineError(
             "NOT_FOUND",

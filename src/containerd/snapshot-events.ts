@@ -54,23 +54,30 @@ export function decodeSnapshotEvent(env: Envelope): SnapshotEvent | undefined {
   return out;
 }
 
-/** snapshotter × key → parent, as the events told; bounded, and cleared whenever events may have been missed. */
+/** key → snapshotter → parent, as the events told; bounded, and cleared whenever events may have been missed. */
 export class PreparedSnapshots {
-  private readonly parents: LRUCache<string, string>;
+  private readonly parents: LRUCache<string, Map<string, string>>;
 
   constructor(maxEntries = 4096, ttlMs = 10 * 60_000) {
     // ttlResolution 0: no timer per access (see image-cache.ts).
     this.parents = new LRUCache({ max: maxEntries, ttl: ttlMs, ttlResolution: 0 });
   }
 
-  /** A later prepare of the same key replaces the parent. */
+  /** A later prepare of the same key (in the same snapshotter) replaces the parent. */
   apply(e: SnapshotEvent): void {
-    this.parents.set(`${e.snapshotter}\0${e.key}`, e.parent);
+    const bySnapshotter = this.parents.get(e.key);
+    if (bySnapshotter) bySnapshotter.set(e.snapshotter, e.parent);
+    else this.parents.set(e.key, new Map([[e.snapshotter, e.parent]]));
   }
 
   /** The parent of `key` in `snapshotter` as prepared, or undefined when no event told us. */
   parent(snapshotter: string, key: string): string | undefined {
-    return this.parents.get(`${snapshotter}\0${key}`);
+    return this.parents.get(key)?.get(snapshotter);
+  }
+
+  /** Did a prepare of `key` (in any snapshotter) arrive since the last clear? */
+  seen(key: string): boolean {
+    return this.parents.has(key);
   }
 
   clear(): void {

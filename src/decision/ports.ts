@@ -50,10 +50,12 @@ export interface ImageResolver {
   /**
    * Throws when the content cannot be pinned down exactly. For an image ID (full or short)
    * `records` lists every named record carrying it and `imageId` the ID it named.
+   * `forContainer`: the container whose create the lookup serves (a cache may use what
+   * containerd already told about that create).
    */
   resolve(
     name: string,
-    opts: { deadline: number },
+    opts: { deadline: number; forContainer?: string },
   ): Promise<ResolvedImage & { imageId?: string; records?: ResolvedImage[] }>;
 }
 

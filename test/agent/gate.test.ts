@@ -15,9 +15,11 @@ function setup(
   const selector = new FakeSelector([strict], strict);
   const engine = new FakeEngine((s, p) => verdict(p, s, { allowed: s.digest === SIGNED }));
   const resolved: string[] = [];
+  const forContainer: Array<string | undefined> = [];
   const resolver: ImageResolver = {
-    async resolve(name) {
+    async resolve(name, o) {
       resolved.push(name);
+      forContainer.push(o.forContainer);
       if (name.includes("missing")) throw new Error(`image "${name}" not found`);
       return { reference: name, digest: name.includes("signed") ? SIGNED : DIGEST };
     },
@@ -39,7 +41,7 @@ function setup(
       { id: "c1", name: "app", annotations: image ? { [IMAGE_NAME_ANNOTATION]: image } : {} },
       ctx,
     );
-  return { gate, selector, engine, resolver, resolved, sink, create, strict };
+  return { gate, selector, engine, resolver, resolved, forContainer, sink, create, strict };
 }
 
 describe("create-time gate", () => {
@@ -57,6 +59,19 @@ describe("create-time gate", () => {
     expect(d2).toMatchObject({ allowed: true, source: "cache" });
     expect(t.engine.calls).toHaveLength(1);
     expect(t.sink.decisions).toHaveLength(2);
+  });
+
+  it("names the container being created to the resolver, and no container for other lookups", async () => {
+    const t = setup();
+    await t.create("team-a", "127.0.0.1:5000/signed:v1");
+    await t.gate.evaluate({ event: "pull", namespace: "team-a", imageName: "127.0.0.1:5000/signed:v1" });
+    await t.gate.evaluate({
+      event: "sync",
+      namespace: "team-a",
+      imageName: "127.0.0.1:5000/signed:v1",
+      container: { id: "c2", name: "app", pod: "p" },
+    });
+    expect(t.forContainer).toEqual(["c1", undefined, undefined]);
   });
 
   it("denies with one line naming image, digest, namespace, policy, revision and reason", async () => {

@@ -289,6 +289,11 @@ describe("CachedContainerdImages", () => {
     expect(c.preparedParent("overlayfs", "ctr-1")).toBe("sha256:chain-1");
     expect(c.preparedParent("native", "ctr-1")).toBeUndefined(); // per snapshotter
     expect(c.preparedParent("overlayfs", "ctr-2")).toBeUndefined();
+    // The same key in a second snapshotter is kept beside the first.
+    fake.publishRaw(snapshotEvent("prepare", "ctr-2", "sha256:chain-2o"));
+    await waitFor("second snapshotter", () => c.preparedParent("overlayfs", "ctr-2") !== undefined);
+    expect(c.preparedParent("overlayfs", "ctr-2")).toBe("sha256:chain-2o");
+    expect(c.preparedParent("native", "ctr-2")).toBe("sha256:chain-2");
     fake.publishRaw(snapshotEvent("prepare", "ctr-1", "sha256:chain-1b"));
     await waitFor("replaced", () => c.preparedParent("overlayfs", "ctr-1") === "sha256:chain-1b");
     // Removals are not followed (snapshot-events.ts): not subscribed, so not delivered.
@@ -310,6 +315,47 @@ describe("CachedContainerdImages", () => {
     await fake.stop();
     await waitFor("disconnected", () => c.state !== "connected");
     expect(c.preparedParent("overlayfs", "ctr-5")).toBeUndefined();
+  });
+
+  it("serves a hit at once for a create whose own snapshot event arrived, after every image event published before it", async () => {
+    fake.put(NAME, D1);
+    const c = make();
+    c.start();
+    await c.waitConnected(10_000);
+    expect((await c.get(NAME, soon()))?.target?.digest).toBe(D1); // cached
+    const calls = fake.getCalls;
+
+    // A hit for a container whose prepare event has not arrived waits for waiting I/O.
+    let turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    expect((await c.get(NAME, soon(), "ctr-unknown"))?.target?.digest).toBe(D1);
+    expect(turned).toBe(true);
+    expect(c.stats().orderedHits).toBe(0);
+
+    // The tag moves, then the create prepares its snapshot: containerd delivers both in that
+    // order on one stream, so once the prepare is seen the move is applied — no stale hit.
+    fake.put(NAME, D2);
+    fake.publishRaw(snapshotEvent("prepare", "ctr-9", "sha256:chain-9"));
+    await waitFor("prepare seen", () => c.preparedParent("overlayfs", "ctr-9") !== undefined);
+    expect((await c.get(NAME, soon(), "ctr-9"))?.target?.digest).toBe(D2);
+    expect(fake.getCalls).toBe(calls + 1); // a miss: the move had dropped the name
+
+    // Now a hit, served without yielding to the event loop.
+    turned = false;
+    setImmediate(() => {
+      turned = true;
+    });
+    expect((await c.get(NAME, soon(), "ctr-9"))?.target?.digest).toBe(D2);
+    expect(turned).toBe(false);
+    expect(fake.getCalls).toBe(calls + 1);
+    expect(c.stats()).toMatchObject({ orderedHits: 1 });
+
+    // A snapshot event from before a reconnect proves nothing about the new stream.
+    await fake.stop();
+    await waitFor("disconnected", () => c.state !== "connected");
+    expect(c.preparedParent("overlayfs", "ctr-9")).toBeUndefined();
   });
 
   it("decodes only well-formed snapshot events of the right topic and type", () => {
