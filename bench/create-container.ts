@@ -12,6 +12,7 @@ import { credentials, Metadata } from "@grpc/grpc-js";
 import { agentApiGet } from "../e2e/lib/agent-node.js";
 import { DEFAULT_SANDBOX_IMAGE, startContainerd } from "../e2e/lib/containerd.js";
 import type { Pod } from "../e2e/lib/cri.js";
+import { subscriptionFilters } from "../src/containerd/image-cache.js";
 import { type ContainerConfig, RuntimeServiceClient } from "../src/gen/cri.js";
 import { startDaemon, waitFor } from "../test/support/procs.js";
 import { tools } from "../test/support/tools.js";
@@ -24,8 +25,8 @@ import { fmtMs, fmtSummary, summarize } from "./lib/stats.js";
 /** Goal for everything a create pays for Tollgate (plugin − no plugin). */
 export const TARGET_P50_ADDED_MS = 1;
 export const TARGET_P99_ADDED_MS = 3;
-/** What the agent subscribes to for the rootfs binding (src/containerd/snapshot-events.ts). */
-const SNAPSHOT_PREPARE_FILTER = 'namespace=="k8s.io",topic=="/snapshot/prepare"';
+/** The agent's own event subscription (image topics, /snapshot/prepare, its sentinel). */
+const AGENT_EVENT_FILTERS = subscriptionFilters("k8s.io");
 /** The plugin's own share: what it costs over a no-op NRI plugin (the NRI floor). */
 export const TARGET_P50_OVER_FLOOR_MS = 0.25;
 export const TARGET_P99_OVER_FLOOR_MS = 1;
@@ -126,7 +127,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         ctx.log(
           `create-container: round ${r + 1}/${rounds}: ${perBlock} with the no-op plugin + a snapshot-event subscriber`,
         );
-        const sub = spawn(tools.ctr, ["--address", ctrd.address, "events", SNAPSHOT_PREPARE_FILTER], {
+        const sub = spawn(tools.ctr, ["--address", ctrd.address, "events", ...AGENT_EVENT_FILTERS], {
           stdio: ["ignore", "pipe", "inherit"],
         });
         let seen = "";

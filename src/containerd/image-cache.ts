@@ -46,6 +46,8 @@ import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_PREPARE_TOPIC } from "
 /** Private topic of our own liveness sentinel (outside /images/: CRI's subscriber ignores it). */
 export const SYNC_TOPIC = "/tollgate/image-cache/sync";
 export const SYNC_TYPE_URL = "tollgate.containerd.v1.ImageCacheSync";
+/** The image topics containerd publishes; the cache forgets a name on each. */
+const IMAGE_TOPICS = ["/images/create", "/images/update", "/images/delete"] as const;
 const TYPE_CREATE = "containerd.services.images.v1.ImageCreate";
 const TYPE_UPDATE = "containerd.services.images.v1.ImageUpdate";
 const TYPE_DELETE = "containerd.services.images.v1.ImageDelete";
@@ -250,17 +252,7 @@ export class CachedContainerdImages implements ImageRecords {
       "grpc.max_receive_message_length": 1024 * 1024,
       "grpc.enable_retries": 0,
     });
-    const ns = JSON.stringify(this.namespace);
-    const stream = this.client.subscribe(
-      {
-        filters: [
-          `namespace==${ns},topic~="/images/"`,
-          `namespace==${ns},topic==${JSON.stringify(SYNC_TOPIC)}`,
-          `namespace==${ns},topic==${JSON.stringify(SNAPSHOT_PREPARE_TOPIC)}`,
-        ],
-      },
-      this.metadata(),
-    );
+    const stream = this.client.subscribe({ filters: subscriptionFilters(this.namespace) }, this.metadata());
     this.stream = stream;
     stream.on("data", (env: Envelope) => {
       if (conn === this.conn) this.onEnvelope(env);
@@ -417,6 +409,21 @@ export class CachedContainerdImages implements ImageRecords {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
   }
+}
+
+/**
+ * What the stream asks containerd for: every topic by equality, none by `~=`. containerd
+ * (2.1, pkg/filters) compiles a `~=` pattern again on every match, i.e. for every event of
+ * the namespace on the node (several per container created), in the broadcaster goroutine
+ * each publisher waits on; an equality is a string compare. containerd publishes no image
+ * topics but these three (core/metadata/images.go).
+ */
+export function subscriptionFilters(namespace: string): string[] {
+  const ns = JSON.stringify(namespace);
+  // The most frequent first: containerd tries the alternatives in order.
+  return [SNAPSHOT_PREPARE_TOPIC, ...IMAGE_TOPICS, SYNC_TOPIC].map(
+    (topic) => `namespace==${ns},topic==${JSON.stringify(topic)}`,
+  );
 }
 
 /**

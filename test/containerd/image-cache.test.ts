@@ -11,6 +11,7 @@ import {
   CachedContainerdImages,
   decodeImageEventName,
   SYNC_TOPIC,
+  subscriptionFilters,
 } from "../../src/containerd/image-cache.js";
 import { ContainerdImageResolver, ContainerdImages } from "../../src/containerd/images.js";
 import { decodeSnapshotEvent } from "../../src/containerd/snapshot-events.js";
@@ -356,6 +357,16 @@ describe("CachedContainerdImages", () => {
     await fake.stop();
     await waitFor("disconnected", () => c.state !== "connected");
     expect(c.preparedParent("overlayfs", "ctr-9")).toBeUndefined();
+  });
+
+  it("asks containerd for its topics by equality only (containerd recompiles a ~= pattern on every event)", () => {
+    const f = subscriptionFilters("k8s.io");
+    expect(f.some((x) => x.includes("~="))).toBe(false);
+    expect(f).toEqual(
+      ["/snapshot/prepare", "/images/create", "/images/update", "/images/delete", SYNC_TOPIC].map(
+        (t) => `namespace=="k8s.io",topic==${JSON.stringify(t)}`,
+      ),
+    );
   });
 
   it("decodes only well-formed snapshot events of the right topic and type", () => {
