@@ -19,6 +19,8 @@ export type { Binding };
 
 export interface RootfsBinder {
   bind(containerId: string, digest: string, deadline: number): Promise<Binding>;
+  /** A match known at once (from what containerd already told), else undefined: call bind(). */
+  bindNow?(containerId: string, digest: string): Binding | undefined;
 }
 
 /** name → the digests it was seen at (pulls and create-time resolutions), newest last. */
@@ -38,7 +40,15 @@ export class TagHistory {
     if (!name || !digest || this.windowMs <= 0) return;
     name = this.normalize(name);
     const t = this.now();
-    const seen = (this.names.get(name) ?? []).filter((e) => e.digest !== digest && t - e.at <= this.windowMs);
+    const known = this.names.get(name);
+    const last = known?.[known.length - 1];
+    // The common case, every create of a cached image: the newest digest again. Refresh its
+    // time in place; older entries age out of within() by their own times.
+    if (last?.digest === digest) {
+      last.at = t;
+      return;
+    }
+    const seen = (known ?? []).filter((e) => e.digest !== digest && t - e.at <= this.windowMs);
     seen.push({ digest, at: t });
     // A name that flips between more digests than this inside the window is denied anyway.
     this.names.set(name, seen.slice(-8));

@@ -149,6 +149,31 @@ describe("rootfs binding in the create-time gate", () => {
     expect(h.within("n").at(-1)).toBe(`sha256:${"9".repeat(64)}`);
     expect(new TagHistory(0).within("n")).toEqual([]);
   });
+
+  it("TagHistory: the same digest again refreshes its time; others still age out by theirs", () => {
+    let now = 0;
+    const h = new TagHistory(
+      60_000,
+      (n) => n,
+      () => now,
+    );
+    const a = `sha256:${"a".repeat(64)}`;
+    const b = `sha256:${"b".repeat(64)}`;
+    h.record("n", a);
+    now = 30_000;
+    h.record("n", b);
+    now = 50_000;
+    h.record("n", b);
+    expect(h.within("n")).toEqual([a, b]);
+    now = 70_000; // a is 70 s old, b was refreshed at 50 s
+    expect(h.within("n")).toEqual([b]);
+    now = 100_000;
+    h.record("n", b);
+    now = 150_000;
+    expect(h.within("n")).toEqual([b]);
+    h.record("n", a); // a moves back: newest last
+    expect(h.within("n")).toEqual([b, a]);
+  });
 });
 
 describe("chainId (OCI image-spec ChainID)", () => {
