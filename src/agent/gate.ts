@@ -160,8 +160,12 @@ export class Gate<P extends PolicyRef = PolicyRef> {
     // The selection decide() made, reused by the binding check (one selection per decision).
     const chosen: { sel?: Selection<P> } = {};
     let d = await this.decide(input, start, t0, chosen).catch(internal);
-    if (d.allowed && d.digest && input.event === "create" && input.container && this.o.binder)
-      d = await this.bindToContainer(input, d, chosen.sel).catch(internal);
+    const binder = this.o.binder;
+    if (binder && d.allowed && d.digest && input.event === "create" && input.container) {
+      // A match containerd already told of needs no wait; anything else goes through checkBinding.
+      if (binder.bindNow?.(input.container.id, d.digest)?.kind !== "match")
+        d = await this.bindToContainer(input, d, chosen.sel).catch(internal);
+    }
     d.durationMs = performance.now() - t0;
     this.o.sink.record(d);
     return d;
@@ -298,10 +302,14 @@ export class Gate<P extends PolicyRef = PolicyRef> {
       if (!input.imageName)
         return unidentified("the request names no image (annotation io.kubernetes.cri.image-name missing)");
       try {
-        const r = await this.o.resolver.resolve(input.imageName, {
-          deadline: wallClockDeadline(input.answerBy ?? performance.now() + 10_000),
-          forContainer: input.event === "create" ? input.container?.id || undefined : undefined,
-        });
+        const forContainer = input.event === "create" ? input.container?.id || undefined : undefined;
+        // At once when the create's own events have arrived (image-cache.ts), else asked.
+        const r =
+          (forContainer && this.o.resolver.resolveNow?.(input.imageName, forContainer)) ||
+          (await this.o.resolver.resolve(input.imageName, {
+            deadline: wallClockDeadline(input.answerBy ?? performance.now() + 10_000),
+            forContainer,
+          }));
         targets = r.records && r.records.length > 0 ? r.records : [r];
         imageId = r.imageId;
       } catch (e) {

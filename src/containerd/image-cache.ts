@@ -192,16 +192,8 @@ export class CachedContainerdImages implements ImageRecords {
       return this.o.images.get(name, deadline);
     }
     if (this.cache.has(name)) {
-      // The create's own snapshot event arrived after every image event published before the
-      // create (one stream, in order, each applied as it arrives): nothing older can be waiting.
-      if (forContainer && this.snapshots.seen(forContainer)) {
-        const hit = this.cache.get(name);
-        if (hit) {
-          this.counters.hits++;
-          this.counters.orderedHits++;
-          return hit;
-        }
-      }
+      const now = forContainer ? this.peek(name, forContainer) : undefined;
+      if (now) return now;
       // Otherwise let I/O that is already waiting run first: an image event sitting in our
       // socket buffer (or arriving in the same loop turn as this request) must win over the hit.
       await yieldToIo();
@@ -223,6 +215,21 @@ export class CachedContainerdImages implements ImageRecords {
       this.cache.set(name, img);
     }
     return img;
+  }
+
+  /**
+   * A hit served at once for the create of `forContainer`, when its own /snapshot/prepare
+   * event has arrived: that event came after every image event published before the create
+   * (one stream, in publish order, each applied as it arrives), so nothing older can still
+   * be waiting. Undefined otherwise (then get() decides).
+   */
+  peek(name: string, forContainer: string): Image | undefined {
+    if (this.stateValue !== "connected" || !this.snapshots.seen(forContainer)) return undefined;
+    const hit = this.cache.get(name);
+    if (!hit) return undefined;
+    this.counters.hits++;
+    this.counters.orderedHits++;
+    return hit;
   }
 
   close(): void {

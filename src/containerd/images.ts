@@ -84,6 +84,8 @@ export interface ImageRecords {
    * containerd's event for it; containerd itself needs nothing).
    */
   get(name: string, deadline: number, forContainer?: string): Promise<Image | undefined>;
+  /** The record at once when it can be served without waiting; undefined: call get(). */
+  peek?(name: string, forContainer: string): Image | undefined;
 }
 
 export interface ResolvedImage {
@@ -128,14 +130,32 @@ export class ContainerdImageResolver {
     return this.byId(name, opts.deadline, opts.forContainer);
   }
 
+  /**
+   * The resolution at once, when the image string is a name whose record the source serves
+   * without waiting (image-cache.ts: the create's own events have arrived); undefined
+   * otherwise: call resolve(). Throws as resolve() does for a malformed record.
+   */
+  resolveNow(name: string, forContainer: string): Resolution | undefined {
+    if (!this.images.peek || name === "") return undefined;
+    const c = classifyCriImage(name);
+    if (c.kind !== "name") return undefined;
+    const img = this.images.peek(c.stored, forContainer);
+    return img ? this.checked(c.stored, img) : undefined;
+  }
+
   private async byName(
     stored: string,
     deadline: number,
     forContainer: string | undefined,
   ): Promise<ResolvedImage | undefined> {
     const img = await this.images.get(stored, deadline, forContainer);
-    const digest = img?.target?.digest;
-    if (!img || !digest) return undefined;
+    return img ? this.checked(stored, img) : undefined;
+  }
+
+  /** A record's top-level digest, checked; undefined when the record has none. */
+  private checked(stored: string, img: Image): ResolvedImage | undefined {
+    const digest = img.target?.digest;
+    if (!digest) return undefined;
     if (!isDigest(digest))
       throw new EngineError("MALFORMED", `containerd image ${stored} has a malformed target digest`);
     // A pinned name must resolve to its own digest.

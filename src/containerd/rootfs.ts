@@ -72,6 +72,26 @@ export class ContainerdRootfs {
     this.preparedParent = opts.preparedParent;
   }
 
+  /**
+   * A match at once, when containerd's /snapshot/prepare event for the container arrived and
+   * the image's chain IDs are known; undefined otherwise (then bind() decides, asking
+   * containerd for anything but a match, as it always does).
+   */
+  bindNow(containerId: string, digest: string): Binding | undefined {
+    const prepared = this.preparedParent;
+    if (!prepared || !containerId) return undefined;
+    const expected = this.chains.get(digest);
+    if (!expected) return undefined;
+    for (const snapshotter of this.snapshotters) {
+      const parent = prepared(snapshotter, containerId);
+      if (parent === undefined) continue;
+      if (!expected.includes(parent)) return undefined;
+      this.counts.fromEvents++;
+      return { kind: "match", snapshotter, parent };
+    }
+    return undefined;
+  }
+
   /** Does the snapshot containerd prepared for `containerId` hold the image `digest`? */
   async bind(containerId: string, digest: string, deadline: number): Promise<Binding> {
     if (!containerId) return { kind: "unknown", reason: "the request carries no container id" };

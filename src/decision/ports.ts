@@ -57,6 +57,11 @@ export interface ImageResolver {
     name: string,
     opts: { deadline: number; forContainer?: string },
   ): Promise<ResolvedImage & { imageId?: string; records?: ResolvedImage[] }>;
+  /** The same answer at once when it needs no waiting for the create of `forContainer`; else undefined. */
+  resolveNow?(
+    name: string,
+    forContainer: string,
+  ): (ResolvedImage & { imageId?: string; records?: ResolvedImage[] }) | undefined;
 }
 
 export function breakGlassUntil(bg: BreakGlass | undefined): number | undefined {

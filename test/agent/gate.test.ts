@@ -335,3 +335,73 @@ describe("create-time budget on the monotonic clock", () => {
     }
   });
 });
+
+describe("answers known at once", () => {
+  function withFastPaths(o: { now?: "throw" | "none"; bindNow?: "match" | "none" }) {
+    const strict = policy("strict");
+    const calls: string[] = [];
+    const resolver: ImageResolver = {
+      async resolve(name) {
+        calls.push("resolve");
+        return { reference: name, digest: SIGNED };
+      },
+      resolveNow(name, forContainer) {
+        calls.push(`resolveNow ${forContainer}`);
+        if (o.now === "throw") throw new Error("record targets sha256:x, not the pinned digest");
+        return o.now === "none" ? undefined : { reference: name, digest: SIGNED };
+      },
+    };
+    const binder: RootfsBinder = {
+      async bind() {
+        calls.push("bind");
+        return { kind: "mismatch", snapshotter: "overlayfs", parent: "sha256:other", expected: [] };
+      },
+      bindNow(id, digest) {
+        calls.push(`bindNow ${id} ${digest}`);
+        return o.bindNow === "match"
+          ? { kind: "match", snapshotter: "overlayfs", parent: "sha256:chain" }
+          : undefined;
+      },
+    };
+    const gate = new Gate({
+      selector: new FakeSelector([strict], strict),
+      engine: new FakeEngine((s, p) => verdict(p, s, { allowed: s.digest === SIGNED })),
+      resolver,
+      exemptImages: new ExemptImages([]),
+      exemptNamespaces: [],
+      budgetFraction: 0.5,
+      requestTimeoutMs: () => 2000,
+      sink: new MemorySink(),
+      binder,
+    });
+    const create = () =>
+      gate.createContainer(
+        { id: "pod1", name: "p", namespace: "team-a" },
+        { id: "c1", name: "app", annotations: { [IMAGE_NAME_ANNOTATION]: "127.0.0.1:5000/app:v1" } },
+      );
+    return { create, calls };
+  }
+
+  it("uses the resolver's and binder's immediate answers when they have one", async () => {
+    const t = withFastPaths({ bindNow: "match" });
+    expect(await t.create()).toMatchObject({ allowed: true, digest: SIGNED });
+    expect(t.calls).toEqual(["resolveNow c1", `bindNow c1 ${SIGNED}`]);
+  });
+
+  it("falls back to asking when there is none, and the slow answer still denies", async () => {
+    const t = withFastPaths({ now: "none" });
+    const d = await t.create();
+    expect(t.calls).toEqual(["resolveNow c1", "resolve", `bindNow c1 ${SIGNED}`, "bind"]);
+    expect(d).toMatchObject({ allowed: false });
+    expect(d.reason).toContain("from other content than the image judged");
+  });
+
+  it("a malformed record found at once is an unidentified image, denied", async () => {
+    const t = withFastPaths({ now: "throw", bindNow: "match" });
+    const d = await t.create();
+    expect(d.allowed).toBe(false);
+    expect(d.reason).toContain("cannot tell which image content containerd would start");
+    expect(d.reason).toContain("not the pinned digest");
+    expect(t.calls).toEqual(["resolveNow c1"]);
+  });
+});

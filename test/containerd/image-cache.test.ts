@@ -353,10 +353,29 @@ describe("CachedContainerdImages", () => {
     expect(fake.getCalls).toBe(calls + 1);
     expect(c.stats()).toMatchObject({ orderedHits: 1 });
 
+    // peek is that same answer without a promise, and nothing for an unseen container.
+    expect(c.peek(NAME, "ctr-9")?.target?.digest).toBe(D2);
+    expect(c.peek(NAME, "ctr-unknown")).toBeUndefined();
+    expect(c.peek("registry.example/not-cached:v1", "ctr-9")).toBeUndefined();
+    // The resolver's synchronous path reads it; image IDs and unseen creates go the long way.
+    const resolver = new ContainerdImageResolver(c);
+    expect(resolver.resolveNow(NAME, "ctr-9")).toEqual({ reference: NAME, digest: D2 });
+    expect(resolver.resolveNow(NAME, "ctr-unknown")).toBeUndefined();
+    expect(resolver.resolveNow(D2, "ctr-9")).toBeUndefined();
+    // A pinned name whose record targets another digest is refused, as resolve() refuses it.
+    const pinned = `registry.example/team/app@${D1}`;
+    const inv = c.stats().invalidations;
+    fake.put(pinned, D2);
+    await waitFor("create event", () => c.stats().invalidations > inv);
+    await expect(resolver.resolve(pinned, { deadline: soon() })).rejects.toThrow(/not the pinned digest/);
+    expect(() => resolver.resolveNow(pinned, "ctr-9")).toThrow(/not the pinned digest/);
+    expect(fake.getCalls).toBeGreaterThan(calls + 1);
+
     // A snapshot event from before a reconnect proves nothing about the new stream.
     await fake.stop();
     await waitFor("disconnected", () => c.state !== "connected");
     expect(c.preparedParent("overlayfs", "ctr-9")).toBeUndefined();
+    expect(c.peek(NAME, "ctr-9")).toBeUndefined();
   });
 
   it("asks containerd for its topics by equality only (containerd recompiles a ~= pattern on every event)", () => {

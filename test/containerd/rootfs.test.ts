@@ -186,6 +186,39 @@ describe("ContainerdRootfs", () => {
     }
   });
 
+  it("bindNow answers only a match it knows at once: event parent among chain IDs already read", async () => {
+    const judged = image(["f1"]);
+    const other = image(["f2"]);
+    const told = new Map<string, string>();
+    const r = new ContainerdRootfs({
+      address: path.join(dir, "containerd.sock"),
+      snapshotters: ["overlayfs", "native"],
+      preparedParent: (sn, key) => told.get(`${sn}/${key}`),
+    });
+    try {
+      told.set("native/c-now", judged.chain);
+      // Chain IDs not read yet: nothing at once (bind() reads them from the content store).
+      expect(r.bindNow("c-now", judged.manifest)).toBeUndefined();
+      await r.chainIds(judged.manifest, soon());
+      expect(r.bindNow("c-now", judged.manifest)).toEqual({
+        kind: "match",
+        snapshotter: "native",
+        parent: judged.chain,
+      });
+      expect(r.counts).toEqual({ fromEvents: 1, statCalls: 0 });
+      // A disagreeing event, no event, no container id: never a verdict at once.
+      told.set("overlayfs/c-other", other.chain);
+      expect(r.bindNow("c-other", judged.manifest)).toBeUndefined();
+      expect(r.bindNow("c-none", judged.manifest)).toBeUndefined();
+      expect(r.bindNow("", judged.manifest)).toBeUndefined();
+      expect(r.counts).toEqual({ fromEvents: 1, statCalls: 0 });
+    } finally {
+      r.close();
+    }
+    // Without the events source there is nothing to answer at once.
+    expect(rootfs.bindNow("c-now", judged.manifest)).toBeUndefined();
+  });
+
   it("nothing to compare is 'unknown', with the reason", async () => {
     const judged = image(["n1"]);
     expect(await rootfs.bind("no-such-container", judged.manifest, soon())).toMatchObject({
