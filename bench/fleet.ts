@@ -13,7 +13,7 @@
 // once: a surge of one warms the caches). Each (mode, pattern, K) step uses a freshly pushed
 // and signed image, so no cache (agents', mirror's) has seen it. The numbers feed
 // docs/scaling.md, which this benchmark also writes.
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startFaultProxy } from "../test/support/fault-proxy.js";
 import { pushBusyboxImage } from "../test/support/images.js";
@@ -22,6 +22,7 @@ import { notationSign } from "../test/support/signing.js";
 import { type BenchAgent, startBenchAgent } from "./lib/agent.js";
 import type { BenchContext } from "./lib/context.js";
 import { policyDoc } from "./lib/fixtures.js";
+import { cpuMsOf } from "./lib/proc.js";
 import type { BenchOutcome } from "./lib/report.js";
 import { renderScaling } from "./scaling-doc.js";
 
@@ -61,13 +62,6 @@ function grouped(paths: string[]): string {
   const m = new Map<string, number>();
   for (const p of paths) m.set(p, (m.get(p) ?? 0) + 1);
   return [...m].map(([p, n]) => `\`${p}\`${n > 1 ? ` ×${n}` : ""}`).join(", ");
-}
-
-/** utime + stime of a process in ms (/proc/<pid>/stat, clock ticks of 10 ms). */
-function cpuMsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(f[11]) + Number(f[12])) * 10;
 }
 
 export async function run(ctx: BenchContext): Promise<BenchOutcome> {

@@ -2,7 +2,7 @@
 // project's esbuild options (so children run on plain `node`, never through tsx), and
 // wall-clock timing of a process from spawn to exit.
 import { spawn } from "node:child_process";
-import { accessSync, mkdirSync } from "node:fs";
+import { accessSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { build } from "esbuild";
 import { repoRoot } from "../../test/support/tools.js";
@@ -10,6 +10,13 @@ import { repoRoot } from "../../test/support/tools.js";
 /** The banner scripts/build.mjs uses (CommonJS dependencies bundled into ESM call require()). */
 const BANNER =
   "#!/usr/bin/env node\nimport { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);";
+
+/** utime + stime of a process (all its threads) in ms (/proc/<pid>/stat, clock ticks of 10 ms). */
+export function cpuMsOf(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(f[11]) + Number(f[12])) * 10;
+}
 
 /** Bundles `entry` (relative to the repo) into `<outDir>/<name>.mjs`; returns its path. */
 export async function bundle(entry: string, outDir: string, name: string): Promise<string> {

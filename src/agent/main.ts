@@ -115,6 +115,7 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
     preparedParent: (sn, key) => cachedImages.preparedParent(sn, key),
   });
   metrics.watchBinding(() => rootfs.counts);
+  metrics.watchImageCache(() => cachedImages.stats());
   const exemptImages = new ExemptImages(cfg.policy.exemptImages);
   let nri: NriGate<CompiledPolicy> | undefined;
 

@@ -26,6 +26,14 @@ class LabelCounts<L extends string> {
 
 type DecisionLabel = "event" | "result" | "kind" | "mode" | "policy" | "source";
 
+/** What the image-name cache counts (src/containerd/image-cache.ts stats). */
+export interface ImageCacheCounts {
+  hits: number;
+  orderedHits: number;
+  misses: number;
+  bypassed: number;
+}
+
 export class AgentMetrics {
   readonly registry = new Registry();
   private readonly decisionCounts = new LabelCounts<DecisionLabel>();
@@ -147,6 +155,28 @@ export class AgentMetrics {
 
   watchBinding(counts: () => { fromEvents: number; statCalls: number }): void {
     this.binding = counts;
+  }
+
+  /** The image-name cache's counts (image-cache.ts), read at each scrape; set by watchImageCache. */
+  private imageCache: (() => ImageCacheCounts) | undefined;
+  readonly imageCacheLookups: Counter<"result"> = new Counter({
+    name: "tollgate_image_cache_lookups_total",
+    help: "Image name lookups at create and pull time, by how they were answered (hit_at_once: the create's own containerd event had arrived; hit: after letting waiting I/O run; miss: asked containerd and cached; bypassed: the event stream was not live, asked containerd).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+    collect: (): void => {
+      const c = this.imageCache?.();
+      this.imageCacheLookups.reset();
+      if (!c) return;
+      this.imageCacheLookups.inc({ result: "hit_at_once" }, c.orderedHits);
+      this.imageCacheLookups.inc({ result: "hit" }, c.hits - c.orderedHits);
+      this.imageCacheLookups.inc({ result: "miss" }, c.misses);
+      this.imageCacheLookups.inc({ result: "bypassed" }, c.bypassed);
+    },
+  });
+
+  watchImageCache(counts: () => ImageCacheCounts): void {
+    this.imageCache = counts;
   }
 
   watchLimits(stats: () => { running: number; queued: number; bytes: number; refused: number }): void {

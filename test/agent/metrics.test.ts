@@ -52,4 +52,20 @@ describe("AgentMetrics", () => {
     text = await m.registry.metrics();
     expect(text.match(/tollgate_decisions_total\{/g)).toHaveLength(3);
   });
+
+  it("exposes the image-name cache's lookups by how they were answered, read at each scrape", async () => {
+    const m = new AgentMetrics();
+    const counts = { hits: 5, orderedHits: 3, misses: 2, bypassed: 1 };
+    m.watchImageCache(() => counts);
+    let text = await m.registry.metrics();
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="hit_at_once"} 3');
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="hit"} 2');
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="miss"} 2');
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="bypassed"} 1');
+    counts.hits = 9;
+    counts.orderedHits = 7;
+    text = await m.registry.metrics();
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="hit_at_once"} 7');
+    expect(text).toContain('tollgate_image_cache_lookups_total{result="hit"} 2');
+  });
 });
