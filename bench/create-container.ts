@@ -200,14 +200,16 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       try {
         // The first create verifies (registry, notation) and fills the cache; warm-up after it.
         for (let i = 0; i < warmup; i++) await createOnce();
-        const before = agent.records().filter((x) => x.audit === true && x.event === "create").length;
+        // The agent writes each audit record after answering (src/agent/audit.ts), so a record
+        // may reach its log a moment after the create returned: wait for them before counting.
+        const creates = () => agent.records().filter((x) => x.audit === true && x.event === "create");
+        await waitFor("warm-up decisions logged", () => creates().length >= warmup, 10_000);
+        const before = creates().length;
         await withCpu(cpu.agent, { plugin: agent.daemon.pid }, async () => {
           for (let i = 0; i < perBlock; i++) withPlugin.push(await createOnce());
         });
-        const measured = agent
-          .records()
-          .filter((x) => x.audit === true && x.event === "create")
-          .slice(before);
+        await waitFor("measured decisions logged", () => creates().length >= before + perBlock, 10_000);
+        const measured = creates().slice(before);
         if (measured.length !== perBlock)
           throw new Error(`agent recorded ${measured.length} create decisions for ${perBlock} creates`);
         for (const d of measured) {

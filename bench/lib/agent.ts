@@ -143,11 +143,15 @@ export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent>
     daemon,
     status,
     pullVerdict: (req) => unixJson<PullVerdictResponse>(socket, "POST", "/v1/pull-verdict", req),
-    records: () =>
-      readFileSync(daemon.logFile, "utf8")
+    records: () => {
+      // Complete lines only: the agent may be writing the next one.
+      const text = readFileSync(daemon.logFile, "utf8");
+      return text
+        .slice(0, text.lastIndexOf("\n") + 1)
         .split("\n")
         .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    },
     stop: () => daemon.stop("SIGTERM", 10_000),
   };
 }
