@@ -35,13 +35,12 @@
 // images service (direct bolt edits) publish no event and are not seen at all. See
 // docs/security.md, "Residual race on tag moves".
 import { randomBytes } from "node:crypto";
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { type ClientReadableStream, credentials, Metadata, type ServiceError } from "@grpc/grpc-js";
 import { LRUCache } from "lru-cache";
 import { EventsClient } from "../gen/containerd/events.js";
 import { type Image, ImageCreate, ImageDelete, ImageUpdate } from "../gen/containerd/images.js";
 import type { Envelope } from "../gen/containerd/types/event.js";
 import type { ImageRecords } from "./images.js";
-import { type EventStream, subscribeEvents } from "./event-stream.js";
 import { decodeSnapshotEvent, PreparedSnapshots, SNAPSHOT_PREPARE_TOPIC } from "./snapshot-events.js";
 
 /** Private topic of our own liveness sentinel (outside /images/: CRI's subscriber ignores it). */
@@ -52,8 +51,6 @@ const IMAGE_TOPICS = ["/images/create", "/images/update", "/images/delete"] as c
 const TYPE_CREATE = "containerd.services.images.v1.ImageCreate";
 const TYPE_UPDATE = "containerd.services.images.v1.ImageUpdate";
 const TYPE_DELETE = "containerd.services.images.v1.ImageDelete";
-/** Largest event message accepted (containerd's events are a few hundred bytes). */
-const MAX_EVENT_BYTES = 1024 * 1024;
 /** Longest image name we accept from an event (containerd refs are far shorter). */
 const MAX_NAME = 4096;
 
@@ -118,7 +115,7 @@ export class CachedContainerdImages implements ImageRecords {
   /** Identifies the current connection; handlers of older ones are ignored. */
   private conn = 0;
   private client: EventsClient | undefined;
-  private stream: EventStream | undefined;
+  private stream: ClientReadableStream<Envelope> | undefined;
   private pendingNonce: string | undefined;
   private timers = new Set<NodeJS.Timeout>();
   private heartbeat: NodeJS.Timeout | undefined;
@@ -262,23 +259,17 @@ export class CachedContainerdImages implements ImageRecords {
       "grpc.max_receive_message_length": 1024 * 1024,
       "grpc.enable_retries": 0,
     });
-    this.stream = subscribeEvents(
-      {
-        address: this.o.address,
-        namespace: this.namespace,
-        filters: subscriptionFilters(this.namespace),
-        maxMessageBytes: MAX_EVENT_BYTES,
-      },
-      {
-        envelope: (env) => {
-          if (conn === this.conn) this.onEnvelope(env);
-        },
-        closed: (err) => {
-          if (conn === this.conn)
-            this.lost(err ? `event stream error: ${err.message}` : "event stream ended");
-        },
-      },
-    );
+    const stream = this.client.subscribe({ filters: subscriptionFilters(this.namespace) }, this.metadata());
+    this.stream = stream;
+    stream.on("data", (env: Envelope) => {
+      if (conn === this.conn) this.onEnvelope(env);
+    });
+    stream.on("error", (err: ServiceError) => {
+      if (conn === this.conn) this.lost(`event stream error: ${err.details || err.message}`);
+    });
+    stream.on("end", () => {
+      if (conn === this.conn) this.lost("event stream ended");
+    });
     this.sync(conn, "handshake");
   }
 
@@ -397,8 +388,16 @@ export class CachedContainerdImages implements ImageRecords {
     this.clearTimers();
     if (this.heartbeat) clearTimeout(this.heartbeat);
     this.heartbeat = undefined;
-    this.stream?.cancel();
+    const stream = this.stream;
     this.stream = undefined;
+    if (stream) {
+      stream.removeAllListeners("data");
+      stream.removeAllListeners("end");
+      // Keep an error listener: cancel() emits CANCELLED, which must not become unhandled.
+      stream.removeAllListeners("error");
+      stream.on("error", () => {});
+      stream.cancel();
+    }
     this.client?.close();
     this.client = undefined;
   }
