@@ -1,9 +1,10 @@
 // CreateContainer overhead on the real containerd 2.1.9 test bed: CRI CreateContainer
 // latency with the real agent registered as an NRI plugin and the verdict cached, against
 // the same containerd without a plugin, with a no-op plugin (the NRI floor) and with the
-// no-op plugin while `ctr events` follows /snapshot/prepare (what the agent's event
+// no-op plugin while `ctr events` holds the agent's event subscription (what that
 // subscription costs by itself). Blocks alternate in one containerd run; only the
-// CreateContainer RPC is timed (the container is removed after each sample, untimed).
+// CreateContainer RPC is timed (the container is removed after each sample, untimed), and
+// the CPU of containerd and of each plugin process is read around every block.
 
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
@@ -158,7 +159,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         // as the agent does for the rootfs binding: what that subscription alone costs a
         // create. The subscriber is containerd's own CLI (Go), not our code.
         ctx.log(
-          `create-container: round ${r + 1}/${rounds}: ${perBlock} with the no-op plugin + a snapshot-event subscriber`,
+          `create-container: round ${r + 1}/${rounds}: ${perBlock} with the no-op plugin + a client holding the agent's event subscription`,
         );
         const sub = spawn(tools.ctr, ["--address", ctrd.address, "events", ...AGENT_EVENT_FILTERS], {
           stdio: ["ignore", "pipe", "inherit"],
