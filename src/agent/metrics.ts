@@ -161,7 +161,7 @@ export class AgentMetrics {
   private imageCache: (() => ImageCacheCounts) | undefined;
   readonly imageCacheLookups: Counter<"result"> = new Counter({
     name: "tollgate_image_cache_lookups_total",
-    help: "Image name lookups at create and pull time, by how they were answered (hit_at_once: the create's own containerd event had arrived; hit: after letting waiting I/O run; miss: asked containerd and cached; bypassed: the event stream was not live, asked containerd).",
+    help: "Image name → digest lookups by the gate (creates, Synchronize audit), by how they were answered (hit_at_once: the create's own containerd event had arrived; hit: after letting waiting I/O run; miss: asked containerd and cached; bypassed: the event stream was not live, asked containerd).",
     labelNames: ["result"] as const,
     registers: [this.registry],
     collect: (): void => {
