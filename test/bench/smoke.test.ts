@@ -1,7 +1,14 @@
 // The benchmark harness's pure helpers (no timing assertions: benchmarks are not tests).
 import { describe, expect, it } from "vitest";
 import { renderReport } from "../../bench/lib/report.js";
-import { fmtMs, fmtRatio, median, percentile, summarize } from "../../bench/lib/stats.js";
+import {
+  fmtMs,
+  fmtRatio,
+  median,
+  medianDifferenceInterval,
+  percentile,
+  summarize,
+} from "../../bench/lib/stats.js";
 
 describe("bench stats", () => {
   it("nearest-rank percentiles", () => {
@@ -18,6 +25,20 @@ describe("bench stats", () => {
     expect(summarize([4, 1, 3, 2])).toEqual({ n: 4, min: 1, p50: 2, p90: 4, p99: 4, max: 4, mean: 2.5 });
     expect(() => summarize([])).toThrow(RangeError);
     expect(() => percentile([1], 101)).toThrow(RangeError);
+  });
+
+  it("bootstraps an interval around a difference of medians, reproducibly", () => {
+    // Two samples whose medians differ by exactly 10, with spread.
+    const a = Array.from({ length: 400 }, (_, i) => 100 + (i % 40));
+    const b = a.map((x) => x + 10);
+    const iv = medianDifferenceInterval(a, b);
+    expect(iv.lo).toBeLessThanOrEqual(10);
+    expect(iv.hi).toBeGreaterThanOrEqual(10);
+    expect(iv.hi - iv.lo).toBeLessThan(10); // 400 samples pin it down
+    expect(medianDifferenceInterval(a, b)).toEqual(iv); // same seed, same answer
+    // Identical constant samples: no spread at all.
+    expect(medianDifferenceInterval([5, 5, 5], [7, 7, 7])).toEqual({ lo: 2, hi: 2 });
+    expect(() => medianDifferenceInterval([], [1])).toThrow(RangeError);
   });
 
   it("formats", () => {
