@@ -1,6 +1,8 @@
-// Thin client of the agent's local API (node:http over the unix socket).
-import type http from "node:http";
+// Thin client of the agent's local API: one HTTP/1.1 request over the unix socket, written
+// and read by ./http1.ts on a bare node:net socket. node:http would cost every pull ~4 ms of
+// start-up for this one request (bench: pull verifier start-up).
 import type { PullVerdictRequest, PullVerdictResponse } from "../agent-api/types.js";
+import { readResponse, renderPost } from "./http1.js";
 
 export type AgentAnswer =
   | { kind: "answer"; response: PullVerdictResponse }
@@ -9,18 +11,10 @@ export type AgentAnswer =
   /** The agent is there but did not answer usefully in time: apply the failure policy. */
   | { kind: "failed"; message: string };
 
-const MAX_RESPONSE_BYTES = 256 * 1024;
+/** Headers included; the agent's answer is a few hundred bytes. */
+export const MAX_RESPONSE_BYTES = 256 * 1024;
 
-// node:http through getBuiltinModule, not an ES import: importing a builtin as an ES module
-// builds its namespace from every export, which runs node:http's lazy getters and loads the
-// bundled undici, ~60 ms of every pull's start-up (`node dist/tollgate-verify.mjs`; the SEA
-// is CommonJS and was not affected). Measured in bench/ (pull-verifier start-up).
-let httpModule: typeof http | undefined;
-function nodeHttp(): typeof http {
-  httpModule ??= process.getBuiltinModule("node:http");
-  return httpModule;
-}
-const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ENOTSOCK", "ECONNRESET_BEFORE_CONNECT"]);
+const UNREACHABLE = new Set(["ENOENT", "ECONNREFUSED", "ENOTSOCK", "EACCES"]);
 
 export function askAgent(
   socketPath: string,
@@ -28,14 +22,19 @@ export function askAgent(
   timeoutMs: number,
 ): Promise<AgentAnswer> {
   return new Promise((resolve) => {
-    const body = JSON.stringify(req);
+    // node:net through getBuiltinModule, not an ES import: importing a builtin as an ES module
+    // builds its namespace from every export (for node:http that loaded the bundled undici,
+    // ~60 ms of every pull of the .mjs build).
+    const socket = process.getBuiltinModule("node:net").createConnection(socketPath);
+    const chunks: Buffer[] = [];
+    let size = 0;
     let connected = false;
     let settled = false;
     const finish = (a: AgentAnswer) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      r.destroy();
+      socket.destroy();
       resolve(a);
     };
     const timer = setTimeout(
@@ -47,50 +46,46 @@ export function askAgent(
         ),
       timeoutMs,
     );
-    const r = nodeHttp().request(
-      {
-        socketPath,
-        path: "/v1/pull-verdict",
-        method: "POST",
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-        // No http.Agent: one request per process, and an Agent works out a TLS server name
-        // for every request (net.isIP on "localhost" compiles Node's IPv6 pattern, ~13 ms).
-        createConnection: () => process.getBuiltinModule("node:net").createConnection(socketPath),
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on("data", (c: Buffer) => {
-          size += c.length;
-          if (size > MAX_RESPONSE_BYTES) finish({ kind: "failed", message: "agent response too large" });
-          else chunks.push(c);
+    const read = (ended: boolean) => {
+      const r = readResponse(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks), ended);
+      if (r.kind === "incomplete") return;
+      if (r.kind === "malformed") return finish({ kind: "failed", message: `agent response: ${r.message}` });
+      const { status, body } = r.response;
+      const text = body.toString("utf8");
+      if (status !== 200) {
+        return finish({
+          kind: "failed",
+          message: `agent answered HTTP ${status}: ${text.slice(0, 500).trim()}`,
         });
-        res.on("end", () => {
-          const text = Buffer.concat(chunks).toString("utf8");
-          if (res.statusCode !== 200) {
-            return finish({
-              kind: "failed",
-              message: `agent answered HTTP ${res.statusCode}: ${text.slice(0, 500).trim()}`,
-            });
-          }
-          try {
-            const v = JSON.parse(text) as PullVerdictResponse;
-            if (typeof v.allowed !== "boolean" || typeof v.message !== "string") throw new Error("bad shape");
-            finish({ kind: "answer", response: v });
-          } catch {
-            finish({ kind: "failed", message: "agent answered with malformed JSON" });
-          }
-        });
-        res.on("error", (e) => finish({ kind: "failed", message: e.message }));
-      },
-    );
-    r.on("socket", (s) => s.on("connect", () => (connected = true)));
-    r.on("error", (e: NodeJS.ErrnoException) => {
-      const code = e.code ?? "";
-      if (!connected && (UNREACHABLE.has(code) || code === "EACCES")) {
-        finish({ kind: "unreachable", message: `${socketPath}: ${code}` });
-      } else finish({ kind: "failed", message: `agent connection failed: ${e.message}` });
+      }
+      try {
+        const v = JSON.parse(text) as PullVerdictResponse;
+        if (typeof v.allowed !== "boolean" || typeof v.message !== "string") throw new Error("bad shape");
+        finish({ kind: "answer", response: v });
+      } catch {
+        finish({ kind: "failed", message: "agent answered with malformed JSON" });
+      }
+    };
+    socket.on("connect", () => {
+      connected = true;
+      // write, not end: the agent answers and closes (`Connection: close`).
+      socket.write(renderPost("/v1/pull-verdict", JSON.stringify(req)));
     });
-    r.end(body);
+    socket.on("data", (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_RESPONSE_BYTES) return finish({ kind: "failed", message: "agent response too large" });
+      chunks.push(c);
+      read(false);
+    });
+    socket.on("end", () => read(true));
+    socket.on("close", () =>
+      finish({ kind: "failed", message: "agent closed the connection without a complete response" }),
+    );
+    socket.on("error", (e: NodeJS.ErrnoException) => {
+      const code = e.code ?? "";
+      if (!connected && UNREACHABLE.has(code))
+        finish({ kind: "unreachable", message: `${socketPath}: ${code}` });
+      else finish({ kind: "failed", message: `agent connection failed: ${e.message}` });
+    });
   });
 }

@@ -2,7 +2,7 @@
 // the agent over the local socket; when nobody listens there it verifies in-process from
 // the on-disk agent configuration; when that is impossible it applies the configured
 // failure policy. The common path (settings from the installer's JSON sidecar or the
-// environment, ask the agent, print its answer) loads little more than node:http; the YAML
+// environment, ask the agent, print its answer) loads little more than node:net; the YAML
 // configuration loader and the engine are in ./slow.js, imported only when that is not enough.
 
 import { errorMessage, UsageError } from "../base/errors.js";
