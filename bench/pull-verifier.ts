@@ -7,7 +7,9 @@
 // the time goes: esbuild metafile of the ESM build (bytes loaded per path).
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { build, type Metafile } from "esbuild";
+import { type BuildOptions, build, type Metafile } from "esbuild";
+// @ts-expect-error: a plain .mjs script without types
+import { verifierEsmBuilds } from "../scripts/verifier-esm.mjs";
 import { repoRoot } from "../test/support/tools.js";
 import { startBenchAgent } from "./lib/agent.js";
 import { type BenchContext, iterations } from "./lib/context.js";
@@ -19,8 +21,6 @@ import { fmtMB, fmtMs, fmtRatio, fmtSummary, type Summary, summarize } from "./l
 
 export const TARGET_RATIO = 1.5;
 export const TARGET_MEMORY_RATIO = 1.3;
-const BANNER =
-  "#!/usr/bin/env node\nimport { createRequire as __tgCreateRequire } from 'node:module'; const require = __tgCreateRequire(import.meta.url);";
 
 /** Groups bundle inputs: node_modules/<pkg>, else the first two path segments under src/. */
 function groupOf(input: string): string {
@@ -34,24 +34,22 @@ function groupOf(input: string): string {
   return i >= 0 ? parts.slice(i, Math.min(parts.length - 1, i + 3)).join("/") : input;
 }
 
-/** Rebuilds the ESM verifier as scripts/build.mjs does (code splitting), for its metafile: which chunk is loaded when. */
+/**
+ * Rebuilds the ESM verifier with scripts/build.mjs's options (scripts/verifier-esm.mjs), for
+ * the metafile: which file is loaded when. The two builds' outputs are merged.
+ */
 async function analyse(outDir: string): Promise<{ split: Metafile }> {
-  const split = await build({
-    entryPoints: { "tollgate-verify": path.join(repoRoot, "src/pull-verifier/main.ts") },
-    bundle: true,
-    platform: "node",
-    target: "node24",
-    format: "esm",
-    legalComments: "none",
-    banner: { js: BANNER },
-    logLevel: "warning",
-    outExtension: { ".js": ".mjs" },
-    metafile: true,
+  const common = { bundle: true, platform: "node", target: "node24", format: "esm", legalComments: "none" };
+  const outputs: Metafile["outputs"] = {};
+  for (const options of verifierEsmBuilds({
+    repo: repoRoot,
     outdir: path.join(outDir, "split"),
-    splitting: true,
-    chunkNames: "verify-chunks/[name]-[hash]",
-  });
-  return { split: split.metafile! };
+    common: { ...common, logLevel: "warning", metafile: true },
+  })) {
+    const r = await build(options as BuildOptions);
+    Object.assign(outputs, r.metafile!.outputs);
+  }
+  return { split: { inputs: {}, outputs } };
 }
 
 /** Output files statically reachable from `from` (loaded together with it). */
@@ -86,7 +84,12 @@ function breakdown(meta: Metafile): string[] {
   const always = staticClosure(meta, [entry]);
   // Dynamic imports of the fast path: the config loader (when TOLLGATE_AGENT_SOCKET is not
   // set) and the in-process fallback (only when the agent is unreachable).
-  const dyn = [...always].flatMap((f) => meta.outputs[f]!.imports.filter((i) => i.kind === "dynamic-import"));
+  // The fast entry names its lazy files as externals, relative to itself.
+  const dyn = [...always].flatMap((f) =>
+    meta.outputs[f]!.imports.filter((i) => i.kind === "dynamic-import").map((i) => ({
+      path: i.external ? path.join(path.dirname(f), i.path) : i.path,
+    })),
+  );
   const bytes = (fs: Iterable<string>) => [...fs].reduce((a, f) => a + (meta.outputs[f]?.bytes ?? 0), 0);
   const rows: string[] = [];
   rows.push(

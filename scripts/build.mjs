@@ -1,9 +1,11 @@
 // Bundles the entry points with esbuild into dist/: the agent/CLI and the pull verifier.
 // The pull verifier runs once per pull, so its fast path (ask the agent) must stay small:
-// it is built with code splitting, and its lazily imported in-process fallback (the whole
-// engine, policy sources) lands in separate chunks that are only loaded when used.
+// it is one file, and its lazily imported in-process fallback (the whole engine, policy
+// sources) lands in separate chunks that are only loaded when used (scripts/verifier-esm.mjs).
 import { existsSync, rmSync } from "node:fs";
+import path from "node:path";
 import { build } from "esbuild";
+import { verifierEsmBuilds } from "./verifier-esm.mjs";
 
 const common = {
   bundle: true,
@@ -47,16 +49,15 @@ if (existsSync("src/cli/main.ts")) {
   built.push("dist/tollgate.mjs (+ dist/chunks/)");
 }
 if (existsSync("src/pull-verifier/main.ts")) {
+  // The fast path is one file; what it imports only when needed is split into verify-chunks/
+  // (scripts/verifier-esm.mjs).
   rmSync("dist/verify-chunks", { recursive: true, force: true });
-  await build({
-    ...common,
-    entryPoints: { "tollgate-verify": "src/pull-verifier/main.ts" },
+  for (const options of verifierEsmBuilds({
+    repo: path.resolve(import.meta.dirname, ".."),
     outdir: "dist",
-    outExtension: { ".js": ".mjs" },
-    splitting: true,
-    chunkNames: "verify-chunks/[name]-[hash]",
-    banner: { js: `#!/usr/bin/env node\n${common.banner.js}` },
-  });
+    common,
+  }))
+    await build(options);
   built.push("dist/tollgate-verify.mjs (+ dist/verify-chunks/)");
 }
 console.log(`build: ${built.join(", ") || "nothing to build yet"}`);

@@ -2,7 +2,7 @@
 // file and the chunk folder it imports from (scripts/build.mjs splits both bundles). An entry
 // copied without its chunks starts, then fails on its first lazy import — the image once
 // shipped tollgate-verify.mjs without verify-chunks/. The outputs are read from build.mjs
-// itself, so a new entry or chunk folder there needs a COPY here too.
+// itself (and scripts/verifier-esm.mjs), so a new entry or chunk folder there needs a COPY here too.
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -33,7 +33,10 @@ function buildOutputs(buildScript: string): string[] {
 
 describe("agent image", () => {
   it("copies every entry bundle and every chunk folder that scripts/build.mjs writes", () => {
-    const outputs = buildOutputs(readFileSync(path.join(repoRoot, "scripts", "build.mjs"), "utf8"));
+    // build.mjs and the ESM verifier's options it uses.
+    const outputs = ["build.mjs", "verifier-esm.mjs"].flatMap((f) =>
+      buildOutputs(readFileSync(path.join(repoRoot, "scripts", f), "utf8")),
+    );
     expect(outputs).toEqual(
       expect.arrayContaining(["tollgate.mjs", "tollgate-verify.mjs", "chunks", "verify-chunks"]),
     );
