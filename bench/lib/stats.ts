@@ -45,18 +45,21 @@ export function summarize(samples: readonly number[]): Summary {
 }
 
 /**
- * A 95% bootstrap interval for p50(b) − p50(a) of two independent samples: both are
- * resampled with replacement `resamples` times (a fixed-seed generator, so a run's text is
- * reproducible from its samples). It shows how far the difference of two medians moves by
- * sampling alone; load that drifts during a run is not in it.
+ * A 95% bootstrap interval for pQ(b) − pQ(a) of two independent samples (Q a percentile,
+ * nearest rank as in summarize): both are resampled with replacement `resamples` times (a
+ * fixed-seed generator, so a run's text is reproducible from its samples). It shows how far
+ * the difference moves by sampling alone; load that drifts during a run is not in it. A p99
+ * rests on the slowest 1%, so its interval is much wider than the median's.
  */
-export function medianDifferenceInterval(
+export function differenceInterval(
   a: readonly number[],
   b: readonly number[],
+  q = 50,
   resamples = 1000,
   seed = 1,
 ): { lo: number; hi: number } {
   if (a.length === 0 || b.length === 0) throw new RangeError("interval of no samples");
+  if (!(q > 0 && q <= 100)) throw new RangeError(`percentile ${q} out of (0, 100]`);
   let state = seed >>> 0;
   // mulberry32: small, fast, good enough for resampling indices.
   const random = () => {
@@ -66,15 +69,15 @@ export function medianDifferenceInterval(
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-  const resampledMedian = (x: readonly number[], buf: Float64Array) => {
+  const resampled = (x: readonly number[], buf: Float64Array) => {
     for (let i = 0; i < x.length; i++) buf[i] = x[Math.floor(random() * x.length)]!;
     buf.sort();
-    return buf[Math.max(1, Math.ceil(0.5 * x.length)) - 1]!;
+    return buf[Math.max(1, Math.ceil((q / 100) * x.length)) - 1]!;
   };
   const ba = new Float64Array(a.length);
   const bb = new Float64Array(b.length);
   const diffs = new Float64Array(resamples);
-  for (let r = 0; r < resamples; r++) diffs[r] = resampledMedian(b, bb) - resampledMedian(a, ba);
+  for (let r = 0; r < resamples; r++) diffs[r] = resampled(b, bb) - resampled(a, ba);
   diffs.sort();
   const sorted = Array.from(diffs);
   return { lo: percentileSorted(sorted, 2.5), hi: percentileSorted(sorted, 97.5) };

@@ -1,14 +1,7 @@
 // The benchmark harness's pure helpers (no timing assertions: benchmarks are not tests).
 import { describe, expect, it } from "vitest";
 import { renderReport } from "../../bench/lib/report.js";
-import {
-  fmtMs,
-  fmtRatio,
-  median,
-  medianDifferenceInterval,
-  percentile,
-  summarize,
-} from "../../bench/lib/stats.js";
+import { fmtMs, fmtRatio, median, differenceInterval, percentile, summarize } from "../../bench/lib/stats.js";
 
 describe("bench stats", () => {
   it("nearest-rank percentiles", () => {
@@ -27,18 +20,30 @@ describe("bench stats", () => {
     expect(() => percentile([1], 101)).toThrow(RangeError);
   });
 
-  it("bootstraps an interval around a difference of medians, reproducibly", () => {
+  it("bootstraps an interval around a difference of percentiles, reproducibly", () => {
     // Two samples whose medians differ by exactly 10, with spread.
     const a = Array.from({ length: 400 }, (_, i) => 100 + (i % 40));
     const b = a.map((x) => x + 10);
-    const iv = medianDifferenceInterval(a, b);
+    const iv = differenceInterval(a, b);
     expect(iv.lo).toBeLessThanOrEqual(10);
     expect(iv.hi).toBeGreaterThanOrEqual(10);
     expect(iv.hi - iv.lo).toBeLessThan(10); // 400 samples pin it down
-    expect(medianDifferenceInterval(a, b)).toEqual(iv); // same seed, same answer
+    expect(differenceInterval(a, b)).toEqual(iv); // same seed, same answer
     // Identical constant samples: no spread at all.
-    expect(medianDifferenceInterval([5, 5, 5], [7, 7, 7])).toEqual({ lo: 2, hi: 2 });
-    expect(() => medianDifferenceInterval([], [1])).toThrow(RangeError);
+    expect(differenceInterval([5, 5, 5], [7, 7, 7])).toEqual({ lo: 2, hi: 2 });
+    expect(() => differenceInterval([], [1])).toThrow(RangeError);
+    expect(() => differenceInterval([1], [1], 0)).toThrow(RangeError);
+    // The p99 of a sample with a 2% tail sits in the tail; shifting only the tail moves it,
+    // and its interval is wider than the median's.
+    const body = Array.from({ length: 980 }, (_, i) => 100 + (i % 20));
+    const tailA = [...body, ...Array.from({ length: 20 }, (_, i) => 1000 + i * 10)];
+    const tailB = [...body, ...Array.from({ length: 20 }, (_, i) => 1500 + i * 10)];
+    const p99 = differenceInterval(tailA, tailB, 99);
+    expect(p99.lo).toBeGreaterThan(0);
+    expect(p99.hi).toBeLessThanOrEqual(700);
+    const p50 = differenceInterval(tailA, tailB, 50);
+    expect(Math.abs(p50.lo)).toBeLessThanOrEqual(3);
+    expect(Math.abs(p50.hi)).toBeLessThanOrEqual(3);
   });
 
   it("formats", () => {
