@@ -8,6 +8,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import { credentials, Metadata } from "@grpc/grpc-js";
 import { agentApiGet } from "../e2e/lib/agent-node.js";
@@ -134,6 +135,9 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       into.plugin += b.plugin - a.plugin;
       into.subscriber += b.subscriber - a.subscriber;
     };
+    // The over-floor rows move with the load from other work on the machine (it competes for
+    // the two cores with every process a create wakes), so the section states it.
+    const loadAtStart = os.loadavg()[0]!;
     for (let r = 0; r < rounds; r++) {
       ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} without the plugin`);
       for (let i = 0; i < warmup; i++) await createOnce();
@@ -237,6 +241,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const b = summarize(withPlugin);
     const n0 = summarize(noop);
     const ns = summarize(noopSub);
+    const loadAtEnd = os.loadavg()[0]!;
     const subP50 = ns.p50 - n0.p50;
     const addP50 = b.p50 - a.p50;
     const addP99 = b.p99 - a.p99;
@@ -282,6 +287,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         },
       ],
       details: [
+        `Load average (1 min) when these creates started: ${loadAtStart.toFixed(2)}, when they ended: ${loadAtEnd.toFixed(2)}.`,
         `Setup: containerd's root and state directories are ${shm ? `on tmpfs (${shm}), so that bolt's fsync per metadata write (the largest and most erratic part of a create on this virtual disk, the same with or without a plugin) does not bury the plugin's share in noise; absolute create times are lower than on disk` : "on the temporary directory's file system"}. ` +
           "The image (notation JWS signed) is pulled once from the loopback registry; one pod sandbox in namespace `bench`, whose default policy requires the notation signature. In each block with the plugin the agent process is started fresh (registers over containerd's NRI socket), its first CreateContainer verifies against the registry and fills the cache, then warm-up and measured creates follow; the agent is stopped (SIGTERM, unregistered) before the next block without it.",
         `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: decoding the request, image name → top-level digest from the agent's image-name cache (kept current by containerd's image events; containerd's images API is asked only on a miss or while that event stream is not proven live), the verdict cache, the rootfs binding (the parent of the container's snapshot, which must be a chain ID of the judged image: read from containerd's /snapshot/prepare event when it has arrived, else by a snapshots.Stat call to containerd; over all creates of the agent blocks, warm-up included: ${rootfsLookups.event} from the event, ${rootfsLookups.stat} by Stat), the audit record and metrics, the reply.`,
