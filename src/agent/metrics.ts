@@ -24,6 +24,16 @@ class LabelCounts<L extends string> {
   }
 }
 
+/** Sets a one-label counter to counts kept elsewhere (read at each scrape; they only grow). */
+function setCounts<L extends string>(
+  c: Counter<L>,
+  label: L,
+  counts: Record<string, number> | undefined,
+): void {
+  c.reset();
+  for (const [value, n] of Object.entries(counts ?? {})) c.inc({ [label]: value } as Record<L, string>, n);
+}
+
 type DecisionLabel = "event" | "result" | "kind" | "mode" | "policy" | "source";
 
 /** What the image-name cache counts (src/containerd/image-cache.ts stats). */
@@ -146,10 +156,7 @@ export class AgentMetrics {
     registers: [this.registry],
     collect: (): void => {
       const c = this.binding?.();
-      this.rootfsLookups.reset();
-      if (!c) return;
-      this.rootfsLookups.inc({ via: "event" }, c.fromEvents);
-      this.rootfsLookups.inc({ via: "stat" }, c.statCalls);
+      setCounts(this.rootfsLookups, "via", c && { event: c.fromEvents, stat: c.statCalls });
     },
   });
 
@@ -166,12 +173,16 @@ export class AgentMetrics {
     registers: [this.registry],
     collect: (): void => {
       const c = this.imageCache?.();
-      this.imageCacheLookups.reset();
-      if (!c) return;
-      this.imageCacheLookups.inc({ result: "hit_at_once" }, c.orderedHits);
-      this.imageCacheLookups.inc({ result: "hit" }, c.hits - c.orderedHits);
-      this.imageCacheLookups.inc({ result: "miss" }, c.misses);
-      this.imageCacheLookups.inc({ result: "bypassed" }, c.bypassed);
+      setCounts(
+        this.imageCacheLookups,
+        "result",
+        c && {
+          hit_at_once: c.orderedHits,
+          hit: c.hits - c.orderedHits,
+          miss: c.misses,
+          bypassed: c.bypassed,
+        },
+      );
     },
   });
 

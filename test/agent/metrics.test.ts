@@ -68,4 +68,18 @@ describe("AgentMetrics", () => {
     expect(text).toContain('tollgate_image_cache_lookups_total{result="hit_at_once"} 7');
     expect(text).toContain('tollgate_image_cache_lookups_total{result="hit"} 2');
   });
+
+  it("exposes rootfs lookups by how the snapshot was found, and nothing before the binder is watched", async () => {
+    const m = new AgentMetrics();
+    expect(await m.registry.metrics()).not.toMatch(/^tollgate_rootfs_lookups_total\{/m);
+    const counts = { fromEvents: 4, statCalls: 1 };
+    m.watchBinding(() => counts);
+    let text = await m.registry.metrics();
+    expect(text).toContain('tollgate_rootfs_lookups_total{via="event"} 4');
+    expect(text).toContain('tollgate_rootfs_lookups_total{via="stat"} 1');
+    counts.fromEvents = 6;
+    text = await m.registry.metrics();
+    expect(text).toContain('tollgate_rootfs_lookups_total{via="event"} 6');
+    expect(text).toContain('tollgate_rootfs_lookups_total{via="stat"} 1');
+  });
 });
