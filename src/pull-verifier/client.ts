@@ -28,6 +28,9 @@ export function askAgent(
     const socket = process.getBuiltinModule("node:net").createConnection(socketPath);
     const chunks: Buffer[] = [];
     let size = 0;
+    // Parse again only when the bytes received have doubled (and at the end): a response
+    // dribbled in tiny pieces costs linear, not quadratic, work.
+    let parseAt = 0;
     let connected = false;
     let settled = false;
     const finish = (a: AgentAnswer) => {
@@ -75,7 +78,10 @@ export function askAgent(
       size += c.length;
       if (size > MAX_RESPONSE_BYTES) return finish({ kind: "failed", message: "agent response too large" });
       chunks.push(c);
-      read(false);
+      if (size >= parseAt) {
+        parseAt = size * 2;
+        read(false);
+      }
     });
     socket.on("end", () => read(true));
     socket.on("close", () =>

@@ -177,6 +177,21 @@ describe("askAgent", () => {
     expect(await askAgent(sock, REQ, 5000)).toEqual({ kind: "answer", response: JSON.parse(OK) });
   });
 
+  it("reads an answer dribbled a byte at a time", async () => {
+    const raw_ = `HTTP/1.1 200 OK\r\nContent-Length: ${Buffer.byteLength(OK)}\r\n\r\n${OK}`;
+    const sock = await raw((s) => {
+      let i = 0;
+      const next = () => {
+        if (s.destroyed) return;
+        if (i === raw_.length) return s.end();
+        s.write(raw_[i++]!);
+        setImmediate(next);
+      };
+      next();
+    });
+    expect(await askAgent(sock, REQ, 5000)).toEqual({ kind: "answer", response: JSON.parse(OK) });
+  });
+
   it("nobody listening is unreachable (then verify in-process)", async () => {
     const a = await askAgent(path.join(dir, "missing.sock"), REQ, 5000);
     expect(a).toEqual({ kind: "unreachable", message: `${path.join(dir, "missing.sock")}: ENOENT` });
