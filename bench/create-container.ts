@@ -18,7 +18,7 @@ import { subscriptionFilters } from "../src/containerd/image-cache.js";
 import { type ContainerConfig, RuntimeServiceClient } from "../src/gen/cri.js";
 import { startDaemon, waitFor } from "../test/support/procs.js";
 import { tools } from "../test/support/tools.js";
-import { startBenchAgent } from "./lib/agent.js";
+import { type BenchAgent, startBenchAgent } from "./lib/agent.js";
 import { type BenchContext, iterations } from "./lib/context.js";
 import { policyDoc } from "./lib/fixtures.js";
 import type { BenchOutcome } from "./lib/report.js";
@@ -95,13 +95,25 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
 
     // Many short blocks: the conditions alternate often, so drift hits all four alike; 2,000
     // creates per condition keep the sampling error of each median difference near ±0.1 ms.
-    const rounds = iterations(ctx, 20, 1);
-    const perBlock = iterations(ctx, 100, 15);
+    const rounds = iterations(ctx, 8, 1);
+    const perBlock = iterations(ctx, 250, 15);
     const warmup = 5;
+    // A node's plugin runs for days, and V8 optimizes a function only after many calls: with
+    // a fresh process per block, both plugins ran their per-create code mostly unoptimized,
+    // the agent (far more code per create) at about 1.4-1.6 ms of CPU per create and the
+    // no-op at 0.6 ms; after 1,000 creates, 0.84 and 0.29 ms, and V8 was still compiling
+    // the agent's code after 500 (development runs). So each plugin is one process for the
+    // whole run that first serves pluginWarmup creates alone; the first COLD of them are timed
+    // apart, as what a freshly started plugin costs.
+    const pluginWarmup = iterations(ctx, 2000, 5);
+    const COLD = Math.min(100, pluginWarmup);
+    let loadAtStart = os.loadavg()[0]!;
     const without: number[] = [];
     const noop: number[] = [];
     const noopSub: number[] = [];
     const withPlugin: number[] = [];
+    const coldNoop: number[] = [];
+    const coldAgent: number[] = [];
     const noopEntry = await ctx.child("bench/children/noop-plugin.ts");
     let cacheDecisions = 0;
     let verifyDecisions = 0;
@@ -135,26 +147,72 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
       into.plugin += b.plugin - a.plugin;
       into.subscriber += b.subscriber - a.subscriber;
     };
-    // The over-floor rows move with the load from other work on the machine (it competes for
-    // the two cores with every process a create wakes), so the section states it.
-    const loadAtStart = os.loadavg()[0]!;
-    for (let r = 0; r < rounds; r++) {
-      ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} without the plugin`);
-      for (let i = 0; i < warmup; i++) await createOnce();
-      await withCpu(cpu.without, {}, async () => {
-        for (let i = 0; i < perBlock; i++) without.push(await createOnce());
+    // One process per plugin for the whole run, taken out of containerd's path between its
+    // blocks (SIGUSR2: unregistered, every component stopped; again: registered anew) rather
+    // than started fresh for each block: see pluginWarmup above.
+    // containerd's own first creates of a run are slower: warm it without any plugin before
+    // the fresh plugins' creates are timed.
+    ctx.log("create-container: creates without any plugin to warm containerd");
+    for (let i = 0; i < iterations(ctx, 200, 2); i++) await createOnce();
+    const np = startDaemon("noop-plugin", process.execPath, [noopEntry, ctrd.nriSocket], {
+      logDir: path.join(dir, "noop"),
+    });
+    const noopLines = (word: string) =>
+      readFileSync(np.logFile, "utf8")
+        .split("\n")
+        .filter((l) => l === word).length;
+    const toggleNoop = async (want: "registered" | "unregistered") => {
+      const before = noopLines(want);
+      np.child.kill("SIGUSR2");
+      await waitFor(`no-op plugin ${want}`, () => noopLines(want) > before, 30_000);
+    };
+    let agent: BenchAgent | undefined;
+    // The agent writes each audit record after answering (src/agent/audit.ts), so a record
+    // may reach its log a moment after the create returned: wait for them before counting.
+    const agentCreates = (a: BenchAgent) =>
+      a.records().filter((x) => x.audit === true && x.event === "create");
+    try {
+      // Each plugin first serves pluginWarmup creates alone; the first COLD of them are what a
+      // freshly started plugin costs.
+      await waitFor("no-op plugin registered", () => noopLines("registered") > 0, 30_000);
+      ctx.log(`create-container: ${pluginWarmup} creates to warm the no-op plugin`);
+      for (let i = 0; i < pluginWarmup; i++) {
+        const ms = await createOnce();
+        if (i < COLD) coldNoop.push(ms);
+      }
+      await toggleNoop("unregistered");
+      const ag = await startBenchAgent({
+        entry: ctx.agentEntry,
+        dir: path.join(dir, "agent"),
+        policies: [policyDoc(f, "default", "notation")],
+        defaultPolicy: "default",
+        exemptImages: [DEFAULT_SANDBOX_IMAGE],
+        nriSocket: ctrd.nriSocket,
+        containerdAddress: ctrd.address,
+        resident: true,
       });
+      agent = ag;
+      ctx.log(`create-container: ${pluginWarmup} creates to warm the agent`);
+      await createOnce(); // verifies (registry, notation) and fills the cache
+      for (let i = 0; i < pluginWarmup; i++) {
+        const ms = await createOnce();
+        if (i < COLD) coldAgent.push(ms);
+      }
+      await waitFor("warm-up decisions logged", () => agentCreates(ag).length >= pluginWarmup + 1, 30_000);
+      await ag.pause();
 
-      ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with a no-op NRI plugin`);
-      const np = startDaemon("noop-plugin", process.execPath, [noopEntry, ctrd.nriSocket], {
-        logDir: path.join(dir, `noop-${r}`),
-      });
-      try {
-        await waitFor(
-          "no-op plugin registered",
-          () => readFileSync(np.logFile, "utf8").includes("registered"),
-          30_000,
-        );
+      // The over-floor rows move with the load from other work on the machine (it competes for
+      // the two cores with every process a create wakes), so the section states it.
+      loadAtStart = os.loadavg()[0]!;
+      for (let r = 0; r < rounds; r++) {
+        ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} without the plugin`);
+        for (let i = 0; i < warmup; i++) await createOnce();
+        await withCpu(cpu.without, {}, async () => {
+          for (let i = 0; i < perBlock; i++) without.push(await createOnce());
+        });
+
+        ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with a no-op NRI plugin`);
+        await toggleNoop("registered");
         for (let i = 0; i < warmup; i++) await createOnce();
         await withCpu(cpu.noop, { plugin: np.pid }, async () => {
           for (let i = 0; i < perBlock; i++) noop.push(await createOnce());
@@ -179,7 +237,7 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         try {
           for (let i = 0; i < warmup || !seen.includes("/snapshot/prepare"); i++) {
             if (failed) throw new Error(`ctr events: ${failed.message}`);
-            if (i > 200) throw new Error("ctr events never showed a /snapshot/prepare event");
+            if (i > warmup + 200) throw new Error("ctr events never showed a /snapshot/prepare event");
             await createOnce();
           }
           await withCpu(cpu.noopSub, { plugin: np.pid, subscriber: sub.pid }, async () => {
@@ -188,33 +246,29 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
         } finally {
           sub.kill();
         }
-      } finally {
-        await np.stop();
-      }
+        await toggleNoop("unregistered");
 
-      ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with the agent registered`);
-      const agent = await startBenchAgent({
-        entry: ctx.agentEntry,
-        dir: path.join(dir, `agent-${r}`),
-        policies: [policyDoc(f, "default", "notation")],
-        defaultPolicy: "default",
-        exemptImages: [DEFAULT_SANDBOX_IMAGE],
-        nriSocket: ctrd.nriSocket,
-        containerdAddress: ctrd.address,
-      });
-      try {
-        // The first create verifies (registry, notation) and fills the cache; warm-up after it.
-        for (let i = 0; i < warmup; i++) await createOnce();
-        // The agent writes each audit record after answering (src/agent/audit.ts), so a record
-        // may reach its log a moment after the create returned: wait for them before counting.
-        const creates = () => agent.records().filter((x) => x.audit === true && x.event === "create");
-        await waitFor("warm-up decisions logged", () => creates().length >= warmup, 10_000);
-        const before = creates().length;
-        await withCpu(cpu.agent, { plugin: agent.daemon.pid }, async () => {
+        ctx.log(`create-container: round ${r + 1}/${rounds}: ${perBlock} with the agent registered`);
+        await ag.resume();
+        // The first create verifies (registry, notation) and fills the cache (the agent
+        // started anew: empty caches, new subscription); warm-up after it.
+        const first = agentCreates(ag).length;
+        for (let i = 0; i < 1 + warmup; i++) await createOnce();
+        await waitFor(
+          "warm-up decisions logged",
+          () => agentCreates(ag).length >= first + 1 + warmup,
+          10_000,
+        );
+        const before = agentCreates(ag).length;
+        await withCpu(cpu.agent, { plugin: ag.daemon.pid }, async () => {
           for (let i = 0; i < perBlock; i++) withPlugin.push(await createOnce());
         });
-        await waitFor("measured decisions logged", () => creates().length >= before + perBlock, 10_000);
-        const measured = creates().slice(before);
+        await waitFor(
+          "measured decisions logged",
+          () => agentCreates(ag).length >= before + perBlock,
+          10_000,
+        );
+        const measured = agentCreates(ag).slice(before);
         if (measured.length !== perBlock)
           throw new Error(`agent recorded ${measured.length} create decisions for ${perBlock} creates`);
         for (const d of measured) {
@@ -225,17 +279,19 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           else if (d.source === "verify") verifyDecisions++;
           else otherDecisions++;
         }
-        // How the rootfs binding found each container's snapshot (all creates of this agent).
-        const metrics = await agentApiGet(agent.socket, "/metrics");
+        // How the rootfs binding found each container's snapshot (all creates since this start).
+        const metrics = await agentApiGet(ag.socket, "/metrics");
         for (const via of ["event", "stat"] as const) {
           const m = new RegExp(`^tollgate_rootfs_lookups_total\\{via="${via}"\\} (\\d+)`, "m").exec(metrics);
           rootfsLookups[via] += m ? Number(m[1]) : 0;
         }
         const hitsAtOnce = /^tollgate_image_cache_lookups_total\{result="hit_at_once"\} (\d+)/m.exec(metrics);
         orderedHits += hitsAtOnce ? Number(hitsAtOnce[1]) : 0;
-      } finally {
-        await agent.stop();
+        await ag.pause();
       }
+    } finally {
+      await agent?.stop();
+      await np.stop();
     }
     const a = summarize(without);
     const b = summarize(withPlugin);
@@ -248,6 +304,8 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
     const overP50 = b.p50 - n0.p50;
     const overP99 = b.p99 - n0.p99;
     const inAgent = agentMs.length > 0 ? summarize(agentMs) : undefined;
+    const cn = summarize(coldNoop);
+    const ca = summarize(coldAgent);
     const perCreate = (ms: number) => fmtMs(ms / (rounds * perBlock));
     // How far each difference moves by sampling alone (bench/lib/stats.ts).
     const interval = (x: number[], y: number[], q = 50) => {
@@ -285,11 +343,20 @@ export async function run(ctx: BenchContext): Promise<BenchOutcome> {
           target: "report (attribution)",
           met: undefined,
         },
+        {
+          what: "CreateContainer: a freshly started plugin (its first creates, before V8 has optimized its code)",
+          how: `same runs: the first ${COLD} creates each plugin process served (the agent's after the one that verified), before the warm-up was done`,
+          baseline: `fresh no-op NRI plugin: ${fmtSummary(cn)}`,
+          result: `fresh agent, cached verdict: ${fmtSummary(ca)}`,
+          ratio: `over the fresh floor: p50 ${fmtMs(ca.p50 - cn.p50)} (${interval(coldNoop, coldAgent)}), p99 ${fmtMs(ca.p99 - cn.p99)}`,
+          target: "report (the minutes after an agent starts)",
+          met: undefined,
+        },
       ],
       details: [
         `Load average (1 min) when these creates started: ${loadAtStart.toFixed(2)}, when they ended: ${loadAtEnd.toFixed(2)}.`,
         `Setup: containerd's root and state directories are ${shm ? `on tmpfs (${shm}), so that bolt's fsync per metadata write (the largest and most erratic part of a create on this virtual disk, the same with or without a plugin) does not bury the plugin's share in noise; absolute create times are lower than on disk` : "on the temporary directory's file system"}. ` +
-          "The image (notation JWS signed) is pulled once from the loopback registry; one pod sandbox in namespace `bench`, whose default policy requires the notation signature. In each block with the plugin the agent process is started fresh (registers over containerd's NRI socket), its first CreateContainer verifies against the registry and fills the cache, then warm-up and measured creates follow; the agent is stopped (SIGTERM, unregistered) before the next block without it.",
+          `The image (notation JWS signed) is pulled once from the loopback registry; one pod sandbox in namespace \`bench\`, whose default policy requires the notation signature. Each plugin is one process for the whole run (the agent started with the shipped Node flags), as on a node, where the agent runs for days: before the rounds, each serves ${pluginWarmup} creates alone (the agent's first one verifies against the registry), because V8 optimizes a function only after many calls and a fresh process runs the per-create code mostly unoptimized (the fresh-plugin row shows what that costs: its first ${COLD} creates). Between its blocks a plugin is out of containerd's path: the no-op plugin unregisters; the agent stops every component, as on SIGTERM (NRI unregistered, event subscription and sockets closed), and starts anew in the same process for its next block, where its first create verifies again and fills its new caches, followed by ${warmup} warm-up creates before the measured ones.`,
         `The agent's audit log shows where each measured decision came from: ${cacheDecisions} from the cache, ${verifyDecisions} from a verification, ${otherDecisions} other. On the plugin path each CreateContainer costs containerd → NRI ttrpc → agent: decoding the request, image name → top-level digest from the agent's image-name cache (kept current by containerd's image events; containerd's images API is asked only on a miss or while that event stream is not proven live), the verdict cache, the rootfs binding (the parent of the container's snapshot, which must be a chain ID of the judged image: read from containerd's /snapshot/prepare event when it has arrived, else by a snapshots.Stat call to containerd; over all creates of the agent blocks, warm-up included: ${rootfsLookups.event} from the event, ${rootfsLookups.stat} by Stat), the audit record and metrics, the reply.`,
         [
           "| Condition | n | p50 | p90 | p99 | max | mean |",

@@ -23,6 +23,8 @@ export interface BenchAgentOptions {
   logLevel?: string;
   /** registry.certsDir (containerd-style hosts.toml directory, e.g. for a mirror). */
   certsDir?: string;
+  /** One process for the whole run, taken out of containerd's path with pause() (bench/children/agent.ts). */
+  resident?: boolean;
 }
 
 export interface BenchAgent {
@@ -33,6 +35,10 @@ export interface BenchAgent {
   pullVerdict(req: PullVerdictRequest): Promise<PullVerdictResponse>;
   /** JSON log records the agent wrote so far. */
   records(): Array<Record<string, unknown>>;
+  /** Resident agents: stops every component (NRI unregistered) but keeps the process. */
+  pause(): Promise<void>;
+  /** Resident agents: starts the agent again in the same process; resolves once it is registered. */
+  resume(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -115,42 +121,57 @@ export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent>
   const daemon = startDaemon(
     "agent",
     process.execPath,
-    [...shippedAgentNodeFlags(), o.entry, "--config", configPath],
+    [...shippedAgentNodeFlags(), o.entry, ...(o.resident ? ["--resident"] : []), "--config", configPath],
     {
       logDir: o.dir,
     },
   );
   const status = () => unixJson<AgentStatus>(socket, "GET", "/v1/status");
-  try {
-    await waitFor(
+  const ready = () =>
+    waitFor(
       o.nriSocket ? "agent registered with NRI" : "agent API",
       async () => {
         if (daemon.child.exitCode !== null) throw new Error("agent exited");
         if (!existsSync(socket)) return false;
-        const s = await status();
+        const s = await status().catch(() => undefined);
+        if (!s) return false;
         const policiesLoaded = s.policies.length >= o.policies.length;
         return policiesLoaded && (!o.nriSocket || s.nri.state === "registered");
       },
       60_000,
     );
-  } catch (e) {
+  const records = () => {
+    // Complete lines only: the agent may be writing the next one.
+    const text = readFileSync(daemon.logFile, "utf8");
+    return text
+      .slice(0, text.lastIndexOf("\n") + 1)
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  };
+  const stops = () => records().filter((r) => r.bench === "stopped").length;
+  const fail = async (e: unknown): Promise<never> => {
     await daemon.stop("SIGKILL");
     throw new Error(`${(e as Error).message}\n${readFileSync(daemon.logFile, "utf8").slice(-2000)}`);
-  }
+  };
+  await ready().catch(fail);
   return {
     socket,
     configPath,
     daemon,
     status,
     pullVerdict: (req) => unixJson<PullVerdictResponse>(socket, "POST", "/v1/pull-verdict", req),
-    records: () => {
-      // Complete lines only: the agent may be writing the next one.
-      const text = readFileSync(daemon.logFile, "utf8");
-      return text
-        .slice(0, text.lastIndexOf("\n") + 1)
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    records,
+    async pause() {
+      if (!o.resident) throw new Error("pause(): not a resident agent");
+      const before = stops();
+      daemon.child.kill("SIGUSR2");
+      await waitFor("agent stopped", () => stops() > before, 30_000).catch(fail);
+    },
+    async resume() {
+      if (!o.resident) throw new Error("resume(): not a resident agent");
+      daemon.child.kill("SIGUSR2");
+      await ready().catch(fail);
     },
     stop: () => daemon.stop("SIGTERM", 10_000),
   };
