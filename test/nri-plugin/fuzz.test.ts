@@ -67,43 +67,49 @@ describe("fuzz: ttrpc and mux decoders", () => {
 
   it("a ttrpc server fed random frames answers or closes with a typed error, and never hangs", async () => {
     const codes = new Map<number, number>();
-    await fc.assert(
-      fc.asyncProperty(streamArb, fc.array(fc.nat(), { maxLength: 4 }), async (bytes, cuts) => {
-        const [peer, mine] = duplexPair();
-        const closed = new Promise<Error | undefined>((resolve) => {
-          new TtrpcServer({ onConnectionClose: (_c, e) => resolve(e) })
-            .registerRaw("test.Echo", "Echo", (p) => p)
-            .register(RuntimeDefinition, {
-              registerPlugin: () => ({}),
-              updateContainers: () => ({ failed: [] }),
-            })
-            .serve(mine);
-        });
-        const replies: Buffer[] = [];
-        peer.on("data", (c: Buffer) => replies.push(c));
-        for (const c of splits(bytes, cuts)) peer.write(c);
-        // let async handlers answer before the peer goes away (a closed peer gets no replies)
-        for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
-        peer.end();
-        const err = await closed;
-        if (err) expect(err).toBeInstanceOf(TtrpcStatusError);
-        // every reply the server sent is itself a well-formed Response frame
-        const dec = new FrameDecoder({
-          frame: (_i, t, _f, p) => {
-            expect(t).toBe(2);
-            const code = Response.decode(p).status?.code ?? 0;
-            codes.set(code, (codes.get(code) ?? 0) + 1);
-          },
-          oversized: () => expect.unreachable(),
-        });
-        for (const r of replies) dec.push(r);
-        expect(dec.end()).toBeUndefined();
-      }),
-      { numRuns: 2000 },
-    );
+    // Every layer must be reached (below). Two of them are rare in the generator's output (OK
+    // replies and payload decode errors: 2-11 of 2,000 runs each), so a batch can miss one by
+    // chance (code 13 came 2-6 times per batch: about 2% of batches miss it, and one CI run did);
+    // more random batches run until each was seen.
+    const layers = [0, 3, 8, 12, 13];
+    for (let batch = 0; batch === 0 || (batch < 6 && layers.some((c) => !codes.get(c))); batch++)
+      await fc.assert(
+        fc.asyncProperty(streamArb, fc.array(fc.nat(), { maxLength: 4 }), async (bytes, cuts) => {
+          const [peer, mine] = duplexPair();
+          const closed = new Promise<Error | undefined>((resolve) => {
+            new TtrpcServer({ onConnectionClose: (_c, e) => resolve(e) })
+              .registerRaw("test.Echo", "Echo", (p) => p)
+              .register(RuntimeDefinition, {
+                registerPlugin: () => ({}),
+                updateContainers: () => ({ failed: [] }),
+              })
+              .serve(mine);
+          });
+          const replies: Buffer[] = [];
+          peer.on("data", (c: Buffer) => replies.push(c));
+          for (const c of splits(bytes, cuts)) peer.write(c);
+          // let async handlers answer before the peer goes away (a closed peer gets no replies)
+          for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+          peer.end();
+          const err = await closed;
+          if (err) expect(err).toBeInstanceOf(TtrpcStatusError);
+          // every reply the server sent is itself a well-formed Response frame
+          const dec = new FrameDecoder({
+            frame: (_i, t, _f, p) => {
+              expect(t).toBe(2);
+              const code = Response.decode(p).status?.code ?? 0;
+              codes.set(code, (codes.get(code) ?? 0) + 1);
+            },
+            oversized: () => expect.unreachable(),
+          });
+          for (const r of replies) dec.push(r);
+          expect(dec.end()).toBeUndefined();
+        }),
+        { numRuns: 2000 },
+      );
     // the generator reaches every layer: OK replies, bad ids/envelopes (3), payload decode
     // errors (13), unknown service/method (12), oversized (8)
-    for (const code of [0, 3, 8, 12, 13]) expect(codes.get(code) ?? 0).toBeGreaterThan(0);
+    for (const code of layers) expect(codes.get(code) ?? 0).toBeGreaterThan(0);
   });
 
   it("a ttrpc client fed random replies settles every call with a value or a typed error", async () => {
