@@ -13,6 +13,7 @@ import { TtrpcServer } from "../../src/nri-plugin/ttrpc/server.js";
 import { TtrpcStatusError } from "../../src/nri-plugin/ttrpc/status.js";
 import { splits, ttrpcFrameArb, ttrpcStreamArb } from "./support/arbitraries.js";
 import { duplexPair } from "./support/duplex.js";
+import { fuzzedTtrpcServer } from "./support/fuzz-server.js";
 import { tempSocketPath } from "./support/net.js";
 
 const cleanups: (() => unknown)[] = [];
@@ -75,18 +76,7 @@ describe("fuzz: ttrpc and mux decoders", () => {
     for (let batch = 0; batch === 0 || (batch < 6 && layers.some((c) => !codes.get(c))); batch++)
       await fc.assert(
         fc.asyncProperty(streamArb, fc.array(fc.nat(), { maxLength: 4 }), async (bytes, cuts) => {
-          const [peer, mine] = duplexPair();
-          const closed = new Promise<Error | undefined>((resolve) => {
-            new TtrpcServer({ onConnectionClose: (_c, e) => resolve(e) })
-              .registerRaw("test.Echo", "Echo", (p) => p)
-              .register(RuntimeDefinition, {
-                registerPlugin: () => ({}),
-                updateContainers: () => ({ failed: [] }),
-              })
-              .serve(mine);
-          });
-          const replies: Buffer[] = [];
-          peer.on("data", (c: Buffer) => replies.push(c));
+          const { peer, replies, closed } = fuzzedTtrpcServer();
           for (const c of splits(bytes, cuts)) peer.write(c);
           // let async handlers answer before the peer goes away (a closed peer gets no replies)
           for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));

@@ -14,6 +14,7 @@ import { TtrpcServer } from "../../src/nri-plugin/ttrpc/server.js";
 import { TtrpcStatusError } from "../../src/nri-plugin/ttrpc/status.js";
 import { splits, ttrpcFrameArb, ttrpcStreamArb } from "../nri-plugin/support/arbitraries.js";
 import { duplexPair } from "../nri-plugin/support/duplex.js";
+import { fuzzedTtrpcServer } from "../nri-plugin/support/fuzz-server.js";
 import { fuzzClass } from "./fuzz-kit.js";
 
 const FILE = "test/reliability/fuzz-transport.test.ts";
@@ -55,18 +56,7 @@ describe("fuzz: NRI transport", () => {
       valueWord: "streams answered with well-formed Response frames",
       arb: fc.tuple(streamArb, fc.array(fc.nat(), { maxLength: 3 })),
       async run([bytes, cuts]) {
-        const [peer, mine] = duplexPair();
-        const closed = new Promise<Error | undefined>((resolve) => {
-          new TtrpcServer({ onConnectionClose: (_c, e) => resolve(e) })
-            .registerRaw("test.Echo", "Echo", (p) => p)
-            .register(RuntimeDefinition, {
-              registerPlugin: () => ({}),
-              updateContainers: () => ({ failed: [] }),
-            })
-            .serve(mine);
-        });
-        const replies: Buffer[] = [];
-        peer.on("data", (c: Buffer) => replies.push(c));
+        const { peer, replies, closed } = fuzzedTtrpcServer();
         for (const c of splits(bytes, cuts)) peer.write(c);
         await tick();
         await tick();
