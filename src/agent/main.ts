@@ -28,6 +28,7 @@ import type { CompiledPolicy, PolicySource } from "../policy-source/types.js";
 import { closeServer, listenTcp, makeHandler, UnixApiListener } from "./api.js";
 import { AuditLog } from "./audit.js";
 import { TagHistory } from "./binding.js";
+import { type LogOutput, stdoutLog } from "./log-output.js";
 import { Gate } from "./gate.js";
 import { AgentMetrics } from "./metrics.js";
 import { NriGate } from "./nri.js";
@@ -255,6 +256,18 @@ export async function startAgent(cfg: AgentConfig, log: Logger, deps: AgentDeps 
   };
 }
 
+/** The agent's logger: JSON lines on stdout, written on the main thread (log-output.ts). */
+export function agentLogger(cfg: AgentConfig): { log: Logger; output: LogOutput } {
+  const output = stdoutLog();
+  // `service` names the process; children add `component` (pino does not de-duplicate keys,
+  // so the root must not bind `component` itself).
+  const log = pino({ level: cfg.log.level, base: { service: "tollgate-agent" } }, output.stream);
+  return { log, output };
+}
+
+/** How long a stopping agent waits for log lines its stdout reader has not taken yet. */
+const LOG_DRAIN_MS = 2_000;
+
 /** `tollgate agent [flags]`: returns the process exit code once stopped. */
 export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
   let cfg: AgentConfig;
@@ -264,9 +277,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     process.stderr.write(`tollgate agent: ${errorMessage(e)}\n`);
     return 2;
   }
-  // `service` names the process; children add `component` (pino does not de-duplicate keys,
-  // so the root must not bind `component` itself).
-  const log = pino({ level: cfg.log.level, base: { service: "tollgate-agent" } });
+  const { log, output } = agentLogger(cfg);
   // Before anything starts: an escaped error is logged and the agent keeps serving
   // (a crash would open NRI's fail-open window). Counted once metrics exist.
   let countError: ((kind: "unhandledRejection" | "uncaughtException") => void) | undefined;
@@ -276,11 +287,12 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     agent = await startAgent(cfg, log);
   } catch (e) {
     log.fatal({ err: errorMessage(e) }, "agent failed to start");
+    await output.drain(LOG_DRAIN_MS);
     return 1;
   }
   countError = (kind) => agent.metrics.processErrors.inc({ kind });
   log.info({ version: VERSION, node: process.version, config: cfg.file ?? "defaults" }, "agent started");
-  return new Promise<number>((resolve) => {
+  const code = await new Promise<number>((resolve) => {
     const onSignal = (sig: NodeJS.Signals) => {
       log.info({ signal: sig }, "shutting down");
       process.off("SIGTERM", onSignal);
@@ -291,7 +303,6 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
         () => {
           clearTimeout(force);
           log.info({}, "stopped");
-          log.flush?.();
           resolve(0);
         },
         () => resolve(1),
@@ -300,4 +311,7 @@ export async function agentMain(argv: string[], env: NodeJS.ProcessEnv = process
     process.on("SIGTERM", onSignal);
     process.on("SIGINT", onSignal);
   });
+  // The caller exits the process next: lines still queued for a slow stdout reader go first.
+  await output.drain(LOG_DRAIN_MS);
+  return code;
 }
