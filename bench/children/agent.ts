@@ -7,9 +7,8 @@
 // benchmark takes the agent out of containerd's path between its blocks that way without a
 // fresh process each time: V8 optimizes the per-create code only after thousands of calls,
 // and a node's agent, which runs for days, has long done so.
-import pino from "pino";
 import { loadConfig } from "../../src/config/agent.js";
-import { type AgentHandle, agentMain, startAgent } from "../../src/agent/main.js";
+import { type AgentHandle, agentLogger, agentMain, startAgent } from "../../src/agent/main.js";
 
 const crash = (e: unknown) => {
   process.stderr.write(`bench agent crashed: ${(e as Error).stack ?? String(e)}\n`);
@@ -18,7 +17,7 @@ const crash = (e: unknown) => {
 
 async function resident(argv: string[]): Promise<void> {
   const cfg = await loadConfig({ argv, env: process.env });
-  const log = pino({ level: cfg.log.level, base: { service: "tollgate-agent" } });
+  const { log, output } = agentLogger(cfg);
   let agent: AgentHandle | undefined = await startAgent(cfg, log);
   // Stopped, the agent holds no handle that keeps the process alive: this does.
   setInterval(() => {}, 1 << 30);
@@ -38,10 +37,8 @@ async function resident(argv: string[]): Promise<void> {
   process.on("SIGTERM", () => {
     busy
       .then(() => agent?.stop())
-      .then(() => {
-        log.flush?.();
-        process.exit(0);
-      }, crash);
+      .then(() => output.drain(2_000))
+      .then(() => process.exit(0), crash);
   });
 }
 

@@ -122,9 +122,8 @@ export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent>
     "agent",
     process.execPath,
     [...shippedAgentNodeFlags(), o.entry, ...(o.resident ? ["--resident"] : []), "--config", configPath],
-    {
-      logDir: o.dir,
-    },
+    // stdout through a FIFO and a reader, as on a node (containerd's shim), not a file.
+    { logDir: o.dir, fifoStdout: true },
   );
   const status = () => unixJson<AgentStatus>(socket, "GET", "/v1/status");
   const ready = () =>

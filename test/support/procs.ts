@@ -1,6 +1,6 @@
 // Daemons started by tests: each one is recorded by pid and stopped by that pid only.
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, mkdirSync, openSync } from "node:fs";
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { closeSync, constants, mkdirSync, openSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
@@ -18,6 +18,11 @@ export interface StartOptions {
   logDir: string;
   /** Put the daemon in its own process group, so stop() reaches its children too. */
   group?: boolean;
+  /**
+   * stdout into a FIFO that `cat` copies to the log file, as a container's stdout reaches
+   * containerd's shim (the benchmarks measure the agent as it runs on a node).
+   */
+  fifoStdout?: boolean;
 }
 
 export function startDaemon(name: string, cmd: string, args: string[], opts: StartOptions): Daemon {
@@ -26,15 +31,35 @@ export function startDaemon(name: string, cmd: string, args: string[], opts: Sta
   // The daemon writes its log file itself: piping through this process would stall the
   // daemon (a full 64 KB pipe) whenever a test blocks the event loop in execFileSync.
   const log = openSync(logFile, "a");
+  let out = log;
+  let relay: ChildProcess | undefined;
+  if (opts.fifoStdout) {
+    const fifo = path.join(opts.logDir, `${name}.stdout`);
+    rmSync(fifo, { force: true });
+    execFileSync("mkfifo", [fifo]);
+    relay = spawn("cat", [fifo], { stdio: ["ignore", log, log] });
+    // Read-write, so this open does not wait for cat's; cat sees EOF once the daemon exits.
+    out = openSync(fifo, constants.O_RDWR);
+  }
   const child = spawn(cmd, args, {
     env: opts.env ?? process.env,
     cwd: opts.cwd,
-    stdio: ["ignore", log, log],
+    stdio: ["ignore", out, log],
     detached: opts.group ?? false,
   });
   closeSync(log);
+  if (out !== log) closeSync(out);
   if (child.pid === undefined) throw new Error(`failed to start ${name} (${cmd})`);
   const pid = child.pid;
+  // The log file is complete once the relay has copied the last line (bounded: a child the
+  // daemon left behind may still hold the FIFO open).
+  const relayDone = async () => {
+    if (!relay || relay.exitCode !== null) return;
+    const exit = new Promise<void>((resolve) => relay.once("exit", () => resolve()));
+    const timer = setTimeout(() => relay.kill(), 5000);
+    await exit;
+    clearTimeout(timer);
+  };
   let exited = child.exitCode !== null;
   const exitPromise = new Promise<void>((resolve) => {
     child.once("exit", () => {
@@ -48,7 +73,10 @@ export function startDaemon(name: string, cmd: string, args: string[], opts: Sta
     logFile,
     child,
     async stop(signal: NodeJS.Signals = "SIGTERM", graceMs = 5000) {
-      if (exited) return;
+      if (exited) {
+        await relayDone();
+        return;
+      }
       const target = opts.group ? -pid : pid;
       try {
         process.kill(target, signal);
@@ -62,6 +90,7 @@ export function startDaemon(name: string, cmd: string, args: string[], opts: Sta
       }, graceMs);
       await exitPromise;
       clearTimeout(timer);
+      await relayDone();
     },
   };
 }
