@@ -5,7 +5,7 @@
 // `notation verify` reading the same directory: several trust policies in one document,
 // scoped and "*", a scope miss, every level, an override, TSA on/off, verifyTimestamp.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -30,6 +30,8 @@ let ctrd: Containerd;
 let agent: Daemon | undefined;
 let apiSocket: string;
 const policyFor = new Map<string, string>();
+/** How many CreateContainer calls reached containerd (each one an NRI decision of the agent). */
+const answered = { creates: 0 };
 
 const status = () => agentStatus(apiSocket);
 
@@ -74,7 +76,9 @@ beforeAll(async () => {
   });
   ctrd = node.ctrd;
   apiSocket = node.apiSocket;
-  agent = await startAgentProcess(node, work);
+  // Its stdout a FIFO that a reader copies to the log file, as containerd's shim reads a
+  // container's stdout: the log path that ships (src/agent/log-output.ts).
+  agent = await startAgentProcess(node, work, 60_000, { fifoStdout: true });
   await waitFor(
     "both imported policies loaded",
     async () => (await status()).policies.length === homes.length,
@@ -102,6 +106,7 @@ async function throughContainerd(c: DocCase, seq: number): Promise<{ ok: boolean
     throw e;
   }
   const pod = await ctrd.cri.runPodSandbox({ name: `p${seq}`, namespace: ns, uid: `uid-${seq}` });
+  answered.creates++;
   try {
     await ctrd.cri.createContainer(pod, { name: `c${seq}`, image: c.image.ref });
     return { ok: true, why: "pulled and created" };
@@ -129,4 +134,28 @@ describe("imported notation trust policy on containerd", () => {
     );
     expect(problems).toEqual([]);
   }, 240_000);
+
+  it("through a FIFO stdout every decision reaches the log, and SIGTERM ends the agent cleanly", async () => {
+    expect(answered.creates).toBeGreaterThan(0);
+    const d = agent!;
+    // Complete lines only: the reader may be copying the next one.
+    const records = () => {
+      const text = readFileSync(d.logFile, "utf8");
+      return text
+        .slice(0, text.lastIndexOf("\n") + 1)
+        .split("\n")
+        .filter((l) => l.startsWith("{"))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+    };
+    const audit = (event: string) => records().filter((r) => r.audit === true && r.event === event).length;
+    await waitFor(
+      "a pull audit record, and one per create",
+      () => audit("pull") > 0 && audit("create") === answered.creates,
+      30_000,
+    );
+    await d.stop("SIGTERM");
+    expect(d.child.exitCode).toBe(0);
+    expect(records().at(-1)).toMatchObject({ service: "tollgate-agent", msg: "stopped" });
+    agent = undefined;
+  }, 60_000);
 });

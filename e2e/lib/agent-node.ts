@@ -120,6 +120,7 @@ export async function startAgentProcess(
   node: AgentNode,
   logDir: string,
   timeoutMs = 60_000,
+  opts: { fifoStdout?: boolean } = {},
 ): Promise<Daemon> {
   const agent = startDaemon(
     "agent",
@@ -132,7 +133,7 @@ export async function startAgentProcess(
       "--config",
       node.configPath,
     ],
-    { logDir },
+    { logDir, fifoStdout: opts.fifoStdout },
   );
   await waitFor(
     "agent registered with NRI",
