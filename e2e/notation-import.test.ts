@@ -5,7 +5,7 @@
 // `notation verify` reading the same directory: several trust policies in one document,
 // scoped and "*", a scope miss, every level, an override, TSA on/off, verifyTimestamp.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,7 +16,7 @@ import {
   type DocCase,
   type TrustPolicyFixture,
 } from "../test/engine/notation/trustpolicy-fixture.js";
-import { type Daemon, waitFor } from "../test/support/procs.js";
+import { type Daemon, jsonLogRecords, waitFor } from "../test/support/procs.js";
 import { type LocalRegistry, startRegistry } from "../test/support/registry.js";
 import { repoRoot } from "../test/support/tools.js";
 import { agentStatus, startAgentNode, startAgentProcess } from "./lib/agent-node.js";
@@ -138,15 +138,7 @@ describe("imported notation trust policy on containerd", () => {
   it("through a FIFO stdout every decision reaches the log, and SIGTERM ends the agent cleanly", async () => {
     expect(answered.creates).toBeGreaterThan(0);
     const d = agent!;
-    // Complete lines only: the reader may be copying the next one.
-    const records = () => {
-      const text = readFileSync(d.logFile, "utf8");
-      return text
-        .slice(0, text.lastIndexOf("\n") + 1)
-        .split("\n")
-        .filter((l) => l.startsWith("{"))
-        .map((l) => JSON.parse(l) as Record<string, unknown>);
-    };
+    const records = () => jsonLogRecords(d.logFile);
     const audit = (event: string) => records().filter((r) => r.audit === true && r.event === event).length;
     await waitFor(
       "a pull audit record, and one per create",

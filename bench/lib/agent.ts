@@ -5,7 +5,7 @@ import http from "node:http";
 import path from "node:path";
 import { stringify } from "yaml";
 import type { AgentStatus, PullVerdictRequest, PullVerdictResponse } from "../../src/agent-api/types.js";
-import { type Daemon, startDaemon, waitFor } from "../../test/support/procs.js";
+import { type Daemon, jsonLogRecords, startDaemon, waitFor } from "../../test/support/procs.js";
 import { shippedAgentNodeFlags } from "../../test/support/shipped.js";
 
 export interface BenchAgentOptions {
@@ -139,15 +139,7 @@ export async function startBenchAgent(o: BenchAgentOptions): Promise<BenchAgent>
       },
       60_000,
     );
-  const records = () => {
-    // Complete lines only: the agent may be writing the next one.
-    const text = readFileSync(daemon.logFile, "utf8");
-    return text
-      .slice(0, text.lastIndexOf("\n") + 1)
-      .split("\n")
-      .filter((l) => l.startsWith("{"))
-      .map((l) => JSON.parse(l) as Record<string, unknown>);
-  };
+  const records = () => jsonLogRecords(daemon.logFile);
   const stops = () => records().filter((r) => r.bench === "stopped").length;
   const fail = async (e: unknown): Promise<never> => {
     await daemon.stop("SIGKILL");

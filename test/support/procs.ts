@@ -1,6 +1,6 @@
 // Daemons started by tests: each one is recorded by pid and stopped by that pid only.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, constants, mkdirSync, openSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
@@ -93,6 +93,19 @@ export function startDaemon(name: string, cmd: string, args: string[], opts: Sta
       await relayDone();
     },
   };
+}
+
+/**
+ * The JSON lines in a daemon's log file so far. Complete lines only: the daemon, or the relay
+ * copying its stdout, may be in the middle of the next one.
+ */
+export function jsonLogRecords(logFile: string): Array<Record<string, unknown>> {
+  const text = readFileSync(logFile, "utf8");
+  return text
+    .slice(0, text.lastIndexOf("\n") + 1)
+    .split("\n")
+    .filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
