@@ -21,17 +21,15 @@ export interface LogOutput {
   drain(timeoutMs: number): Promise<boolean>;
 }
 
-export function stdoutLog(
-  out: Writable = process.stdout,
-  warn: (line: string) => void = (line) => process.stderr.write(line),
-): LogOutput {
+export function stdoutLog(): LogOutput {
+  const out = process.stdout;
   // A write error (the reader is gone: EPIPE) leaves the lines nowhere to go. It must not
   // end the agent, and it is said once, on stderr.
   let failed = false;
   out.on("error", (e: NodeJS.ErrnoException) => {
     if (failed) return;
     failed = true;
-    warn(
+    process.stderr.write(
       `tollgate agent: standard output failed (${e.code ?? e.message}); log lines are dropped from now on\n`,
     );
   });
