@@ -1,6 +1,7 @@
 // Test PKI made with the real openssl CLI: roots, code-signing leaves (good, wrong EKU,
 // short-lived), a TSA, and a tiny RFC 3161 responder (`openssl ts -reply`) on loopback.
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -47,24 +48,26 @@ export const TSA_EXT = [
   "extendedKeyUsage = critical, timeStamping",
 ];
 
-export function makeRoot(dir: string, name: string, subject: Record<string, string>): KeyCert {
-  const d = path.join(dir, name);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(path.join(d, "req.cnf"), reqConfig(subject, CA_EXT));
-  ossl(
-    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "cert.pem"].concat([
-      "-days",
-      "30",
-      "-sha256",
-      "-config",
-      "req.cnf",
-      "-extensions",
-      "ext",
-    ]),
-    d,
-  );
+/** Validity of a test certificate; both ends are exact. */
+export interface Validity {
+  start: Date;
+  end: Date;
+}
+
+// Certificates start an hour in the past, as a real CA's do. A certificate whose notBefore
+// is "now" makes any check with a tolerance window (an RFC 3161 timestamp's accuracy, a
+// clock a second apart) depend on how fast the test ran between issuing and signing.
+const BACKDATE_MS = 3600_000;
+const DAY_MS = 86_400_000;
+
+function validFor(days: number): Validity {
+  const now = Date.now();
+  return { start: new Date(now - BACKDATE_MS), end: new Date(now + days * DAY_MS) };
+}
+
+function keyCert(d: string, name: string, chainTail: string): KeyCert {
   const certPem = readFileSync(path.join(d, "cert.pem"), "utf8");
-  writeFileSync(path.join(d, "chain.pem"), certPem);
+  writeFileSync(path.join(d, "chain.pem"), certPem + chainTail);
   return {
     name,
     keyPath: path.join(d, "key.pem"),
@@ -74,101 +77,85 @@ export function makeRoot(dir: string, name: string, subject: Record<string, stri
   };
 }
 
-/** A leaf issued by `issuer`; `validity` gives exact start/end (openssl ca), else 7 days. */
+/** A new key and CSR in `d` (key.pem, csr.pem) for `subject` with extensions `ext`. */
+function newRequest(d: string, subject: Record<string, string>, ext: string[]): void {
+  mkdirSync(d, { recursive: true });
+  writeFileSync(path.join(d, "req.cnf"), reqConfig(subject, ext));
+  ossl(
+    ["req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "key.pem", "-out", "csr.pem"].concat([
+      "-config",
+      "req.cnf",
+    ]),
+    d,
+  );
+}
+
+/**
+ * Signs `d`/csr.pem into `d`/cert.pem with `openssl ca`, the one openssl command that takes an
+ * exact start date. `issuer` undefined means self-signed with `d`/key.pem.
+ */
+function issue(d: string, issuer: KeyCert | undefined, validity: Validity): void {
+  const fmt = (t: Date) => `${t.toISOString().replace(/[-:T]/g, "").slice(0, 14)}Z`;
+  writeFileSync(path.join(d, "index.txt"), "");
+  // A random positive serial: leaves of one issuer must differ (CRL tests revoke by serial).
+  writeFileSync(
+    path.join(d, "serial"),
+    `${(randomBytes(8).readBigUInt64BE() >> 1n).toString(16).padStart(16, "0")}\n`,
+  );
+  writeFileSync(
+    path.join(d, "ca.cnf"),
+    [
+      "[ca]",
+      "default_ca = c",
+      "[c]",
+      `dir = ${d}`,
+      "database = $dir/index.txt",
+      "new_certs_dir = $dir",
+      "serial = $dir/serial",
+      "default_md = sha256",
+      "policy = p",
+      "unique_subject = no",
+      "[p]",
+      "countryName = optional",
+      "stateOrProvinceName = optional",
+      "localityName = optional",
+      "organizationName = optional",
+      "commonName = supplied",
+      "",
+    ].join("\n"),
+  );
+  const signer = issuer
+    ? ["-cert", issuer.certPath, "-keyfile", issuer.keyPath]
+    : ["-selfsign", "-keyfile", path.join(d, "key.pem")];
+  ossl(
+    ["ca", "-batch", "-notext", "-config", "ca.cnf", "-preserveDN", ...signer]
+      .concat(["-in", "csr.pem", "-out", "cert.pem", "-extfile", "req.cnf", "-extensions", "ext"])
+      .concat(["-startdate", fmt(validity.start), "-enddate", fmt(validity.end)]),
+    d,
+  );
+}
+
+/** A self-signed CA, valid from an hour ago for 30 days. */
+export function makeRoot(dir: string, name: string, subject: Record<string, string>): KeyCert {
+  const d = path.join(dir, name);
+  newRequest(d, subject, CA_EXT);
+  issue(d, undefined, validFor(30));
+  return keyCert(d, name, "");
+}
+
+/** A leaf issued by `issuer`; `validity` gives exact start/end, else from an hour ago for 7 days. */
 export function makeLeaf(
   dir: string,
   name: string,
   subject: Record<string, string>,
   issuer: KeyCert,
   ext: string[],
-  validity?: { start: Date; end: Date },
+  validity: Validity = validFor(7),
 ): KeyCert {
   const d = path.join(dir, name);
-  mkdirSync(d, { recursive: true });
-  writeFileSync(path.join(d, "req.cnf"), reqConfig(subject, ext));
-  ossl(
-    [
-      "req",
-      "-new",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-keyout",
-      "key.pem",
-      "-out",
-      "csr.pem",
-      "-config",
-      "req.cnf",
-    ],
-    d,
-  );
-  if (!validity) {
-    ossl(
-      [
-        "x509",
-        "-req",
-        "-in",
-        "csr.pem",
-        "-CA",
-        issuer.certPath,
-        "-CAkey",
-        issuer.keyPath,
-        "-CAcreateserial",
-      ].concat(["-days", "7", "-sha256", "-extfile", "req.cnf", "-extensions", "ext", "-out", "cert.pem"]),
-      d,
-    );
-  } else {
-    const fmt = (t: Date) => `${t.toISOString().replace(/[-:T]/g, "").slice(0, 14)}Z`;
-    writeFileSync(path.join(d, "index.txt"), "");
-    writeFileSync(path.join(d, "serial"), `${Date.now().toString(16).padStart(16, "0")}\n`);
-    writeFileSync(
-      path.join(d, "ca.cnf"),
-      [
-        "[ca]",
-        "default_ca = c",
-        "[c]",
-        `dir = ${d}`,
-        "database = $dir/index.txt",
-        "new_certs_dir = $dir",
-        "serial = $dir/serial",
-        "default_md = sha256",
-        "policy = p",
-        "unique_subject = no",
-        "[p]",
-        "countryName = optional",
-        "stateOrProvinceName = optional",
-        "localityName = optional",
-        "organizationName = optional",
-        "commonName = supplied",
-        "",
-      ].join("\n"),
-    );
-    ossl(
-      ["ca", "-batch", "-notext", "-config", "ca.cnf", "-preserveDN", "-cert", issuer.certPath, "-keyfile"]
-        .concat([
-          issuer.keyPath,
-          "-in",
-          "csr.pem",
-          "-out",
-          "cert.pem",
-          "-extfile",
-          "req.cnf",
-          "-extensions",
-          "ext",
-        ])
-        .concat(["-startdate", fmt(validity.start), "-enddate", fmt(validity.end)]),
-      d,
-    );
-  }
-  const certPem = readFileSync(path.join(d, "cert.pem"), "utf8");
-  writeFileSync(path.join(d, "chain.pem"), certPem + readFileSync(issuer.chainPath, "utf8"));
-  return {
-    name,
-    keyPath: path.join(d, "key.pem"),
-    certPath: path.join(d, "cert.pem"),
-    chainPath: path.join(d, "chain.pem"),
-    certPem,
-  };
+  newRequest(d, subject, ext);
+  issue(d, issuer, validity);
+  return keyCert(d, name, readFileSync(issuer.chainPath, "utf8"));
 }
 
 /** DER certificates of a PEM chain file, leaf first. */
