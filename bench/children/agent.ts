@@ -8,7 +8,8 @@
 // fresh process each time: V8 optimizes the per-create code only after thousands of calls,
 // and a node's agent, which runs for days, has long done so.
 import { loadConfig } from "../../src/config/agent.js";
-import { type AgentHandle, agentLogger, agentMain, startAgent } from "../../src/agent/main.js";
+import { agentLogger, agentMain, startAgent } from "../../src/agent/main.js";
+import { keepResident } from "../lib/resident.js";
 
 const crash = (e: unknown) => {
   process.stderr.write(`bench agent crashed: ${(e as Error).stack ?? String(e)}\n`);
@@ -18,27 +19,13 @@ const crash = (e: unknown) => {
 async function resident(argv: string[]): Promise<void> {
   const cfg = await loadConfig({ argv, env: process.env });
   const { log, output } = agentLogger(cfg);
-  let agent: AgentHandle | undefined = await startAgent(cfg, log);
-  // Stopped, the agent holds no handle that keeps the process alive: this does.
-  setInterval(() => {}, 1 << 30);
-  let busy = Promise.resolve();
-  process.on("SIGUSR2", () => {
-    busy = busy.then(async () => {
-      if (agent) {
-        await agent.stop();
-        agent = undefined;
-        log.info({ bench: "stopped" }, "bench: agent stopped");
-      } else {
-        agent = await startAgent(cfg, log);
-        log.info({ bench: "started" }, "bench: agent started");
-      }
-    }, crash);
-  });
-  process.on("SIGTERM", () => {
-    busy
-      .then(() => agent?.stop())
-      .then(() => output.drain(2_000))
-      .then(() => process.exit(0), crash);
+  keepResident({
+    first: await startAgent(cfg, log),
+    start: () => startAgent(cfg, log),
+    stopped: () => log.info({ bench: "stopped" }, "bench: agent stopped"),
+    started: () => log.info({ bench: "started" }, "bench: agent started"),
+    beforeExit: () => output.drain(2_000),
+    fail: crash,
   });
 }
 

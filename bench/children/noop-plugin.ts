@@ -5,6 +5,7 @@
 // a new plugin in the same process: the benchmark takes it out of containerd's path between
 // its blocks without losing what V8 optimized, as a node's long-running plugin keeps it.
 import { NriPlugin } from "../../src/nri-plugin/plugin.js";
+import { keepResident } from "../lib/resident.js";
 
 const socketPath = process.argv[2]!;
 const fail = (e: unknown) => {
@@ -24,19 +25,9 @@ const startPlugin = () => {
   p.start().catch(fail);
   return p;
 };
-let plugin: NriPlugin | undefined = startPlugin();
-// Unregistered, the plugin holds no handle that keeps the process alive: this does.
-setInterval(() => {}, 1 << 30);
-let busy = Promise.resolve();
-process.on("SIGUSR2", () => {
-  busy = busy.then(async () => {
-    if (plugin) {
-      await plugin.stop();
-      plugin = undefined;
-      process.stdout.write("unregistered\n");
-    } else plugin = startPlugin();
-  }, fail);
-});
-process.on("SIGTERM", () => {
-  busy.then(() => plugin?.stop()).finally(() => process.exit(0));
+keepResident({
+  first: startPlugin(),
+  start: startPlugin,
+  stopped: () => process.stdout.write("unregistered\n"),
+  fail,
 });
